@@ -1,0 +1,61 @@
+"""Reading checkpoint files safely, with one-line errors."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import AlgmExportError
+
+UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def read_torch_file(path: Path, trust: bool = False) -> Any:
+    """``torch.load`` on CPU, with ``weights_only=True`` unless ``trust``; raises AlgmExportError on failure."""
+    if not path.is_file():
+        raise AlgmExportError(f"{path}: no such file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as error:
+        found = UNSAFE_GLOBAL.search(str(error))
+        if found or "Weights only load failed" in str(error):
+            what = f" ({found.group(1)})" if found else ""
+            raise AlgmExportError(
+                f"{path}: the file needs code to unpickle{what}; pass --trust-checkpoint "
+                "(trust_checkpoint=True) only if you trust its source"
+            ) from error
+        raise AlgmExportError(f"{path}: not a readable PyTorch checkpoint ({first_line(error)})") from error
+    except Exception as error:  # torch raises RuntimeError, KeyError, EOFError... for damaged files
+        raise AlgmExportError(
+            f"{path}: not a readable PyTorch checkpoint (truncated or another format: {first_line(error)})"
+        ) from error
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception message, shortened, for one-line reports."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def check_state_dict(path: Path, state_dict: dict[str, Any], expected: dict[str, torch.Tensor]) -> None:
+    """Raise AlgmExportError unless ``state_dict`` has exactly the keys and shapes of ``expected``."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise AlgmExportError(f"{path}: the weights are not a state dict of tensors")
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = [
+        f"{key} {list(state_dict[key].shape)} != {list(value.shape)}"
+        for key, value in expected.items()
+        if key in state_dict and tuple(state_dict[key].shape) != tuple(value.shape)
+    ]
+    problems = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
+        if items:
+            shown = ", ".join(items[:3]) + (f", ... ({len(items)} in all)" if len(items) > 3 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise AlgmExportError(f"{path}: weights do not match the model config; " + "; ".join(problems))

@@ -1,0 +1,54 @@
+"""``load_segmenter``: one entry point for research checkpoints and bundles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..config import ALGMConfig
+from ..errors import AlgmExportError
+from ..models.segmenter import Segmenter
+from .bundle import is_bundle, read_bundle
+from .files import check_state_dict, read_torch_file
+from .research import configs_from_variant, read_variant, variant_path
+
+AUTO = "auto"
+
+
+def load_segmenter(path: str | os.PathLike, algm: ALGMConfig | str | None = AUTO,
+                   trust_checkpoint: bool = False) -> Segmenter:
+    """Load a trained Segmenter in eval mode.
+
+    ``path``: a research ``checkpoint.pth`` (any name) with ``variant.yml`` beside it, or a bundle written by
+    :func:`save_bundle`. ``algm``: ``"auto"`` uses the ALGM settings stored with the checkpoint, ``None``
+    gives the dense model, an :class:`ALGMConfig` overrides. Files that need unpickling code are refused
+    unless ``trust_checkpoint``. Raises :class:`AlgmExportError` with a one-line reason.
+    """
+    path = Path(path)
+    data = read_torch_file(path, trust_checkpoint)
+    if is_bundle(data):
+        config, stored_algm, state_dict = read_bundle(path, data)
+    elif isinstance(data, dict) and "model" in data:
+        state_dict = data["model"]
+        if not isinstance(state_dict, dict):
+            raise AlgmExportError(f"{path}: 'model' entry is not a state dict")
+        config, stored_algm = configs_from_variant(variant_path(path), read_variant(variant_path(path)), state_dict)
+    else:
+        raise AlgmExportError(f"{path}: neither a research checkpoint (dict with 'model') nor an algm-export bundle")
+
+    chosen = stored_algm if algm == AUTO else algm
+    if chosen is not None and not isinstance(chosen, ALGMConfig):
+        raise AlgmExportError(f"algm must be 'auto', None or an ALGMConfig, got {chosen!r}")
+    if chosen is not None:
+        try:
+            chosen.validate(config.n_layers, config.grid)
+        except AlgmExportError as error:
+            source = path if algm == AUTO else "ALGM override"
+            raise AlgmExportError(f"{source}: {error}") from error
+    with torch.device("cpu"):
+        model = Segmenter(config, chosen)
+    check_state_dict(path, state_dict, model.state_dict())
+    model.load_state_dict(state_dict, strict=True)
+    return model.eval()

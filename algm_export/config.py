@@ -1,0 +1,138 @@
+"""Plain-data descriptions of a Segmenter model and of its ALGM merging settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import AlgmExportError
+
+NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "vit": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "deit": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+DECODER_NAMES = ("linear", "mask_transformer")
+
+
+@dataclass(frozen=True)
+class ALGMConfig:
+    """Where and how ALGM merges tokens.
+
+    ``layers`` are 1-based encoder block numbers: the first runs CLAP (local merging inside
+    ``window``-sized windows, for windows whose mean cosine similarity is at least ``threshold``),
+    every later one runs GBM (global bipartite merging with the adaptive threshold).
+    """
+
+    layers: tuple[int, ...] = (1, 5)
+    window: tuple[int, int] = (2, 2)
+    threshold: float = 0.88
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(v) for v in self.layers))
+        object.__setattr__(self, "window", tuple(int(v) for v in self.window))
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    def validate(self, n_layers: int, grid: tuple[int, int] | None = None) -> None:
+        """Raise :class:`AlgmExportError` unless the settings fit an encoder of ``n_layers`` blocks
+        and, when given, a patch grid ``(rows, cols)``."""
+        if not self.layers:
+            raise AlgmExportError("ALGM needs at least one merge layer")
+        if list(self.layers) != sorted(set(self.layers)):
+            raise AlgmExportError(f"ALGM layers must be strictly increasing, got {list(self.layers)}")
+        if self.layers[0] < 1 or self.layers[-1] > n_layers:
+            raise AlgmExportError(
+                f"ALGM layers {list(self.layers)} out of range: the encoder has blocks 1..{n_layers}"
+            )
+        if len(self.window) != 2 or min(self.window) < 1 or self.window[0] * self.window[1] < 2:
+            raise AlgmExportError(f"ALGM window must be two positive sizes covering >= 2 tokens, got {list(self.window)}")
+        if not 0.0 < self.threshold <= 1.5:
+            raise AlgmExportError(f"ALGM threshold must lie in (0, 1.5], got {self.threshold}")
+        if grid is not None and (grid[0] % self.window[0] or grid[1] % self.window[1]):
+            raise AlgmExportError(
+                f"ALGM window {self.window[0]}x{self.window[1]} does not tile the {grid[0]}x{grid[1]} patch grid"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types, for YAML/JSON/bundles."""
+        return {"layers": list(self.layers), "window": list(self.window), "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ALGMConfig":
+        """Inverse of :meth:`to_dict`."""
+        return cls(layers=tuple(data["layers"]), window=tuple(data["window"]), threshold=float(data["threshold"]))
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel mean/std applied to RGB images scaled to [0, 1]."""
+
+    name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def named(cls, name: str) -> "Normalization":
+        """The normalization the research code calls ``name`` (``vit`` or ``deit``)."""
+        if name not in NORMALIZATIONS:
+            raise AlgmExportError(f"unknown normalization {name!r} (known: {', '.join(NORMALIZATIONS)})")
+        mean, std = NORMALIZATIONS[name]
+        return cls(name, mean, std)
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Architecture of a Segmenter: ViT encoder plus a linear or mask-transformer decoder."""
+
+    backbone: str
+    d_model: int
+    n_heads: int
+    n_layers: int
+    d_ff: int
+    patch_size: int
+    image_size: tuple[int, int]
+    n_cls: int
+    decoder: str = "mask_transformer"
+    decoder_layers: int = 2
+    distilled: bool = False
+    encoder_head_classes: int = 1000
+    normalization: Normalization = field(default_factory=lambda: Normalization.named("vit"))
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.decoder not in DECODER_NAMES:
+            raise AlgmExportError(f"unknown decoder {self.decoder!r} (known: {', '.join(DECODER_NAMES)})")
+        if self.d_model % self.n_heads:
+            raise AlgmExportError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.image_size[0] % self.patch_size or self.image_size[1] % self.patch_size:
+            raise AlgmExportError(f"image size {list(self.image_size)} is not a multiple of patch size {self.patch_size}")
+        if self.class_names and len(self.class_names) != self.n_cls:
+            raise AlgmExportError(f"{len(self.class_names)} class names given for {self.n_cls} classes")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Patch grid (rows, cols) at the training image size."""
+        return self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size
+
+    def names(self) -> tuple[str, ...]:
+        """Class names, or ``class_0 ...`` when the checkpoint carries none."""
+        return self.class_names or tuple(f"class_{i}" for i in range(self.n_cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types, for bundles and sidecars."""
+        data = asdict(self)
+        data["image_size"] = list(self.image_size)
+        data["class_names"] = list(self.class_names)
+        data["normalization"] = {"name": self.normalization.name, "mean": list(self.normalization.mean),
+                                 "std": list(self.normalization.std)}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SegmenterConfig":
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        norm = data.pop("normalization")
+        data["normalization"] = Normalization(norm["name"], tuple(norm["mean"]), tuple(norm["std"]))
+        return cls(**data)

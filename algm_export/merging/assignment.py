@@ -1,0 +1,105 @@
+"""Which token goes where: the data-dependent half of the two ALGM merges, in plain PyTorch.
+
+Each merge is written as a *slot assignment*: for every input token, the index of the output token
+it is averaged into. The output sequence is then a size-weighted scatter-mean of the inputs by slot
+(:func:`algm_export.merging.ops.scatter_mean`). This form is what every backend of the project
+implements (ONNX lowering, C++/CUDA kernels), so they all share one definition:
+
+* ties in similarity are broken towards the lower index (a stable descending sort);
+* cosine similarity uses ``x / max(||x||, 1e-12)``, so a zero-norm token has similarity 0, never NaN;
+* all similarity and threshold arithmetic runs in float32 whatever the activation dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+NORM_EPS = 1e-12
+
+
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Rows of ``x`` scaled to unit L2 norm in float32 (zero rows stay zero)."""
+    return F.normalize(x.float(), dim=-1, eps=NORM_EPS)
+
+
+def descending_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry along dim 1 in a stable descending order (0 = largest; ties: lower index first)."""
+    order = torch.sort(values, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(values.shape[1], device=values.device).expand_as(order))
+    return ranks
+
+
+def window_of_patch(grid: tuple[int, int], window: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """For each patch in raster order, the raster index of the window that contains it. Shape ``[N]``."""
+    rows = torch.arange(grid[0], device=device) // window[0]
+    cols = torch.arange(grid[1], device=device) // window[1]
+    return (rows[:, None] * (grid[1] // window[1]) + cols[None, :]).reshape(-1)
+
+
+def window_similarity(patches: torch.Tensor, grid: tuple[int, int], window: tuple[int, int]) -> torch.Tensor:
+    """Mean pairwise cosine similarity (self-pairs excluded) of the tokens of each window.
+
+    ``patches``: ``[B, N, C]`` patch tokens in raster order. Returns ``[B, W]`` float32, windows in raster order.
+    """
+    batch, _, channels = patches.shape
+    wh, ww = window
+    k = wh * ww
+    units = unit_rows(patches).reshape(batch, grid[0] // wh, wh, grid[1] // ww, ww, channels)
+    units = units.permute(0, 1, 3, 2, 4, 5).reshape(batch, -1, k, channels)
+    gram = units @ units.transpose(-1, -2)
+    off_diagonal = 1.0 - torch.eye(k, device=patches.device)
+    return (gram * off_diagonal).sum(dim=(-1, -2)) / float(k * (k - 1))
+
+
+def local_assignment(
+    x: torch.Tensor, grid: tuple[int, int], window: tuple[int, int], threshold: float
+) -> tuple[torch.Tensor, int]:
+    """CLAP slot assignment for ``x`` = ``[B, 1+N, C]`` (class token first).
+
+    r = min over the batch of the number of windows with similarity >= ``threshold``; each image merges
+    its r most similar windows. Output order: class token, the r merged windows by descending similarity,
+    then the tokens of the other windows in raster order. Returns (slots ``[B, 1+N]`` int64, 1 + r + N - k*r).
+    """
+    n_patches = x.shape[1] - 1
+    k = window[0] * window[1]
+    similarity = window_similarity(x[:, 1:], grid, window)
+    r = int((similarity >= threshold).sum(dim=1).min())
+    window_rank = descending_ranks(similarity)
+    patch_window = window_of_patch(grid, window, x.device)
+    patch_rank = window_rank[:, patch_window]
+    merged = patch_rank < r
+    kept_before = torch.cumsum((~merged).long(), dim=1) - 1
+    patch_slots = torch.where(merged, 1 + patch_rank, 1 + r + kept_before)
+    slots = torch.cat([torch.zeros_like(patch_slots[:, :1]), patch_slots], dim=1)
+    return slots, 1 + r + n_patches - k * r
+
+
+def global_assignment(x: torch.Tensor, layer_number: int) -> tuple[torch.Tensor, int]:
+    """GBM slot assignment for ``x`` = ``[B, T, C]`` (class token first).
+
+    A = even positions (class token = A[0], never merged), B = odd positions. Each A token's best cosine
+    match in B; threshold t = mean over images of the mean best score (class token excluded) + mean over
+    images of the unbiased std of those scores / ``layer_number``; r = min over the batch of the number of
+    A tokens with score >= t; each image merges its r best-scoring A tokens into their B match.
+    Output order: the unmerged A tokens in order, then all B tokens in order. Returns (slots ``[B, T]``, T - r).
+    """
+    units = unit_rows(x)
+    a, b = units[:, ::2], units[:, 1::2]
+    n_a = a.shape[1]
+    scores = a @ b.transpose(-1, -2)
+    scores[:, 0, :] = -torch.inf
+    best_match = scores.argmax(dim=-1)
+    best_score = scores.gather(-1, best_match[..., None])[..., 0]
+    candidates = best_score[:, 1:]
+    threshold = candidates.mean(dim=1).mean() + candidates.std(dim=1).mean() / layer_number
+    r = int((best_score >= threshold).sum(dim=1).min())
+    merged = descending_ranks(best_score) < r
+    kept_before = torch.cumsum((~merged).long(), dim=1) - 1
+    a_slots = torch.where(merged, n_a - r + best_match, kept_before)
+    b_slots = (n_a - r + torch.arange(b.shape[1], device=x.device)).expand(x.shape[0], -1)
+    slots = torch.empty(x.shape[:2], dtype=torch.long, device=x.device)
+    slots[:, ::2] = a_slots
+    slots[:, 1::2] = b_slots
+    return slots, x.shape[1] - r

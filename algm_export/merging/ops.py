@@ -1,0 +1,106 @@
+"""The ``algm`` custom ops: local_merge, global_merge, unmerge.
+
+Registered with ``torch.library.custom_op`` so that eager PyTorch runs them (CPU and CUDA, through the
+plain tensor code below) and ``torch.export`` / the dynamo ONNX exporter see each as ONE op whose token
+count is data-dependent (declared in the fake implementations with ``new_dynamic_size``).
+
+Tensor contract (B images, T tokens with the class token first, N = grid_h * grid_w patches):
+
+* ``local_merge(x[B,T,C], grid_h, grid_w, window_h, window_w, threshold)``
+  -> ``(x'[B,T',C], sizes[B,T'] float32, token_map[B,N] int32)``
+* ``global_merge(x[B,T,C], sizes[B,T] float32, token_map[B,N] int32, layer_number)``
+  -> ``(x'[B,T',C], sizes'[B,T'] float32, token_map'[B,N] int32)``
+* ``unmerge(values[B,T-1,K], token_map[B,N] int32)`` -> ``[B,N,K]``
+
+``token_map[b, p]`` is the index, among the patch tokens (class token excluded), of the token that holds
+patch ``p``; merged tokens are size-weighted means of their members and ``sizes`` counts members.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .assignment import global_assignment, local_assignment
+
+MAP_DTYPE = torch.int32
+
+
+def scatter_mean(
+    x: torch.Tensor, sizes: torch.Tensor, slots: torch.Tensor, n_out: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Size-weighted mean of the rows of ``x`` [B,T,C] grouped by ``slots`` [B,T] into ``n_out`` rows.
+
+    Accumulates in float32; returns (means in ``x.dtype`` [B,n_out,C], summed sizes float32 [B,n_out]).
+    """
+    batch, tokens, channels = x.shape
+    flat_slots = (slots + n_out * torch.arange(batch, device=x.device)[:, None]).reshape(-1)
+    weighted = (x.float() * sizes[..., None]).reshape(batch * tokens, channels)
+    sums = torch.zeros(batch * n_out, channels, device=x.device).index_add_(0, flat_slots, weighted)
+    new_sizes = torch.zeros(batch * n_out, device=x.device).index_add_(0, flat_slots, sizes.reshape(-1))
+    means = (sums / new_sizes[:, None]).reshape(batch, n_out, channels).to(x.dtype)
+    return means, new_sizes.reshape(batch, n_out)
+
+
+def _patch_slots(slots: torch.Tensor) -> torch.Tensor:
+    """Output patch-token index of each input patch token (slots without the class token, minus one)."""
+    return slots[:, 1:] - 1
+
+
+@torch.library.custom_op("algm::local_merge", mutates_args=())
+def local_merge(
+    x: torch.Tensor, grid_h: int, grid_w: int, window_h: int, window_w: int, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CLAP: merge the most similar ``window_h x window_w`` windows of the patch grid (see module doc)."""
+    if x.shape[1] != 1 + grid_h * grid_w:
+        raise ValueError(f"local_merge: {x.shape[1]} tokens do not match 1 + {grid_h}x{grid_w} patches")
+    if grid_h % window_h or grid_w % window_w:
+        raise ValueError(f"local_merge: window {window_h}x{window_w} does not tile the {grid_h}x{grid_w} grid")
+    with torch.no_grad():
+        slots, n_out = local_assignment(x, (grid_h, grid_w), (window_h, window_w), threshold)
+        ones = torch.ones(x.shape[:2], device=x.device)
+        merged, sizes = scatter_mean(x, ones, slots, n_out)
+    return merged, sizes, _patch_slots(slots).to(MAP_DTYPE)
+
+
+@torch.library.custom_op("algm::global_merge", mutates_args=())
+def global_merge(
+    x: torch.Tensor, sizes: torch.Tensor, token_map: torch.Tensor, layer_number: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GBM: bipartite merging with the adaptive threshold of layer ``layer_number`` (see module doc)."""
+    with torch.no_grad():
+        slots, n_out = global_assignment(x, layer_number)
+        merged, new_sizes = scatter_mean(x, sizes, slots, n_out)
+        new_map = _patch_slots(slots).gather(1, token_map.long())
+    return merged, new_sizes, new_map.to(MAP_DTYPE)
+
+
+@torch.library.custom_op("algm::unmerge", mutates_args=())
+def unmerge(values: torch.Tensor, token_map: torch.Tensor) -> torch.Tensor:
+    """Spread per-token ``values`` [B,M,K] back onto the patch grid: ``out[b,p] = values[b, token_map[b,p]]``."""
+    index = token_map.long()[..., None].expand(-1, -1, values.shape[-1])
+    return values.gather(1, index)
+
+
+def _merged_shapes(x: torch.Tensor, n_patches: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n_out = torch.library.get_ctx().new_dynamic_size(min=2, max=1 + n_patches)
+    batch, _, channels = x.shape
+    return (
+        x.new_empty(batch, n_out, channels),
+        x.new_empty(batch, n_out, dtype=torch.float32),
+        x.new_empty(batch, n_patches, dtype=MAP_DTYPE),
+    )
+
+
+@local_merge.register_fake
+def _local_merge_fake(x, grid_h, grid_w, window_h, window_w, threshold):
+    return _merged_shapes(x, grid_h * grid_w)
+
+
+@global_merge.register_fake
+def _global_merge_fake(x, sizes, token_map, layer_number):
+    return _merged_shapes(x, token_map.shape[1])
+
+
+@unmerge.register_fake
+def _unmerge_fake(values, token_map):
+    return values.new_empty(values.shape[0], token_map.shape[1], values.shape[2])

@@ -1,0 +1,1 @@
+"""Segmenter model: timm ViT encoder with ALGM merges, linear and mask-transformer decoders."""

@@ -1,0 +1,87 @@
+"""Segmenter's ViT encoder: a timm VisionTransformer run block by block, with ALGM merges inside blocks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.models.deit import VisionTransformerDistilled
+from timm.models.vision_transformer import Block, VisionTransformer
+
+from ..config import ALGMConfig, SegmenterConfig
+from ..merging.ops import global_merge, local_merge
+
+
+def build_vit(config: SegmenterConfig) -> VisionTransformer:
+    """A timm ViT whose parameter names and LayerNorm eps (1e-5) match Segmenter's research checkpoints."""
+    vit_class = VisionTransformerDistilled if config.distilled else VisionTransformer
+    vit = vit_class(
+        img_size=config.image_size,
+        patch_size=config.patch_size,
+        embed_dim=config.d_model,
+        depth=config.n_layers,
+        num_heads=config.n_heads,
+        mlp_ratio=config.d_ff / config.d_model,
+        qkv_bias=True,
+        num_classes=config.encoder_head_classes,
+        norm_layer=nn.LayerNorm,
+    )
+    vit.patch_embed.strict_img_size = False
+    return vit
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int],
+                     num_prefix: int) -> torch.Tensor:
+    """Bilinearly resize the grid part of ``pos_embed`` [1, prefix+N, C] from ``old_grid`` to ``new_grid``."""
+    if tuple(old_grid) == tuple(new_grid):
+        return pos_embed
+    prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
+    grid = grid.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=new_grid, mode="bilinear", align_corners=False)
+    return torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1)], dim=1)
+
+
+def attention_half(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """First residual half of a timm block: ``x + attn(norm1(x))``."""
+    return x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
+
+
+def mlp_half(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """Second residual half of a timm block: ``x + mlp(norm2(x))``."""
+    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+
+
+def encode(
+    vit: VisionTransformer, images: torch.Tensor, train_grid: tuple[int, int], algm: ALGMConfig | None
+) -> tuple[torch.Tensor, torch.Tensor | None, list]:
+    """Run ``vit`` on ``images`` (sides multiples of the patch size), merging tokens where ``algm`` says.
+
+    Merges run between the attention residual and the MLP of the selected blocks: CLAP in the first,
+    GBM in the others. Returns the normalized tokens ``[B, prefix + M, C]``, the patch->token map
+    (None when dense) and the token count after each merge.
+    """
+    patch = vit.patch_embed.patch_size
+    grid = (images.shape[2] // patch[0], images.shape[3] // patch[1])
+    patches = vit.patch_embed(images)
+    prefix = [vit.cls_token.expand(patches.shape[0], -1, -1)]
+    if getattr(vit, "dist_token", None) is not None:
+        prefix.append(vit.dist_token.expand(patches.shape[0], -1, -1))
+    x = torch.cat(prefix + [patches], dim=1)
+    x = vit.pos_drop(x + resize_pos_embed(vit.pos_embed, train_grid, grid, vit.num_prefix_tokens))
+    x = vit.norm_pre(x)
+
+    merge_layers = algm.layers if algm is not None else ()
+    sizes = token_map = None
+    counts = []
+    for number, block in enumerate(vit.blocks, start=1):
+        if number not in merge_layers:
+            x = block(x)
+            continue
+        x = attention_half(block, x)
+        if token_map is None:
+            x, sizes, token_map = local_merge(x, grid[0], grid[1], algm.window[0], algm.window[1], algm.threshold)
+        else:
+            x, sizes, token_map = global_merge(x, sizes, token_map, number)
+        x = mlp_half(block, x)
+        counts.append(x.shape[1])
+    return vit.norm(x), token_map, counts

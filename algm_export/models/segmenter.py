@@ -1,0 +1,64 @@
+"""Segmenter (ViT encoder + decoder) with optional ALGM token merging."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import ALGMConfig, SegmenterConfig
+from ..merging.ops import unmerge
+from .decoders import build_decoder
+from .encoder import build_vit, encode
+
+
+class Segmenter(nn.Module):
+    """``model(images)``: normalized ``[B,3,H,W]`` float -> logits ``[B,n_cls,H,W]``.
+
+    Images are zero-padded to a multiple of the patch size and the logits cropped back. With ALGM the
+    decoder runs on the merged tokens and its outputs are spread back onto the patch grid (unmerge)
+    before the bilinear upsampling. ``token_counts`` holds the token count (class token included)
+    after each merge of the last forward call.
+    """
+
+    def __init__(self, config: SegmenterConfig, algm: ALGMConfig | None = None):
+        super().__init__()
+        if algm is not None:
+            algm.validate(config.n_layers, config.grid)
+        self.config = config
+        self.algm = algm
+        self.encoder = build_vit(config)
+        self.decoder = build_decoder(config)
+        self.token_counts: list[int] = []
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        """Per-channel mean the model expects (images in [0, 1] before normalization)."""
+        return self.config.normalization.mean
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        """Per-channel std the model expects."""
+        return self.config.normalization.std
+
+    def set_algm(self, algm: ALGMConfig | None) -> None:
+        """Switch merging on (with ``algm``) or off (None) without touching the weights."""
+        if algm is not None:
+            algm.validate(self.config.n_layers, self.config.grid)
+        self.algm = algm
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits at the input resolution."""
+        height, width = images.shape[2], images.shape[3]
+        patch = self.config.patch_size
+        padded = F.pad(images, (0, -width % patch, 0, -height % patch))
+        grid = (padded.shape[2] // patch, padded.shape[3] // patch)
+        tokens, token_map, counts = encode(self.encoder, padded, self.config.grid, self.algm)
+        scores = self.decoder(tokens[:, self.encoder.num_prefix_tokens:])
+        if token_map is not None:
+            scores = unmerge(scores, token_map)
+        if not torch.compiler.is_exporting():
+            self.token_counts = [int(c) for c in counts]
+        masks = scores.transpose(1, 2).reshape(images.shape[0], self.config.n_cls, grid[0], grid[1])
+        masks = F.interpolate(masks, size=padded.shape[2:], mode="bilinear", align_corners=False)
+        return masks[:, :, :height, :width]

@@ -1,0 +1,38 @@
+"""Shared fixtures: a small random-weight Segmenter and the real sample photos at 512x512."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from algm_export.photos import SAMPLE_PHOTOS, sample_photos
+from algm_export.preprocess import make_batch
+from algm_export.samples import make_sample_segmenter, write_sample_checkpoint
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """ViT-Tiny/16 Segmenter (mask transformer, 150 classes, ALGM layers 1 and 5), random weights."""
+    return make_sample_segmenter("tiny")
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    """astronaut, chelsea, coffee, rocket as RGB uint8."""
+    return sample_photos()
+
+
+@pytest.fixture(scope="session")
+def photo_batch(tiny_model, photos) -> torch.Tensor:
+    """The four photos resized to 512x512 and normalized: [4, 3, 512, 512] in SAMPLE_PHOTOS order."""
+    return torch.from_numpy(make_batch([photos[n] for n in SAMPLE_PHOTOS], (512, 512),
+                                       tiny_model.config.normalization))
+
+
+@pytest.fixture(scope="session")
+def research_checkpoint(tmp_path_factory):
+    """A sample research checkpoint folder (checkpoint.pth + variant.yml) of the tiny model."""
+    return write_sample_checkpoint(tmp_path_factory.mktemp("research") / "vit_tiny")

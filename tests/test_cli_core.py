@@ -1,0 +1,77 @@
+"""``algm-export MODEL``: summary, overrides, help and one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from algm_export.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_documents_every_pipeline_flag():
+    result = subprocess.run([sys.executable, "-m", "algm_export", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--output", "--image-size", "--batch", "--verify-batch", "--images", "--fp16", "--int8",
+                 "--layers", "--window", "--threshold", "--dense", "--trust-checkpoint", "--verbose"):
+        assert flag in result.stdout, flag
+
+
+def test_console_script_prints_summary_and_token_counts(research_checkpoint):
+    script = shutil.which("algm-export")
+    assert script, "the algm-export console script is not installed"
+    result = subprocess.run([script, str(research_checkpoint)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "vit_tiny_patch16_384: 12 blocks, d_model 192" in result.stdout
+    assert "150: wall, building, sky" in result.stdout
+    assert "mean [0.5, 0.5, 0.5]" in result.stdout
+    assert "CLAP in block 1 (window 2x2, threshold 0.88), GBM in block 5" in result.stdout
+    assert "1025 -> 755 -> 543 on the sample photo 'astronaut'" in result.stdout
+
+
+def test_overrides(capsys, research_checkpoint):
+    code, out, _ = run_cli(capsys, research_checkpoint, "--layers", "1", "--threshold", "1.2")
+    assert code == 0 and "1025 -> 1025 on the sample photo" in out
+    code, out, _ = run_cli(capsys, research_checkpoint, "--dense")
+    assert code == 0 and "none (dense model)" in out and "no merging" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["missing.pt"], "missing.pt: no such file"),
+    (["{ckpt}", "--threshold", "2"], r"threshold must lie in (0, 1.5]"),
+    (["{ckpt}", "--threshold", "0"], r"threshold must lie in (0, 1.5]"),
+    (["{ckpt}", "--layers", "1,13"], "out of range: the encoder has blocks 1..12"),
+    (["{ckpt}", "--layers", "5,1"], "strictly increasing"),
+    (["{ckpt}", "--window", "3x3"], "does not tile the 32x32 patch grid"),
+    (["{ckpt}", "--image-size", "500"], "not a multiple of the patch size 16"),
+    (["{ckpt}", "--image-size", "528"], "does not tile the 33x33 patch grid"),
+    (["{ckpt}", "--dense", "--threshold", "0.9"], "--dense cannot be combined"),
+    (["{ckpt}", "--int8"], "--int8 is not available"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, research_checkpoint, tmp_path, monkeypatch,
+                                                         argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, *[a.format(ckpt=research_checkpoint) for a in argv])
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verbose_shows_traceback(capsys, tmp_path):
+    code, _, err = run_cli(capsys, tmp_path / "missing.pt", "--verbose")
+    assert code == 2 and "Traceback" in err and "no such file" in err
+
+
+def test_argument_syntax_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["x.pt", "--window", "2xa"])
+    assert stop.value.code == 2
+    assert "expected SIZE or HEIGHTxWIDTH" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+"""The algm custom ops on real-photo activations and on edge cases."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from algm_export.merging.ops import global_merge, local_merge, unmerge
+from algm_export.models.encoder import attention_half
+
+GRID = (32, 32)
+N = GRID[0] * GRID[1]
+
+
+@pytest.fixture(scope="module")
+def block1_tokens(tiny_model, photo_batch) -> torch.Tensor:
+    """Tokens of the four photos after block 1's attention residual: where CLAP runs. [4, 1025, 192]"""
+    vit = tiny_model.encoder
+    with torch.no_grad():
+        x = vit.patch_embed(photo_batch)
+        x = torch.cat([vit.cls_token.expand(len(x), -1, -1), x], dim=1) + vit.pos_embed
+        return attention_half(vit.blocks[0], x)
+
+
+def check_merge_outputs(merged, sizes, token_map):
+    """Invariants every merge output satisfies."""
+    batch, tokens, _ = merged.shape
+    assert sizes.shape == (batch, tokens) and token_map.shape == (batch, N)
+    assert token_map.dtype == torch.int32 and sizes.dtype == torch.float32
+    assert torch.all(sizes[:, 0] == 1), "the class token is never merged"
+    assert torch.all(sizes[:, 1:].sum(dim=1) == N), "token sizes sum to the patch count"
+    assert int(token_map.min()) >= 0 and int(token_map.max()) == tokens - 2, "map in range and onto"
+    members = torch.zeros(batch, tokens - 1).scatter_add_(1, token_map.long(), torch.ones(batch, N))
+    assert torch.equal(members, sizes[:, 1:]), "each token's size equals the patches mapped to it"
+    assert torch.isfinite(merged).all()
+
+
+def test_local_merge_invariants_and_means(block1_tokens):
+    merged, sizes, token_map = local_merge(block1_tokens, *GRID, 2, 2, 0.88)
+    check_merge_outputs(merged, sizes, token_map)
+    assert merged.shape[1] < 1 + N
+    patches = block1_tokens[:, 1:]
+    for b in range(len(merged)):
+        for slot in (0, merged.shape[1] - 2):
+            members = patches[b, token_map[b] == slot]
+            torch.testing.assert_close(merged[b, 1 + slot], members.mean(dim=0), rtol=0, atol=1e-5)
+
+
+def test_global_merge_composes_map_and_weights_by_size(block1_tokens):
+    merged, sizes, token_map = local_merge(block1_tokens, *GRID, 2, 2, 0.88)
+    merged2, sizes2, token_map2 = global_merge(merged, sizes, token_map, 5)
+    check_merge_outputs(merged2, sizes2, token_map2)
+    assert merged2.shape[1] < merged.shape[1]
+    patches = block1_tokens[:, 1:]
+    # Sizes carry through: each final token is the plain mean of the original patches it holds.
+    for b in range(len(merged2)):
+        big = int(sizes2[b, 1:].argmax())
+        members = patches[b, token_map2[b] == big]
+        torch.testing.assert_close(merged2[b, 1 + big], members.mean(dim=0), rtol=0, atol=1e-4)
+
+
+def test_unmerge_gathers_by_map(block1_tokens):
+    merged, _, token_map = local_merge(block1_tokens, *GRID, 2, 2, 0.88)
+    values = torch.arange(merged.shape[1] - 1, dtype=torch.float32)[None, :, None].repeat(4, 1, 3)
+    spread = unmerge(values, token_map)
+    assert spread.shape == (4, N, 3)
+    assert torch.equal(spread[..., 0].long(), token_map.long())
+
+
+def test_zero_norm_tokens_give_no_nan():
+    x = torch.zeros(2, 1 + 16, 8)
+    x[:, 1::3] = 1.0
+    merged, sizes, token_map = local_merge(x, 4, 4, 2, 2, 0.5)
+    assert torch.isfinite(merged).all() and torch.isfinite(sizes).all()
+    merged2, sizes2, _ = global_merge(merged, sizes, token_map, 5)
+    assert torch.isfinite(merged2).all() and torch.isfinite(sizes2).all()
+
+
+def test_ties_break_towards_lower_window_index():
+    x = torch.ones(1, 1 + 16, 4)  # every window identical: similarity 1 everywhere
+    merged, sizes, token_map = local_merge(x, 4, 4, 2, 2, 0.9)
+    assert merged.shape[1] == 1 + 4
+    expected = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]).reshape(1, 16)
+    assert torch.equal(token_map.long(), expected)
+
+
+def test_non_square_grid_and_bad_window():
+    x = torch.randn(1, 1 + 4 * 6, 8)
+    merged, _, token_map = local_merge(x, 4, 6, 2, 3, -1.0 + 1e-6)  # every window merges
+    assert merged.shape[1] == 1 + 4 and token_map.shape == (1, 24)
+    with pytest.raises(ValueError, match="does not tile"):
+        local_merge(x, 4, 6, 3, 3, 0.5)
+    with pytest.raises(ValueError, match="do not match"):
+        local_merge(x, 5, 5, 1, 2, 0.5)
+
+
+def test_ops_export_as_single_nodes(tiny_model, photo_batch):
+    program = torch.export.export(tiny_model, (photo_batch[:2],),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
+    targets = [str(node.target) for node in program.graph.nodes if "algm" in str(node.target)]
+    assert targets == ["algm.local_merge.default", "algm.global_merge.default", "algm.unmerge.default"]
+    with torch.no_grad():
+        for index in (0, 3):  # token counts differ between these photos
+            exported = program.module()(photo_batch[index : index + 1])
+            torch.testing.assert_close(exported, tiny_model(photo_batch[index : index + 1]), rtol=0, atol=1e-5)
