@@ -1,17 +1,33 @@
-"""Small randomly initialised Segmenters for samples and tests (nothing is downloaded)."""
+"""Small sample Segmenters for demos and tests, made on the spot (nothing is downloaded).
+
+The encoder keeps its random initialisation. The decoder is then fitted for a few seconds to a
+"posterize" task on the four bundled photos: each patch's label is the palette colour (see
+:func:`algm_export.datasets.palette`) nearest to its mean colour. That gives the label maps the peaked
+logits of a trained model (FP16 parity is judged on labels, and a purely random decoder has near-ties
+everywhere) and makes the coloured label maps look like posterized photos.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import init_weights_vit_timm
 
 from .config import ALGMConfig, Normalization, SegmenterConfig
-from .datasets import ADE20K_CLASSES
-from .models.segmenter import Segmenter
 from .checkpoints.research import write_research_checkpoint
+from .datasets import ADE20K_CLASSES, palette
+from .models.encoder import encode
+from .models.segmenter import Segmenter
+from .photos import SAMPLE_PHOTOS, sample_photo
+from .preprocess import make_batch, resize_rgb
+
+FIT_STEPS = 100
+FIT_TOKENS = 256
+FIT_LEARNING_RATE = 3e-3
 
 PRESETS: dict[str, dict] = {
     "tiny": dict(backbone="vit_tiny_patch16_384", d_model=192, n_heads=3, n_layers=12, d_ff=768),
@@ -27,18 +43,52 @@ def sample_config(preset: str = "tiny", image_size: int = 512) -> SegmenterConfi
     )
 
 
+def posterize_targets(images: list[np.ndarray], grid: tuple[int, int], n_cls: int) -> torch.Tensor:
+    """Per-patch labels [B, N]: the palette colour nearest to each patch's mean colour."""
+    pixels = torch.from_numpy(np.stack(images).astype(np.float32))
+    batch, height, width, _ = pixels.shape
+    means = pixels.reshape(batch, grid[0], height // grid[0], grid[1], width // grid[1], 3).mean(dim=(2, 4))
+    colours = torch.from_numpy(palette(n_cls).astype(np.float32))
+    return torch.cdist(means.reshape(batch, -1, 3), colours[None].expand(batch, -1, -1)).argmin(dim=-1)
+
+
+def fit_decoder(model: Segmenter, steps: int = FIT_STEPS, seed: int = 0) -> None:
+    """Fit ``model.decoder`` (encoder frozen, dense tokens) to the posterize task on the sample photos."""
+    config = model.config
+    photos = [resize_rgb(sample_photo(name), config.image_size) for name in SAMPLE_PHOTOS]
+    targets = posterize_targets(photos, config.grid, config.n_cls)
+    images = torch.from_numpy(make_batch(photos, config.image_size, config.normalization))
+    with torch.no_grad():
+        tokens = encode(model.encoder, images, config.grid, None)[0][:, model.encoder.num_prefix_tokens:]
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.decoder.parameters(), lr=FIT_LEARNING_RATE)
+    model.decoder.train()
+    for _ in range(steps):
+        picked = torch.stack([torch.randperm(tokens.shape[1], generator=generator)[:FIT_TOKENS] for _ in tokens])
+        scores = model.decoder(tokens.gather(1, picked[..., None].expand(-1, -1, tokens.shape[2])))
+        loss = F.cross_entropy(scores.reshape(-1, config.n_cls), targets.gather(1, picked).reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.decoder.eval()
+    model.decoder.requires_grad_(False)
+
+
 def make_sample_segmenter(preset: str = "tiny", image_size: int = 512, algm: ALGMConfig | None = ALGMConfig(),
-                          seed: int = 0) -> Segmenter:
-    """A Segmenter with timm-style random initialisation, reproducible from ``seed``, in eval mode."""
+                          seed: int = 0, fit_steps: int = FIT_STEPS) -> Segmenter:
+    """A sample Segmenter in eval mode, reproducible from ``seed``: timm-style random initialisation,
+    then ``fit_steps`` decoder steps on the posterize task (0: stay random)."""
     torch.manual_seed(seed)
     model = Segmenter(sample_config(preset, image_size), algm)
     model.decoder.apply(init_weights_vit_timm)
     trunc_normal_(model.decoder.cls_emb, std=0.02)
+    if fit_steps:
+        fit_decoder(model, fit_steps, seed)
     return model.eval()
 
 
 def write_sample_checkpoint(folder: str | Path, preset: str = "tiny", image_size: int = 512,
-                            algm: ALGMConfig | None = ALGMConfig(), seed: int = 0) -> Path:
+                            algm: ALGMConfig | None = ALGMConfig(), seed: int = 0, fit_steps: int = FIT_STEPS) -> Path:
     """Write a sample research checkpoint (``checkpoint.pth`` + ``variant.yml``) into ``folder``."""
-    model = make_sample_segmenter(preset, image_size, algm, seed)
+    model = make_sample_segmenter(preset, image_size, algm, seed, fit_steps)
     return write_research_checkpoint(Path(folder), model.config, algm, model.state_dict())

@@ -8,14 +8,15 @@ import torch
 
 from algm_export.photos import SAMPLE_PHOTOS, sample_photos
 from algm_export.preprocess import make_batch
-from algm_export.samples import make_sample_segmenter, write_sample_checkpoint
+from algm_export.checkpoints.research import write_research_checkpoint
+from algm_export.samples import make_sample_segmenter
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """ViT-Tiny/16 Segmenter (mask transformer, 150 classes, ALGM layers 1 and 5), random weights."""
+    """The sample ViT-Tiny/16 Segmenter (mask transformer, 150 classes, ALGM layers 1 and 5)."""
     return make_sample_segmenter("tiny")
 
 
@@ -33,6 +34,7 @@ def photo_batch(tiny_model, photos) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
-def research_checkpoint(tmp_path_factory):
-    """A sample research checkpoint folder (checkpoint.pth + variant.yml) of the tiny model."""
-    return write_sample_checkpoint(tmp_path_factory.mktemp("research") / "vit_tiny")
+def research_checkpoint(tmp_path_factory, tiny_model):
+    """The tiny model as a research checkpoint (checkpoint.pth + variant.yml)."""
+    return write_research_checkpoint(tmp_path_factory.mktemp("research") / "vit_tiny", tiny_model.config,
+                                     tiny_model.algm, tiny_model.state_dict())

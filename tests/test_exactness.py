@@ -63,3 +63,28 @@ def test_local_threshold_above_one_still_merges_globally(tiny_model, photo_batch
     expected, expected_counts = reference_forward(tiny_model, images, algm)
     assert counts == expected_counts and counts[0] == 1025 and counts[1] < 1025
     assert (logits - expected).abs().max().item() <= TOLERANCE
+
+
+def test_replaying_own_decisions_reproduces_logits(tiny_model, photo_batch):
+    with torch.no_grad():
+        logits = tiny_model(photo_batch)
+        maps = tiny_model.token_maps
+        counts = tiny_model.token_counts
+        replayed = tiny_model(photo_batch, replay_maps=maps)
+    assert maps.shape == (4, 2, 1024) and maps.dtype == torch.int32
+    assert tiny_model.token_counts == counts
+    assert (replayed - logits).abs().max().item() <= 1e-5
+
+
+def test_replaying_other_decisions_changes_logits(tiny_model, photo_batch):
+    with torch.no_grad():
+        tiny_model(photo_batch[3:4])
+        own = tiny_model.token_maps
+        tiny_model(photo_batch[0:1])
+        other = tiny_model.token_maps
+        forced = tiny_model(photo_batch[0:1], replay_maps=own)
+        counts = tiny_model.token_counts
+        natural = tiny_model(photo_batch[0:1])
+    assert counts != tiny_model.token_counts
+    assert (forced - natural).abs().max().item() > 1e-2
+    assert not torch.equal(own, other)

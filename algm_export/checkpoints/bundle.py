@@ -10,6 +10,7 @@ import torch
 
 from ..config import ALGMConfig, SegmenterConfig
 from ..errors import AlgmExportError
+from ..files import write_atomically
 
 BUNDLE_FORMAT = "algm-export-bundle"
 BUNDLE_VERSION = 1
@@ -33,13 +34,7 @@ def save_bundle(model, path: str | os.PathLike) -> Path:
         "algm": model.algm.to_dict() if model.algm is not None else None,
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
-    partial = path.with_name(path.name + ".partial")
-    try:
-        torch.save(data, partial)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda temporary: torch.save(data, temporary))
 
 
 def read_bundle(path: Path, data: dict[str, Any]) -> tuple[SegmenterConfig, ALGMConfig | None, dict[str, Any]]:

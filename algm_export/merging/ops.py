@@ -41,6 +41,24 @@ def scatter_mean(
     return means, new_sizes.reshape(batch, n_out)
 
 
+def replay_merge(
+    x: torch.Tensor, sizes: torch.Tensor | None, token_map: torch.Tensor | None, new_map: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply a merge whose decisions are given instead of computed: ``new_map`` is the patch->token map
+    after it, ``token_map`` the map before (None before the first merge), ``sizes`` likewise.
+
+    A merge is fully determined by the two maps (every token holds at least one patch), so this replays
+    another backend's merge decisions in PyTorch. Returns (merged tokens, sizes).
+    """
+    batch = x.shape[0]
+    if token_map is None:
+        token_map = torch.arange(new_map.shape[1], device=x.device).expand(batch, -1)
+        sizes = torch.ones(x.shape[:2], device=x.device)
+    slots = torch.zeros(x.shape[:2], dtype=torch.long, device=x.device)
+    slots.scatter_(1, token_map.long() + 1, new_map.long() + 1)
+    return scatter_mean(x, sizes, slots, int(new_map.max()) + 2)
+
+
 def _patch_slots(slots: torch.Tensor) -> torch.Tensor:
     """Output patch-token index of each input patch token (slots without the class token, minus one)."""
     return slots[:, 1:] - 1

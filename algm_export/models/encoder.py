@@ -9,7 +9,7 @@ from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import Block, VisionTransformer
 
 from ..config import ALGMConfig, SegmenterConfig
-from ..merging.ops import global_merge, local_merge
+from ..merging.ops import global_merge, local_merge, replay_merge
 
 
 def build_vit(config: SegmenterConfig) -> VisionTransformer:
@@ -52,13 +52,15 @@ def mlp_half(block: Block, x: torch.Tensor) -> torch.Tensor:
 
 
 def encode(
-    vit: VisionTransformer, images: torch.Tensor, train_grid: tuple[int, int], algm: ALGMConfig | None
-) -> tuple[torch.Tensor, torch.Tensor | None, list]:
+    vit: VisionTransformer, images: torch.Tensor, train_grid: tuple[int, int], algm: ALGMConfig | None,
+    replay_maps: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, list, list]:
     """Run ``vit`` on ``images`` (sides multiples of the patch size), merging tokens where ``algm`` says.
 
     Merges run between the attention residual and the MLP of the selected blocks: CLAP in the first,
-    GBM in the others. Returns the normalized tokens ``[B, prefix + M, C]``, the patch->token map
-    (None when dense) and the token count after each merge.
+    GBM in the others. ``replay_maps`` [B, merges, N], when given, dictates the merge decisions instead
+    (see :func:`replay_merge`). Returns the normalized tokens ``[B, prefix + M, C]``, the patch->token
+    map after each merge and the token count after each merge.
     """
     patch = vit.patch_embed.patch_size
     grid = (images.shape[2] // patch[0], images.shape[3] // patch[1])
@@ -72,16 +74,21 @@ def encode(
 
     merge_layers = algm.layers if algm is not None else ()
     sizes = token_map = None
-    counts = []
+    maps, counts = [], []
     for number, block in enumerate(vit.blocks, start=1):
         if number not in merge_layers:
             x = block(x)
             continue
         x = attention_half(block, x)
-        if token_map is None:
+        if replay_maps is not None:
+            new_map = replay_maps[:, len(maps)]
+            x, sizes = replay_merge(x, sizes, token_map, new_map)
+            token_map = new_map
+        elif token_map is None:
             x, sizes, token_map = local_merge(x, grid[0], grid[1], algm.window[0], algm.window[1], algm.threshold)
         else:
             x, sizes, token_map = global_merge(x, sizes, token_map, number)
         x = mlp_half(block, x)
+        maps.append(token_map)
         counts.append(x.shape[1])
-    return vit.norm(x), token_map, counts
+    return vit.norm(x), maps, counts

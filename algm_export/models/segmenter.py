@@ -18,7 +18,7 @@ class Segmenter(nn.Module):
     Images are zero-padded to a multiple of the patch size and the logits cropped back. With ALGM the
     decoder runs on the merged tokens and its outputs are spread back onto the patch grid (unmerge)
     before the bilinear upsampling. ``token_counts`` holds the token count (class token included)
-    after each merge of the last forward call.
+    after each merge of the last forward call and ``token_maps`` the patch->token maps ``[B, merges, N]``.
     """
 
     def __init__(self, config: SegmenterConfig, algm: ALGMConfig | None = None):
@@ -30,6 +30,7 @@ class Segmenter(nn.Module):
         self.encoder = build_vit(config)
         self.decoder = build_decoder(config)
         self.token_counts: list[int] = []
+        self.token_maps: torch.Tensor | None = None
 
     @property
     def mean(self) -> tuple[float, float, float]:
@@ -47,18 +48,23 @@ class Segmenter(nn.Module):
             algm.validate(self.config.n_layers, self.config.grid)
         self.algm = algm
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits at the input resolution."""
+    def forward(self, images: torch.Tensor, replay_maps: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits at the input resolution.
+
+        ``replay_maps`` (``[B, merges, N]`` int, e.g. an exported graph's ``token_maps`` output) replaces the
+        merge decisions, to compare another backend's arithmetic with PyTorch's under the same merges.
+        """
         height, width = images.shape[2], images.shape[3]
         patch = self.config.patch_size
         padded = F.pad(images, (0, -width % patch, 0, -height % patch))
         grid = (padded.shape[2] // patch, padded.shape[3] // patch)
-        tokens, token_map, counts = encode(self.encoder, padded, self.config.grid, self.algm)
+        tokens, maps, counts = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps)
         scores = self.decoder(tokens[:, self.encoder.num_prefix_tokens:])
-        if token_map is not None:
-            scores = unmerge(scores, token_map)
+        if maps:
+            scores = unmerge(scores, maps[-1])
         if not torch.compiler.is_exporting():
             self.token_counts = [int(c) for c in counts]
+            self.token_maps = torch.stack(maps, dim=1) if maps else None
         masks = scores.transpose(1, 2).reshape(images.shape[0], self.config.n_cls, grid[0], grid[1])
         masks = F.interpolate(masks, size=padded.shape[2:], mode="bilinear", align_corners=False)
         return masks[:, :, :height, :width]

@@ -1,0 +1,111 @@
+"""Export a Segmenter to ONNX with the dynamo exporter: the plugin graph and the portable graph."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+
+from ..errors import AlgmExportError
+from ..files import write_atomically
+from ..models.segmenter import Segmenter
+from .contract import PLUGIN_ATTRIBUTES, register_schemas
+from .graph_edits import add_merge_outputs, attach_functions, inline_portable
+from .onnx_functions import algm
+
+DEFAULT_OPSET = 18
+INPUT_NAME = "images"
+LOGITS = "logits"
+PLUGIN_GRAPH = "model.trt.onnx"
+PORTABLE_GRAPH = "model.onnx"
+MAX_BATCH = 1024
+
+
+def _local_merge(x, grid_h, grid_w, window_h, window_w, threshold):
+    merged, sizes, token_map, _ = algm.LocalMerge(x, grid_h=grid_h, grid_w=grid_w, window_h=window_h,
+                                                  window_w=window_w, threshold=threshold, **PLUGIN_ATTRIBUTES)
+    return merged, sizes, token_map
+
+
+def _global_merge(x, sizes, token_map, layer_number):
+    merged, new_sizes, new_map, _ = algm.GlobalMerge(x, sizes, token_map, layer_number=layer_number,
+                                                     **PLUGIN_ATTRIBUTES)
+    return merged, new_sizes, new_map
+
+
+def _unmerge(values, token_map):
+    return algm.Unmerge(values, token_map, **PLUGIN_ATTRIBUTES)
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool):
+    """Silence the exporter's progress prints and warnings when ``enabled``."""
+    if not enabled:
+        yield
+        return
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+TRANSLATIONS = {
+    torch.ops.algm.local_merge.default: _local_merge,
+    torch.ops.algm.global_merge.default: _global_merge,
+    torch.ops.algm.unmerge.default: _unmerge,
+}
+
+
+@dataclass(frozen=True)
+class ExportedGraphs:
+    """Paths of the graphs written by :func:`export_graphs`."""
+
+    plugin: Path
+    portable: Path
+
+
+def export_plugin_graph(model: Segmenter, image_size: tuple[int, int], opset: int = DEFAULT_OPSET,
+                        verbose: bool = False) -> onnx.ModelProto:
+    """The graph for TensorRT: one ``algm`` node per merge/unmerge (plugin attributes, size-tensor output),
+    each with a standard-op function body; outputs ``logits`` and, with ALGM, ``token_counts``/``token_maps``."""
+    register_schemas()
+    example = torch.zeros(2, 3, *image_size)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    try:
+        with quiet(not verbose):
+            program = torch.onnx.export(
+                model.eval(), (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                output_names=[LOGITS], dynamic_shapes=({0: batch},), custom_translation_table=TRANSLATIONS,
+                optimize=True, verify=False, report=False,
+            )
+    except Exception as error:
+        raise AlgmExportError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0]}") from error
+    return attach_functions(add_merge_outputs(program.model_proto))
+
+
+def check_graph(model: onnx.ModelProto, what: str) -> None:
+    """Full ONNX checker (with strict shape inference); AlgmExportError if it fails."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise AlgmExportError(f"{what} fails the ONNX checker: {str(error).splitlines()[0]}") from error
+
+
+def save_model(model: onnx.ModelProto, path: Path) -> Path:
+    """Write ``model`` to ``path`` atomically (temporary name, then rename)."""
+    return write_atomically(path, lambda temporary: onnx.save(model, temporary))
+
+
+def export_graphs(model: Segmenter, folder: Path, image_size: tuple[int, int], opset: int = DEFAULT_OPSET,
+                  verbose: bool = False) -> ExportedGraphs:
+    """Write ``model.trt.onnx`` (algm nodes) and ``model.onnx`` (standard ops only) into ``folder``."""
+    plugin = export_plugin_graph(model, image_size, opset, verbose)
+    portable = inline_portable(plugin)
+    check_graph(plugin, PLUGIN_GRAPH)
+    check_graph(portable, PORTABLE_GRAPH)
+    return ExportedGraphs(plugin=save_model(plugin, folder / PLUGIN_GRAPH),
+                          portable=save_model(portable, folder / PORTABLE_GRAPH))
