@@ -1,0 +1,89 @@
+// Launch interface of the ALGM kernels: LocalMerge (CLAP), GlobalMerge (GBM), Unmerge.
+// Semantics: docs/plugin-ops.md. Implemented twice from the same arithmetic (algm/math.h):
+// for CUDA (src/cuda/*.cu, pointers are device pointers, work is queued on `stream`) and for the
+// CPU (src/cpu/*.cpp, host pointers, `stream` ignored, synchronous).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifdef __CUDACC__
+#include <cuda_runtime_api.h>
+#else
+typedef struct CUstream_st* cudaStream_t;
+#endif
+
+namespace algm
+{
+
+enum class DataType : int32_t
+{
+    kFloat32 = 0,
+    kFloat16 = 1,
+};
+
+// Status codes returned by every launcher.
+enum Status : int32_t
+{
+    kSuccess = 0,
+    kInvalidArgument = 1,
+    kCudaError = 2,
+};
+
+struct LocalMergeParams
+{
+    int32_t batch;    // B
+    int32_t channels; // C
+    int32_t gridH;    // tokens = 1 + gridH * gridW
+    int32_t gridW;
+    int32_t windowH;
+    int32_t windowW;
+    float threshold;
+};
+
+struct GlobalMergeParams
+{
+    int32_t batch;       // B
+    int32_t tokens;      // T (class token included)
+    int32_t channels;    // C
+    int32_t patches;     // N (columns of the token map)
+    int32_t layerNumber; // divisor of the std term of the threshold
+};
+
+struct UnmergeParams
+{
+    int32_t batch;    // B
+    int32_t tokens;   // M: rows of `values` per image
+    int32_t width;    // K
+    int32_t patches;  // N
+};
+
+// Bytes of scratch memory each launcher needs (never more than the bound for these parameters).
+size_t localMergeWorkspaceSize(LocalMergeParams const& params);
+size_t globalMergeWorkspaceSize(GlobalMergeParams const& params);
+
+// Outputs are written densely with the data-dependent token count T' as row stride:
+// merged [B, T', C] (dtype of tokens), mergedSizes [B, T'] float, mergedMap [B, N] int32,
+// numTokens: one int64 = T'. Buffers must hold the upper bound T' = T.
+namespace cpu
+{
+Status localMerge(DataType dtype, void const* tokens, void* merged, float* mergedSizes, int32_t* mergedMap,
+    int64_t* numTokens, LocalMergeParams const& params, void* workspace);
+Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32_t const* tokenMap, void* merged,
+    float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace);
+Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues,
+    UnmergeParams const& params);
+} // namespace cpu
+
+namespace cuda
+{
+Status localMerge(DataType dtype, void const* tokens, void* merged, float* mergedSizes, int32_t* mergedMap,
+    int64_t* numTokens, LocalMergeParams const& params, void* workspace, cudaStream_t stream);
+Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32_t const* tokenMap, void* merged,
+    float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace,
+    cudaStream_t stream);
+Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues,
+    UnmergeParams const& params, cudaStream_t stream);
+} // namespace cuda
+
+} // namespace algm
