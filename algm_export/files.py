@@ -30,7 +30,14 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
     temporary_path = Path(temporary)
     try:
         write(temporary_path)
+        temporary_path.chmod(0o666 & ~_umask())
         temporary_path.replace(path)
     finally:
         temporary_path.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

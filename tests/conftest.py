@@ -38,3 +38,29 @@ def research_checkpoint(tmp_path_factory, tiny_model):
     """The tiny model as a research checkpoint (checkpoint.pth + variant.yml)."""
     return write_research_checkpoint(tmp_path_factory.mktemp("research") / "vit_tiny", tiny_model.config,
                                      tiny_model.algm, tiny_model.state_dict())
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory, research_checkpoint):
+    """`algm-export CHECKPOINT --fp16 -o DIR` run once: (exit code, printed text, output folder)."""
+    import contextlib
+    import io
+
+    from algm_export.cli import main
+
+    folder = tmp_path_factory.mktemp("pipeline") / "out"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main([str(research_checkpoint), "--fp16", "-o", str(folder)])
+    return code, printed.getvalue(), folder
+
+
+@pytest.fixture(scope="session")
+def dense_graphs(tmp_path_factory, tiny_model):
+    """The tiny model's weights exported without ALGM."""
+    from algm_export.export.onnx_export import export_graphs
+    from algm_export.models.segmenter import Segmenter
+
+    dense = Segmenter(tiny_model.config, None)
+    dense.load_state_dict(tiny_model.state_dict())
+    return export_graphs(dense.eval(), tmp_path_factory.mktemp("dense"), (512, 512), fp16=True)

@@ -21,26 +21,28 @@ def test_help_documents_every_pipeline_flag():
     result = subprocess.run([sys.executable, "-m", "algm_export", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     for flag in ("--output", "--image-size", "--batch", "--verify-batch", "--images", "--fp16", "--int8",
-                 "--layers", "--window", "--threshold", "--dense", "--trust-checkpoint", "--verbose"):
+                 "--layers", "--window", "--threshold", "--dense", "--trust-checkpoint", "--verbose", "--dry-run",
+                 "algm-export verify", "algm-export bench"):
         assert flag in result.stdout, flag
 
 
 def test_console_script_prints_summary_and_token_counts(research_checkpoint):
     script = shutil.which("algm-export")
     assert script, "the algm-export console script is not installed"
-    result = subprocess.run([script, str(research_checkpoint)], capture_output=True, text=True)
+    result = subprocess.run([script, str(research_checkpoint), "--dry-run"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "vit_tiny_patch16_384: 12 blocks, d_model 192" in result.stdout
     assert "150: wall, building, sky" in result.stdout
     assert "mean [0.5, 0.5, 0.5]" in result.stdout
     assert "CLAP in block 1 (window 2x2, threshold 0.88), GBM in block 5" in result.stdout
     assert "1025 -> 755 -> 543 on the sample photo 'astronaut'" in result.stdout
+    assert "dry run: nothing written" in result.stdout
 
 
 def test_overrides(capsys, research_checkpoint):
-    code, out, _ = run_cli(capsys, research_checkpoint, "--layers", "1", "--threshold", "1.2")
+    code, out, _ = run_cli(capsys, research_checkpoint, "--layers", "1", "--threshold", "1.2", "--dry-run")
     assert code == 0 and "1025 -> 1025 on the sample photo" in out
-    code, out, _ = run_cli(capsys, research_checkpoint, "--dense")
+    code, out, _ = run_cli(capsys, research_checkpoint, "--dense", "--dry-run")
     assert code == 0 and "none (dense model)" in out and "no merging" in out
 
 

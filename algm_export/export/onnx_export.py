@@ -14,7 +14,9 @@ import torch
 from ..errors import AlgmExportError
 from ..files import write_atomically
 from ..models.segmenter import Segmenter
+from ..runtime.metadata import METADATA_KEY, DeploymentInfo
 from .contract import PLUGIN_ATTRIBUTES, register_schemas
+from .fp16 import convert_to_fp16
 from .graph_edits import add_merge_outputs, attach_functions, inline_portable
 from .onnx_functions import algm
 
@@ -23,6 +25,7 @@ INPUT_NAME = "images"
 LOGITS = "logits"
 PLUGIN_GRAPH = "model.trt.onnx"
 PORTABLE_GRAPH = "model.onnx"
+FP16_GRAPH = "model.fp16.onnx"
 MAX_BATCH = 1024
 
 
@@ -66,6 +69,7 @@ class ExportedGraphs:
 
     plugin: Path
     portable: Path
+    fp16: Path | None = None
 
 
 def export_plugin_graph(model: Segmenter, image_size: tuple[int, int], opset: int = DEFAULT_OPSET,
@@ -100,12 +104,23 @@ def save_model(model: onnx.ModelProto, path: Path) -> Path:
     return write_atomically(path, lambda temporary: onnx.save(model, temporary))
 
 
-def export_graphs(model: Segmenter, folder: Path, image_size: tuple[int, int], opset: int = DEFAULT_OPSET,
-                  verbose: bool = False) -> ExportedGraphs:
-    """Write ``model.trt.onnx`` (algm nodes) and ``model.onnx`` (standard ops only) into ``folder``."""
-    plugin = export_plugin_graph(model, image_size, opset, verbose)
+def with_metadata(model: onnx.ModelProto, info: DeploymentInfo) -> onnx.ModelProto:
+    """Store ``info`` in the graph's metadata (read back by the runtimes)."""
+    onnx.helper.set_model_props(model, {METADATA_KEY: info.to_json()})
+    return model
+
+
+def export_graphs(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool = False,
+                  opset: int = DEFAULT_OPSET, verbose: bool = False) -> ExportedGraphs:
+    """Write ``model.trt.onnx`` (algm nodes), ``model.onnx`` (standard ops only) and, with ``fp16``,
+    ``model.fp16.onnx`` (algm nodes, FP16) into ``folder``. Each file is checked, then written atomically."""
+    info = DeploymentInfo.of(model, image_size)
+    plugin = with_metadata(export_plugin_graph(model, image_size, opset, verbose), info)
     portable = inline_portable(plugin)
-    check_graph(plugin, PLUGIN_GRAPH)
-    check_graph(portable, PORTABLE_GRAPH)
-    return ExportedGraphs(plugin=save_model(plugin, folder / PLUGIN_GRAPH),
-                          portable=save_model(portable, folder / PORTABLE_GRAPH))
+    graphs = {PLUGIN_GRAPH: plugin, PORTABLE_GRAPH: portable}
+    if fp16:
+        graphs[FP16_GRAPH] = with_metadata(convert_to_fp16(plugin), DeploymentInfo.of(model, image_size, "fp16"))
+    for name, graph in graphs.items():
+        check_graph(graph, name)
+    paths = {name: save_model(graph, folder / name) for name, graph in graphs.items()}
+    return ExportedGraphs(plugin=paths[PLUGIN_GRAPH], portable=paths[PORTABLE_GRAPH], fp16=paths.get(FP16_GRAPH))

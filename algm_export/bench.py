@@ -1,0 +1,220 @@
+"""Speed table: PyTorch eager vs ONNX Runtime, dense vs ALGM, on real photos.
+
+    python -m algm_export.bench MODEL [-o DIR] [--batches 1,8] [--runs 20]
+    algm-export bench MODEL ...
+
+Exports the dense and the ALGM graph of MODEL into DIR/bench/, then times every backend in this one
+process: warm-up runs, then the median of ``--runs`` runs per (backend, batch). Batches are filled with
+the sample photos in turn (a mixed batch: ALGM's batch minimum applies). Also reports the analytic FLOP
+ratio dense/ALGM from the measured token counts and, from ONNX Runtime's profiler, the share of ALGM
+time spent in the merge/unmerge nodes. The table is printed and stored under ``speed`` in report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from .command import add_model_arguments, add_output_argument, export_size, load_model, parse_ints, run
+from .errors import AlgmExportError
+from .export.graph_edits import NODE_PREFIX
+from .export.onnx_export import export_graphs
+from .files import prepare_output_folder
+from .flops import segmenter_flops
+from .models.segmenter import Segmenter
+from .pipeline import check_output_folder, verification_photos
+from .preprocess import make_batch
+from .runtime.base import Backend
+from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .runtime.torch_backend import TorchBackend
+from .verify.report import format_table, load_report, save_report
+
+
+@dataclass
+class Timing:
+    """One row of the speed table."""
+
+    backend: str
+    precision: str
+    batch: int
+    latency_ms: float
+    token_counts: list[int] | None
+
+    @property
+    def images_per_second(self) -> float:
+        """Throughput."""
+        return 1000.0 * self.batch / self.latency_ms
+
+
+def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int) -> tuple[float, list[int] | None]:
+    """Median latency (ms) of ``runs`` runs after ``warmup`` runs, and the token counts seen."""
+    for _ in range(warmup):
+        prediction = backend.run(images)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        prediction = backend.run(images)
+        samples.append(1000.0 * (time.perf_counter() - start))
+    return statistics.median(samples), prediction.token_counts
+
+
+def merge_time_share(graph: Path, images: np.ndarray, runs: int, folder: Path) -> float:
+    """Fraction of ONNX Runtime node time spent in the inlined merge/unmerge nodes (profiled)."""
+    backend = OnnxRuntimeBackend(graph, profile_prefix=str(folder / "ort_profile"))
+    for _ in range(runs):
+        backend.run(images)
+    trace = backend.end_profiling()
+    events = json.loads(trace.read_text())
+    trace.unlink()
+    nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    total = sum(e["dur"] for e in nodes)
+    merges = sum(e["dur"] for e in nodes if e["name"].startswith(NODE_PREFIX))
+    return merges / total if total else 0.0
+
+
+def machine_description() -> str:
+    """CPU model and thread counts, for the record."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{cpu}; torch threads {torch.get_num_threads()}; onnxruntime {ort.__version__}; torch {torch.__version__}"
+
+
+def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], batches: Sequence[int],
+                  runs: int, warmup: int, photos: dict[str, np.ndarray], fp16: bool = False) -> dict:
+    """Export dense and ALGM graphs into ``folder``, time every backend, return the ``speed`` record."""
+    if model.algm is None:
+        raise AlgmExportError("bench compares dense and ALGM: the model has no ALGM settings (use --layers ...)")
+    algm = model.algm
+    dense_model = Segmenter(model.config, None)
+    dense_model.load_state_dict(model.state_dict())
+    dense_model.eval()
+    print(f"exporting the dense and ALGM graphs to {folder}/ ...", flush=True)
+    dense_graphs = export_graphs(dense_model, prepare_output_folder(folder / "dense"), image_size)
+    algm_graphs = export_graphs(model, prepare_output_folder(folder / "algm"), image_size, fp16=fp16)
+    backends: list[tuple[Backend, str]] = [
+        (TorchBackend(dense_model, image_size, "pytorch dense"), "fp32"),
+        (TorchBackend(model, image_size, "pytorch ALGM"), "fp32"),
+        (OnnxRuntimeBackend(dense_graphs.portable, "onnxruntime dense"), "fp32"),
+        (OnnxRuntimeBackend(algm_graphs.portable, "onnxruntime ALGM"), "fp32"),
+    ]
+    if algm_graphs.fp16 is not None:
+        backends.append((OnnxRuntimeBackend(algm_graphs.fp16, "onnxruntime ALGM"), "fp16"))
+    names = list(photos)
+    timings, flop_ratios = [], {}
+    for batch in batches:
+        images = make_batch([photos[names[i % len(names)]] for i in range(batch)], image_size,
+                            model.config.normalization)
+        for backend, precision in backends:
+            print(f"  timing {backend.name} {precision} batch {batch} ...", flush=True)
+            latency, counts = time_backend(backend, images, warmup, runs)
+            timings.append(Timing(backend.name, precision, batch, latency, counts))
+        counts = next(t.token_counts for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM")
+        flop_ratios[batch] = (segmenter_flops(model.config, image_size, None, None)
+                              / segmenter_flops(model.config, image_size, algm, counts))
+    share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
+    share = merge_time_share(algm_graphs.portable, share_images, max(3, runs // 4), folder)
+    return speed_record(timings, flop_ratios, share, runs, warmup, image_size, model)
+
+
+def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
+                 image_size: tuple[int, int], model: Segmenter) -> dict:
+    """The ``speed`` entry of report.json."""
+    rows = []
+    for timing in timings:
+        base = next(t for t in timings if t.batch == timing.batch and t.backend == "pytorch dense")
+        rows.append({
+            "backend": timing.backend, "precision": timing.precision, "batch": timing.batch,
+            "latency_ms": round(timing.latency_ms, 2), "images_per_s": round(timing.images_per_second, 3),
+            "speedup_vs_pytorch_dense": round(base.latency_ms / timing.latency_ms, 3),
+            "token_counts": timing.token_counts,
+        })
+    ort_speedups = {}
+    for batch in flop_ratios:
+        dense = next(t for t in timings if t.batch == batch and t.backend == "onnxruntime dense")
+        merged = next(t for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM"
+                      and t.precision == "fp32")
+        ort_speedups[str(batch)] = round(dense.latency_ms / merged.latency_ms, 3)
+    return {
+        "machine": machine_description(),
+        "model": f"{model.config.backbone} {image_size[0]}x{image_size[1]}, {model.config.decoder} decoder",
+        "runs": runs, "warmup": warmup,
+        "rows": rows,
+        "flop_ratio_dense_over_algm": {str(b): round(r, 3) for b, r in flop_ratios.items()},
+        "onnxruntime_algm_speedup_over_dense": ort_speedups,
+        "merge_unmerge_time_share_onnxruntime": round(share, 4),
+    }
+
+
+def speed_table(speed: dict) -> str:
+    """The speed record as a printable table plus the summary lines."""
+    rows = [[r["backend"], r["precision"], str(r["batch"]), f"{r['latency_ms']:.1f}", f"{r['images_per_s']:.2f}",
+             f"{r['speedup_vs_pytorch_dense']:.2f}x",
+             " -> ".join(map(str, r["token_counts"])) if r["token_counts"] else "-"] for r in speed["rows"]]
+    table = format_table(["backend", "precision", "batch", "latency ms", "images/s", "vs pytorch dense",
+                          "tokens after merges"], rows)
+    lines = [table, "",
+             "FLOP ratio dense/ALGM (measured token counts): "
+             + ", ".join(f"batch {b}: {r:.2f}" for b, r in speed["flop_ratio_dense_over_algm"].items()),
+             "ONNX Runtime ALGM speedup over ONNX Runtime dense: "
+             + ", ".join(f"batch {b}: {r:.2f}x" for b, r in speed["onnxruntime_algm_speedup_over_dense"].items()),
+             f"merge/unmerge nodes: {100 * speed['merge_unmerge_time_share_onnxruntime']:.1f} % of ONNX Runtime "
+             "ALGM node time (batch 1, profiled)",
+             f"machine: {speed['machine']}"]
+    return "\n".join(lines)
+
+
+def build_bench_parser(prog: str = "python -m algm_export.bench") -> argparse.ArgumentParser:
+    """Arguments of the benchmark."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
+    add_output_argument(parser)
+    parser.add_argument("--batches", type=parse_ints, default=(1, 8), metavar="B1,B2",
+                        help="batch sizes to time (default 1,8)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per measurement (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    parser.add_argument("--fp16", action="store_true", help="also time the FP16 graph in ONNX Runtime")
+    parser.add_argument("--images", type=Path, metavar="DIR", help="photos to fill batches with (default: samples)")
+    return parser
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """Run the benchmark, print the table, store it in report.json."""
+    if args.runs < 1 or args.warmup < 0:
+        raise AlgmExportError("--runs must be >= 1 and --warmup >= 0")
+    check_output_folder(args.output)
+    photos = verification_photos(args.images)
+    model = load_model(args)
+    size = export_size(model, args.image_size)
+    folder = prepare_output_folder(args.output)
+    speed = run_benchmark(model, folder / "bench", size, args.batches, args.runs, args.warmup, photos, args.fp16)
+    print()
+    print(speed_table(speed))
+    report = load_report(folder)
+    report["speed"] = speed
+    print(f"\nstored under 'speed' in {save_report(folder, report)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m algm_export.bench``."""
+    return run(bench_command, build_bench_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The stages of ``algm-export MODEL``: export, verify, TensorRT (where available), report."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AlgmExportError
+from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH, export_graphs
+from .files import prepare_output_folder
+from .models.segmenter import Segmenter
+from .photos import read_image_folder, sample_photos
+from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .runtime.torch_backend import TorchBackend
+from .verify.cases import make_cases
+from .verify.parity import Reference, compare
+from .verify.polygraphy_files import as_shell, onnxrt_command, write_polygraphy_files
+from .verify.report import load_report, parity_table, save_report
+
+# Backends verified on this machine: report key -> (graph file, precision).
+ONNXRUNTIME_BACKENDS = {
+    "onnxruntime_fp32": (PORTABLE_GRAPH, "fp32"),
+    "onnxruntime_fp32_trt_graph": (PLUGIN_GRAPH, "fp32"),
+    "onnxruntime_fp16": (FP16_GRAPH, "fp16"),
+}
+
+
+class Progress:
+    """Numbered stage lines with elapsed times."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    @contextmanager
+    def stage(self, title: str):
+        """Print ``[k/n] title ...`` then the time it took."""
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {title} ...", flush=True)
+        start = time.perf_counter()
+        yield
+        print(f"      done in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+@dataclass
+class VerifyOptions:
+    """Inputs of the verification stage."""
+
+    images: Path | None
+    mixed_batch: int
+
+
+def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
+    """The user's images, or the bundled sample photos."""
+    return read_image_folder(images) if images is not None else sample_photos()
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse an output folder whose parent does not exist (a typo, most likely)."""
+    parent = folder.resolve().parent
+    if not parent.is_dir():
+        raise AlgmExportError(f"{folder}: the parent folder {parent} does not exist")
+
+
+def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options: VerifyOptions,
+           photos: dict[str, np.ndarray], graphs: list[str] | None = None) -> dict:
+    """Compare the exported graphs in ``folder`` (``graphs``, default: all present) with PyTorch;
+    write the polygraphy files and report.json."""
+    if options.mixed_batch < 1:
+        raise AlgmExportError(f"--verify-batch must be >= 1, got {options.mixed_batch}")
+    cases = make_cases(photos, image_size, model.config.normalization, options.mixed_batch)
+    reference = Reference.run(TorchBackend(model, image_size), cases)
+    parity = {}
+    for name, (graph, precision) in ONNXRUNTIME_BACKENDS.items():
+        if (folder / graph).is_file() and (graphs is None or graph in graphs):
+            parity[name] = compare(reference, OnnxRuntimeBackend(folder / graph, name), precision, graph)
+    write_polygraphy_files(folder, reference)
+    commands = {name: as_shell(onnxrt_command(folder / entry["graph"], folder, entry["precision"]))
+                for name, entry in parity.items()}
+    report = load_report(folder)
+    report.update({
+        "model_summary": {"image_size": list(image_size), "algm": model.algm.to_dict() if model.algm else None,
+                          "classes": model.config.n_cls, "backbone": model.config.backbone},
+        "verification_images": list(photos),
+        "verification_cases": [list(case.names) for case in cases],
+        "parity": parity,
+        "polygraphy_commands": commands,
+    })
+    save_report(folder, report)
+    return report
+
+
+def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool, options: VerifyOptions,
+                 verbose: bool = False) -> int:
+    """Export, verify and report; returns the exit code (1 when a parity check fails)."""
+    check_output_folder(folder)
+    photos = verification_photos(options.images)
+    progress = Progress(2)
+    prepare_output_folder(folder)
+    with progress.stage(f"export ONNX to {folder}/"):
+        graphs = export_graphs(model, folder, image_size, fp16=fp16, verbose=verbose)
+        for path in (graphs.portable, graphs.plugin, graphs.fp16):
+            if path is not None:
+                print(f"      {path.name:<16} {path.stat().st_size / 1e6:6.1f} MB")
+    with progress.stage(f"verify against PyTorch on {len(photos)} images (batch 1 and a mixed batch)"):
+        written = [p.name for p in (graphs.portable, graphs.plugin, graphs.fp16) if p is not None]
+        report = verify(model, folder, image_size, options, photos, written)
+    return print_outcome(folder, report)
+
+
+def print_outcome(folder: Path, report: dict) -> int:
+    """Print the parity table and polygraphy commands; exit code 1 if any backend failed."""
+    parity = report["parity"]
+    print()
+    print(parity_table(parity))
+    print()
+    print("check with polygraphy alone:")
+    for command in report["polygraphy_commands"].values():
+        print(f"  {command}")
+    print(f"\nreport: {folder / 'report.json'}")
+    failed = [name for name, entry in parity.items() if not entry.get("skipped") and not entry["passed"]]
+    if failed:
+        print(f"parity FAILED for: {', '.join(failed)}")
+        return 1
+    return 0

@@ -1,0 +1,65 @@
+"""What a deployed graph or engine needs to know about its model: stored in ONNX metadata and sidecars."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..config import ALGMConfig, Normalization
+from ..errors import AlgmExportError
+
+METADATA_KEY = "algm_export"
+
+
+@dataclass(frozen=True)
+class DeploymentInfo:
+    """Input size, normalization, classes and merging of an exported model."""
+
+    image_size: tuple[int, int]
+    normalization: Normalization
+    class_names: tuple[str, ...]
+    algm: ALGMConfig | None
+    precision: str = "fp32"
+
+    @classmethod
+    def of(cls, model, image_size: tuple[int, int], precision: str = "fp32") -> "DeploymentInfo":
+        """The info of a Segmenter exported at ``image_size``."""
+        config = model.config
+        return cls(tuple(image_size), config.normalization, config.names(), model.algm, precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (JSON)."""
+        data = asdict(self)
+        data["image_size"] = list(self.image_size)
+        data["class_names"] = list(self.class_names)
+        data["algm"] = self.algm.to_dict() if self.algm else None
+        data["normalization"] = {"name": self.normalization.name, "mean": list(self.normalization.mean),
+                                 "std": list(self.normalization.std)}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DeploymentInfo":
+        """Inverse of :meth:`to_dict`."""
+        norm = data["normalization"]
+        return cls(
+            image_size=tuple(data["image_size"]),
+            normalization=Normalization(norm["name"], tuple(norm["mean"]), tuple(norm["std"])),
+            class_names=tuple(data["class_names"]),
+            algm=ALGMConfig.from_dict(data["algm"]) if data.get("algm") else None,
+            precision=data.get("precision", "fp32"),
+        )
+
+    def to_json(self) -> str:
+        """Compact JSON for ONNX metadata_props."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_metadata(cls, source: str, metadata: dict[str, str]) -> "DeploymentInfo":
+        """Read from an ONNX model's metadata map; ``source`` names the file in errors."""
+        if METADATA_KEY not in metadata:
+            raise AlgmExportError(f"{source}: no {METADATA_KEY!r} metadata; was it written by algm-export?")
+        try:
+            return cls.from_dict(json.loads(metadata[METADATA_KEY]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise AlgmExportError(f"{source}: damaged {METADATA_KEY!r} metadata ({error})") from error

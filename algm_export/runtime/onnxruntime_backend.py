@@ -1,0 +1,59 @@
+"""ONNX Runtime execution of exported graphs (CPU by default)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import AlgmExportError
+from .base import Backend, Prediction
+from .metadata import DeploymentInfo
+
+QUIET = 3  # ONNX Runtime log severity: errors only
+
+
+def session_options(threads: int | None = None, profile_prefix: str | None = None) -> ort.SessionOptions:
+    """Session options: quiet logs, all graph optimizations, optional thread count and profiling."""
+    options = ort.SessionOptions()
+    options.log_severity_level = QUIET
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
+    return options
+
+
+class OnnxRuntimeBackend(Backend):
+    """An exported graph (``model.onnx``, ``model.trt.onnx`` or ``model.fp16.onnx``) in ONNX Runtime."""
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None, threads: int | None = None,
+                 providers: list[str] | None = None, profile_prefix: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise AlgmExportError(f"{self.path}: no such file")
+        try:
+            self.session = ort.InferenceSession(str(self.path), session_options(threads, profile_prefix),
+                                                providers=providers or ["CPUExecutionProvider"])
+        except Exception as error:  # ORT raises its own InvalidProtobuf/Fail/... types
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise AlgmExportError(f"{self.path}: ONNX Runtime cannot load it as an ONNX model ({message[:160]})") \
+                from error
+        self.info = DeploymentInfo.from_metadata(str(self.path), self.session.get_modelmeta().custom_metadata_map)
+        self.name = name or f"onnxruntime_{self.info.precision}"
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
+
+    def _run(self, images: np.ndarray) -> Prediction:
+        outputs = dict(zip(self.output_names, self.session.run(None, {self.input_name: images})))
+        counts = outputs.get("token_counts")
+        return Prediction(outputs["logits"], [int(c) for c in counts] if counts is not None else None,
+                          outputs.get("token_maps"))
+
+    def end_profiling(self) -> Path:
+        """Stop profiling and return the trace file (JSON)."""
+        return Path(self.session.end_profiling())

@@ -1,0 +1,31 @@
+"""PyTorch eager execution behind the backend interface (the reference for parity and speed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..models.segmenter import Segmenter
+from .base import Backend, Prediction
+from .metadata import DeploymentInfo
+
+
+class TorchBackend(Backend):
+    """``model`` run eagerly on the CPU in float32."""
+
+    def __init__(self, model: Segmenter, image_size: tuple[int, int], name: str = "pytorch"):
+        self.model = model.eval()
+        self.info = DeploymentInfo.of(model, image_size)
+        self.name = name
+
+    def _run(self, images: np.ndarray, replay_maps: np.ndarray | None = None) -> Prediction:
+        with torch.no_grad():
+            replay = torch.from_numpy(replay_maps) if replay_maps is not None else None
+            logits = self.model(torch.from_numpy(images), replay_maps=replay).numpy()
+        maps = self.model.token_maps
+        return Prediction(logits, list(self.model.token_counts) if self.model.algm else None,
+                          maps.numpy() if maps is not None else None)
+
+    def replay(self, images: np.ndarray, token_maps: np.ndarray) -> Prediction:
+        """Run with the merge decisions of another backend (its ``token_maps`` output)."""
+        return self._run(np.ascontiguousarray(images, dtype=np.float32), token_maps)

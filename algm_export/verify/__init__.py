@@ -1,0 +1,1 @@
+"""Parity of exported graphs/engines with PyTorch, polygraphy artifacts, and the report."""

@@ -1,0 +1,204 @@
+"""The C++ CPU kernels (libalgm_cpu.so through algm_export.kernels) against the PyTorch algm ops.
+
+Selections (token counts, token maps, sizes) must be identical; FP32 values within 1e-5; FP16 values
+within one FP16 ulp of the PyTorch op run on the same FP16 input; Unmerge exact.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from algm_export import kernels
+from algm_export.errors import AlgmExportError
+from algm_export.merging import ops
+from algm_export.models.encoder import attention_half, mlp_half
+
+GRID = (32, 32)
+WINDOW = (2, 2)
+THRESHOLD = 0.88
+GBM_LAYER = 5
+BATCHES = {"astronaut": slice(0, 1), "rocket": slice(3, 4), "mixed4": slice(0, 4)}
+
+
+@pytest.fixture(scope="session")
+def cpu_library():
+    """Builds (or finds) libalgm_cpu.so once per session."""
+    return kernels.find_cpu_library()
+
+
+@pytest.fixture(scope="module")
+def block1_tokens(tiny_model, photo_batch) -> torch.Tensor:
+    """Tokens of the four photos after block 1's attention residual: where CLAP runs. [4, 1025, 192]"""
+    vit = tiny_model.encoder
+    with torch.no_grad():
+        x = vit.patch_embed(photo_batch)
+        x = torch.cat([vit.cls_token.expand(len(x), -1, -1), x], dim=1) + vit.pos_embed
+        return attention_half(vit.blocks[0], x)
+
+
+@pytest.fixture(scope="module", params=list(BATCHES))
+def photos_case(request, tiny_model, block1_tokens):
+    """(block-1 tokens, (block-5 tokens, sizes, token map)) of one batch, computed by PyTorch for that
+    batch (the merges of a batch depend on all its images)."""
+    x1 = block1_tokens[BATCHES[request.param]]
+    vit = tiny_model.encoder
+    with torch.no_grad():
+        x, sizes, token_map = ops.local_merge(x1, *GRID, *WINDOW, THRESHOLD)
+        x = mlp_half(vit.blocks[0], x)
+        for block in vit.blocks[1 : GBM_LAYER - 1]:
+            x = block(x)
+        x5 = attention_half(vit.blocks[GBM_LAYER - 1], x)
+    return x1, (x5, sizes, token_map)
+
+
+def assert_same_merge(ours, reference, atol=1e-5):
+    """Identical counts, maps and sizes; values within ``atol`` (FP32) or one FP16 ulp."""
+    merged, sizes, token_map = ours
+    ref_merged, ref_sizes, ref_map = (t.numpy() for t in reference)
+    assert merged.shape == ref_merged.shape, "token counts differ"
+    np.testing.assert_array_equal(token_map, ref_map)
+    np.testing.assert_array_equal(sizes, ref_sizes)
+    assert merged.dtype == ref_merged.dtype
+    if merged.dtype == np.float16:
+        assert_within_half_ulp(merged, ref_merged)
+    else:
+        np.testing.assert_allclose(merged, ref_merged, rtol=0, atol=atol)
+
+
+def assert_within_half_ulp(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Both round a float32 mean to FP16; the means differ in their last float32 bits at most."""
+    ulp = np.spacing(np.maximum(np.abs(actual), np.abs(expected))).astype(np.float32)
+    difference = np.abs(actual.astype(np.float32) - expected.astype(np.float32))
+    assert np.all(difference <= ulp), f"max difference {difference.max()} exceeds one FP16 ulp"
+
+
+def local_both(x: torch.Tensor, grid=GRID, window=WINDOW, threshold=THRESHOLD):
+    ours = kernels.local_merge(x.numpy(), grid, window, threshold)
+    return ours, ops.local_merge(x, *grid, *window, threshold)
+
+
+def global_both(x: torch.Tensor, sizes: torch.Tensor, token_map: torch.Tensor, layer=GBM_LAYER):
+    ours = kernels.global_merge(x.numpy(), sizes.numpy(), token_map.numpy(), layer)
+    return ours, ops.global_merge(x, sizes, token_map, layer)
+
+
+# --- real photos -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_local_merge_on_photos(cpu_library, photos_case, dtype):
+    x1, _ = photos_case
+    ours, reference = local_both(x1.to(dtype))
+    assert ours[0].shape[1] < 1 + GRID[0] * GRID[1], "the photos must actually merge"
+    assert_same_merge(ours, reference)
+
+
+@pytest.mark.parametrize("threshold", [0.7, 0.8, 0.95])
+def test_local_merge_other_thresholds(cpu_library, block1_tokens, threshold):
+    assert_same_merge(*local_both(block1_tokens, threshold=threshold))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_global_merge_on_photos(cpu_library, photos_case, dtype):
+    _, (x5, sizes, token_map) = photos_case
+    ours, reference = global_both(x5.to(dtype), sizes, token_map)
+    assert ours[0].shape[1] < x5.shape[1], "the photos must actually merge"
+    assert_same_merge(ours, reference)
+
+
+@pytest.mark.parametrize("layer", [2, 12])
+def test_global_merge_other_layers(cpu_library, photos_case, layer):
+    _, (x5, sizes, token_map) = photos_case
+    assert_same_merge(*global_both(x5, sizes, token_map, layer))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_unmerge_is_exact(cpu_library, photos_case, dtype):
+    _, (x5, _, token_map) = photos_case
+    values = x5[:, 1:, :7].to(dtype)
+    ours = kernels.unmerge(values.numpy(), token_map.numpy())
+    np.testing.assert_array_equal(ours, ops.unmerge(values, token_map).numpy())
+
+
+# --- edge cases ------------------------------------------------------------------------------------
+
+
+def test_zero_norm_tokens_give_no_nan(cpu_library):
+    x = torch.zeros(2, 1 + 16, 8)
+    x[:, 1::3] = 1.0
+    ours, reference = local_both(x, (4, 4), (2, 2), 0.5)
+    assert_same_merge(ours, reference)
+    assert np.isfinite(ours[0]).all()
+    merged, sizes, token_map = reference
+    ours2, reference2 = global_both(merged, sizes, token_map)
+    assert_same_merge(ours2, reference2)
+    assert np.isfinite(ours2[0]).all()
+
+
+def test_tied_windows_merge_lower_index_first(cpu_library):
+    x = torch.ones(1, 1 + 16, 4)  # every window identical: similarity 1 everywhere
+    ours, reference = local_both(x, (4, 4), (2, 2), 0.9)
+    assert_same_merge(ours, reference)
+    expected = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]).reshape(1, 16)
+    np.testing.assert_array_equal(ours[2], expected)
+
+
+def test_tied_matches_merge_lower_index_first(cpu_library):
+    x = torch.ones(2, 9, 4)  # every score 1: the lowest A tokens merge into B token 0
+    ours, reference = global_both(x, torch.ones(2, 9), torch.arange(8, dtype=torch.int32).expand(2, 8).contiguous())
+    assert_same_merge(ours, reference)
+
+
+@pytest.mark.parametrize("threshold", [-1.0 + 1e-6, 0.0, 0.3])
+def test_non_square_grid(cpu_library, threshold):
+    x = torch.randn(3, 1 + 4 * 6, 8, generator=torch.Generator().manual_seed(0))
+    ours, reference = local_both(x, (4, 6), (2, 3), threshold)
+    assert_same_merge(ours, reference)
+    assert_same_merge(*global_both(*reference, layer=3))
+
+
+def test_batch_minimum_rule(cpu_library):
+    # Image 0: three uniform windows (similarity 1); image 1: one. The batch merges min(3, 1) = 1 each.
+    x = torch.randn(2, 17, 8, generator=torch.Generator().manual_seed(1))
+    patches = x[:, 1:].view(2, 2, 2, 2, 2, 8)  # [b, window row, row, window col, col, c]
+    patches[0, 0, :, 0] = patches[0, 0, :, 1] = patches[0, 1, :, 0] = 1.0
+    patches[1, 1, :, 1] = 2.0
+    alone = [kernels.local_merge(x[b : b + 1].numpy(), (4, 4), (2, 2), 0.99)[0].shape[1] for b in range(2)]
+    assert alone == [1 + 3 + 16 - 12, 1 + 1 + 16 - 4]
+    ours, reference = local_both(x, (4, 4), (2, 2), 0.99)
+    assert ours[0].shape[1] == 1 + 1 + 16 - 4
+    assert_same_merge(ours, reference)
+
+
+@pytest.mark.parametrize("tokens", [2, 3])
+def test_global_merge_with_too_few_tokens_merges_nothing(cpu_library, tokens):
+    x = torch.randn(1, tokens, 4, generator=torch.Generator().manual_seed(2))
+    token_map = torch.zeros(1, 4, dtype=torch.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.std of fewer than two values
+        ours, reference = global_both(x, torch.ones(1, tokens), token_map)
+    assert ours[0].shape[1] == tokens
+    assert_same_merge(ours, reference)
+
+
+def test_invalid_arguments_raise(cpu_library):
+    x = np.zeros((1, 1 + 24, 8), dtype=np.float32)
+    with pytest.raises(AlgmExportError, match="invalid"):
+        kernels.local_merge(x, (4, 6), (3, 3), 0.5)  # window does not tile the grid
+    with pytest.raises(AlgmExportError, match="invalid"):
+        kernels.local_merge(x, (4, 6), (1, 1), 0.5)  # windows of one token
+    with pytest.raises(AlgmExportError, match="do not match"):
+        kernels.local_merge(x, (5, 5), (1, 2), 0.5)
+    with pytest.raises(AlgmExportError, match="dtype"):
+        kernels.local_merge(x.astype(np.float64), (4, 6), (2, 3), 0.5)
+    sizes, token_map = np.ones((1, 25), np.float32), np.zeros((1, 24), np.int32)
+    with pytest.raises(AlgmExportError, match="invalid"):
+        kernels.global_merge(x, sizes, token_map, 0)  # layer numbers are 1-based
+    with pytest.raises(AlgmExportError, match="invalid argument"):
+        kernels.global_merge(x, sizes, token_map + 24, 5)  # map entry past the last patch token
+    with pytest.raises(AlgmExportError, match="invalid argument"):
+        kernels.unmerge(x[:, 1:], token_map - 1)

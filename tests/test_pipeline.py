@@ -1,0 +1,120 @@
+"""`algm-export MODEL --fp16`: report, parity on real photos, polygraphy, verify, bad input."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from algm_export.cli import main
+from algm_export.photos import SAMPLE_PHOTOS
+
+PARITY_KEYS = {"max_abs_logit", "mean_abs_logit", "label_agreement", "token_counts", "reference_token_counts",
+               "passed"}
+
+
+def load(folder):
+    return json.loads((folder / "report.json").read_text())
+
+
+def test_pipeline_outputs_and_parity(pipeline_run):
+    code, printed, folder = pipeline_run
+    assert code == 0, printed
+    for name in ("model.onnx", "model.trt.onnx", "model.fp16.onnx", "report.json", "torch_outputs.json",
+                 "polygraphy_data_loader.py", "polygraphy_postprocess.py", "polygraphy_inputs.npz"):
+        assert (folder / name).is_file(), name
+    assert not list(folder.glob("*.partial")) and not list(folder.glob(".*"))
+    parity = load(folder)["parity"]
+    assert set(parity) == {"onnxruntime_fp32", "onnxruntime_fp32_trt_graph", "onnxruntime_fp16"}
+    for name, entry in parity.items():
+        assert PARITY_KEYS <= set(entry) and entry["passed"], (name, entry["failures"])
+        cases = entry["cases"]
+        assert [c["images"] for c in cases] == [[n] for n in SAMPLE_PHOTOS] + [list(SAMPLE_PHOTOS)]
+    for name in ("onnxruntime_fp32", "onnxruntime_fp32_trt_graph"):
+        entry = parity[name]
+        assert entry["token_counts"] == entry["reference_token_counts"]
+        assert entry["max_abs_logit"] <= 1e-3 and entry["label_agreement"] >= 0.9999
+    counts = parity["onnxruntime_fp32"]["reference_token_counts"]
+    assert len({tuple(c) for c in counts}) >= 4, "token counts should differ between photos"
+    assert all(c[0] < 1025 and c[1] < c[0] for c in counts)
+    assert parity["onnxruntime_fp16"]["label_agreement"] >= 0.995
+    assert "token_count_difference" in parity["onnxruntime_fp16"]
+    assert "onnxruntime_fp16" in printed and "passed" in printed and "polygraphy run" in printed
+
+
+def test_polygraphy_cli_confirms_parity(pipeline_run):
+    folder = pipeline_run[2]
+    command = load(folder)["polygraphy_commands"]["onnxruntime_fp32"]
+    assert shutil.which("polygraphy")
+    result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "PASSED" in output and "labels" in output and "token_counts" in output
+
+
+def test_polygraphy_cli_catches_a_wrong_graph(pipeline_run, tmp_path):
+    folder = pipeline_run[2]
+    command = load(folder)["polygraphy_commands"]["onnxruntime_fp32"]
+    mismatched = str(folder / "model.onnx")
+    data = np.load(folder / "polygraphy_inputs.npz")
+    np.savez(tmp_path / "polygraphy_inputs.npz", **{k: -data[k] for k in data.files})  # other images
+    shutil.copy(folder / "polygraphy_data_loader.py", tmp_path)
+    command = command.replace(str(folder / "polygraphy_data_loader.py"), str(tmp_path / "polygraphy_data_loader.py"))
+    result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=600)
+    assert mismatched in command and result.returncode != 0
+    assert "FAILED" in result.stdout + result.stderr
+
+
+def test_verify_subcommand(pipeline_run, research_checkpoint, capsys):
+    folder = pipeline_run[2]
+    code = main(["verify", str(research_checkpoint), "-o", str(folder), "--verify-batch", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = load(folder)
+    assert report["verification_cases"][-1] == list(SAMPLE_PHOTOS[:2])
+    assert all(entry["passed"] for entry in report["parity"].values())
+
+
+def test_verify_on_user_images_detects_wrong_model(pipeline_run, research_checkpoint, capsys, tmp_path, photos):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("coffee", "rocket"):
+        Image.fromarray(photos[name]).save(images / f"{name}.jpg", quality=95)
+    work = tmp_path / "out"
+    shutil.copytree(pipeline_run[2], work)
+    code = main(["verify", str(research_checkpoint), "-o", str(work), "--images", str(images), "--threshold", "0.95"])
+    out = capsys.readouterr().out
+    assert code == 1 and "parity FAILED" in out  # the graphs merge at 0.88, the model now at 0.95
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-o", "{tmp}/missing/deeper/out"], "does not exist"),
+    (["-o", "/proc/algm_export_test"], "cannot write to the output folder"),
+    (["--images", "{tmp}/no_such_folder"], "not a folder of images"),
+    (["--images", "{tmp}/not_images"], "not a readable image"),
+    (["--verify-batch", "0"], "--verify-batch must be >= 1"),
+])
+def test_pipeline_bad_input(research_checkpoint, tmp_path, capsys, argv, message):
+    (tmp_path / "not_images").mkdir()
+    (tmp_path / "not_images" / "notes.txt").write_text("not a picture")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main([str(research_checkpoint), *[a.format(tmp=tmp_path) for a in argv]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_verify_bad_input(pipeline_run, research_checkpoint, tmp_path, capsys):
+    code = main(["verify", str(research_checkpoint), "-o", str(tmp_path)])
+    assert code == 2 and "model.onnx: missing; export first" in capsys.readouterr().err
+    (tmp_path / "model.onnx").write_text("this is not a graph")
+    code = main(["verify", str(research_checkpoint), "-o", str(tmp_path)])
+    assert code == 2 and "cannot load it as an ONNX model" in capsys.readouterr().err
+    code = main(["verify", str(research_checkpoint), "-o", str(pipeline_run[2]), "--image-size", "256"])
+    assert code == 2 and "differs from the exported graphs' 512x512" in capsys.readouterr().err
