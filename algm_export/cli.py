@@ -18,9 +18,13 @@ from .errors import AlgmExportError
 from .export.onnx_export import PORTABLE_GRAPH
 from .models.segmenter import Segmenter
 from .photos import sample_photo
-from .pipeline import VerifyOptions, check_output_folder, print_outcome, run_pipeline, verification_photos, verify
+from .pipeline import (
+    TENSORRT_BACKEND, Progress, TensorRTOptions, VerifyOptions, check_output_folder, print_outcome, run_pipeline,
+    tensorrt_stage, verification_photos, verify,
+)
 from .preprocess import make_batch
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .verify.report import load_report, save_report
 
 
 DESCRIPTION = """\
@@ -36,7 +40,8 @@ algm node per merge/unmerge, for the TensorRT plugins), model.fp16.onnx (--fp16)
 
 other commands (each has --help):
   algm-export verify MODEL -o DIR   re-verify the graphs in DIR against MODEL
-  algm-export bench MODEL -o DIR    speed table: PyTorch vs ONNX Runtime, dense vs ALGM
+  algm-export build MODEL -o DIR    build the FP16 TensorRT engine from DIR's graphs, verify it
+  algm-export bench MODEL -o DIR    speed table: PyTorch vs ONNX Runtime (and TensorRT), dense vs ALGM
 """
 
 EPILOG = """\
@@ -54,14 +59,47 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(parser)
     add_output_argument(parser)
     add_verify_arguments(parser)
-    parser.add_argument("--batch", type=parse_batch_range, default=(1, 8, 32), metavar="MIN,OPT,MAX",
-                        help="batch sizes of the TensorRT optimization profile (default 1,8,32)")
+    add_engine_arguments(parser)
     parser.add_argument("--fp16", action="store_true",
                         help="also write model.fp16.onnx (FP16 with merge maths, norms and softmax in FP32), "
                              "verify it, and build the FP16 TensorRT engine where TensorRT is available")
     parser.add_argument("--int8", action="store_true", help="INT8 engines (not available in this release)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the checkpoint and settings, print the summary, write nothing")
+    return parser
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """TensorRT engine settings."""
+    engine = parser.add_argument_group("TensorRT engine (built where TensorRT and a GPU exist)")
+    engine.add_argument("--batch", type=parse_batch_range, default=(1, 8, 32), metavar="MIN,OPT,MAX",
+                        help="batch sizes of the optimization profile (default 1,8,32)")
+    engine.add_argument("--plugin-lib", type=Path, metavar="SO",
+                        help="libalgm_plugins.so (default: $ALGM_PLUGIN_LIBRARY, then build/trt/)")
+    engine.add_argument("--workspace", type=int, default=4096, metavar="MB",
+                        help="builder workspace limit in MiB (default 4096)")
+    engine.add_argument("--timing-cache", type=Path, metavar="FILE",
+                        help="timing cache reused across builds (default: OUTPUT/timing.cache)")
+
+
+def engine_options(args: argparse.Namespace) -> TensorRTOptions:
+    """TensorRTOptions from the engine arguments."""
+    if args.workspace < 1:
+        raise AlgmExportError("--workspace must be at least 1 MiB")
+    return TensorRTOptions(tuple(args.batch), args.plugin_lib, args.workspace, args.timing_cache, args.verbose)
+
+
+def build_build_parser() -> argparse.ArgumentParser:
+    """``algm-export build``."""
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} build", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build the FP16 TensorRT engine (model.fp16.plan + sidecar) from the graphs already exported "
+                    "to the output folder, then verify it against PyTorch. Without TensorRT or a GPU it says so "
+                    "in one line, records the reason in report.json and exits 0.")
+    add_model_arguments(parser)
+    add_output_argument(parser)
+    add_verify_arguments(parser)
+    add_engine_arguments(parser)
     return parser
 
 
@@ -130,11 +168,29 @@ def main_command(args: argparse.Namespace) -> int:
         print(f"dry run: nothing written (would write to {args.output}/)")
         return 0
     options = VerifyOptions(args.images, args.verify_batch)
-    return run_pipeline(model, args.output, size, args.fp16, options, args.verbose)
+    return run_pipeline(model, args.output, size, args.fp16, options, engine_options(args), args.verbose)
 
 
-def verify_command(args: argparse.Namespace) -> int:
-    """``algm-export verify MODEL -o DIR``."""
+def build_command(args: argparse.Namespace) -> int:
+    """``algm-export build MODEL -o DIR``."""
+    model, size = model_for_graphs(args)
+    photos = verification_photos(args.images)
+    progress = Progress(2)
+    with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
+        outcome = tensorrt_stage(args.output, engine_options(args))
+    if outcome.backend is None:
+        report = load_report(args.output)
+        report["tensorrt"] = {"status": "skipped", "reason": outcome.skipped}
+        report.setdefault("parity", {})[TENSORRT_BACKEND] = {"skipped": outcome.skipped}
+        save_report(args.output, report)
+        return 0
+    with progress.stage("verify the engine against PyTorch"):
+        report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos, [], outcome)
+    return print_outcome(args.output, report)
+
+
+def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, int]]:
+    """MODEL and the image size of the graphs already exported to the output folder."""
     graph = args.output / PORTABLE_GRAPH
     if not graph.is_file():
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
@@ -143,9 +199,14 @@ def verify_command(args: argparse.Namespace) -> int:
     if args.image_size and tuple(args.image_size) != tuple(size):
         raise AlgmExportError(f"--image-size {args.image_size[0]}x{args.image_size[1]} differs from the "
                               f"exported graphs' {size[0]}x{size[1]}")
+    return model, export_size(model, size)
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """``algm-export verify MODEL -o DIR``."""
+    model, size = model_for_graphs(args)
     photos = verification_photos(args.images)
-    report = verify(model, args.output, export_size(model, size), VerifyOptions(args.images, args.verify_batch),
-                    photos)
+    report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos)
     return print_outcome(args.output, report)
 
 
@@ -154,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "verify":
         return run(verify_command, build_verify_parser().parse_args(argv[1:]))
+    if argv and argv[0] == "build":
+        return run(build_command, build_build_parser().parse_args(argv[1:]))
     if argv and argv[0] == "bench":
         return run(bench_command, build_bench_parser(prog=f"{PROG} bench").parse_args(argv[1:]))
     return run(main_command, build_parser().parse_args(argv))

@@ -55,6 +55,11 @@ class DeploymentInfo:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
+    def from_onnx(cls, source: str, model) -> "DeploymentInfo":
+        """Read from a loaded ONNX ModelProto; ``source`` names the file in errors."""
+        return cls.from_metadata(source, {prop.key: prop.value for prop in model.metadata_props})
+
+    @classmethod
     def from_metadata(cls, source: str, metadata: dict[str, str]) -> "DeploymentInfo":
         """Read from an ONNX model's metadata map; ``source`` names the file in errors."""
         if METADATA_KEY not in metadata:

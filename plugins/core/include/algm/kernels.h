@@ -59,6 +59,8 @@ struct UnmergeParams
 };
 
 // Bytes of scratch memory each launcher needs (never more than the bound for these parameters).
+// The same bound serves the CPU and the CUDA launchers; any base address works (they align it).
+// 0 for parameters the launchers reject.
 size_t localMergeWorkspaceSize(LocalMergeParams const& params);
 size_t globalMergeWorkspaceSize(GlobalMergeParams const& params);
 
@@ -75,6 +77,9 @@ Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void
     UnmergeParams const& params);
 } // namespace cpu
 
+// Token-map entries are range-checked by the CPU launchers (kInvalidArgument) but not by the CUDA ones,
+// which cannot synchronise: there an out-of-range entry yields -1 in mergedMap (globalMerge) or a zero
+// row (unmerge), never an out-of-bounds access.
 namespace cuda
 {
 Status localMerge(DataType dtype, void const* tokens, void* merged, float* mergedSizes, int32_t* mergedMap,

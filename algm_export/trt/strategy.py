@@ -1,0 +1,43 @@
+"""How to get an FP16 engine out of the exported graphs on the installed TensorRT.
+
+TensorRT 11 removed the FP16 builder flag: networks are strongly typed and compute in the precision
+written in the graph, so the FP16 graph (model.fp16.onnx) is parsed with STRONGLY_TYPED. TensorRT 10
+supports both; a TensorRT without strong typing gets the FP32 plugin graph plus the FP16 flag.
+Decided by feature checks, never by version strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH
+from .availability import Unavailable
+
+
+@dataclass(frozen=True)
+class BuildStrategy:
+    """Which graph to parse and how."""
+
+    graph: str
+    strongly_typed: bool
+    fp16_flag: bool
+
+    def describe(self) -> str:
+        """One line for logs and the sidecar."""
+        return f"{self.graph} " + ("strongly typed" if self.strongly_typed else "with the FP16 builder flag")
+
+
+def choose_strategy(has_strongly_typed: bool, has_fp16_flag: bool) -> BuildStrategy:
+    """The FP16 route for a TensorRT with these features."""
+    if has_strongly_typed:
+        return BuildStrategy(FP16_GRAPH, strongly_typed=True, fp16_flag=False)
+    if has_fp16_flag:
+        return BuildStrategy(PLUGIN_GRAPH, strongly_typed=False, fp16_flag=True)
+    raise Unavailable("this TensorRT has neither strongly typed networks nor the FP16 builder flag")
+
+
+def strategy_for(tensorrt: ModuleType) -> BuildStrategy:
+    """The FP16 route for the imported ``tensorrt`` module."""
+    return choose_strategy(hasattr(tensorrt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
+                           hasattr(tensorrt.BuilderFlag, "FP16"))

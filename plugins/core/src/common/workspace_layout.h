@@ -1,0 +1,120 @@
+// How the launchers carve their workspace: one layout shared by the CPU and the CUDA builds, so that
+// localMergeWorkspaceSize / globalMergeWorkspaceSize bound both.
+#pragma once
+
+#include "algm/kernels.h"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace algm
+{
+
+// Hands out consecutive, aligned sub-buffers of one block of memory. With a null base it only measures.
+class WorkspaceCarver
+{
+public:
+    static constexpr size_t kAlignment = 256;
+
+    explicit WorkspaceCarver(void* base)
+        : mBase(reinterpret_cast<uintptr_t>(base))
+        , mCursor(alignUp(mBase))
+    {
+    }
+
+    template <typename T>
+    T* take(size_t count)
+    {
+        T* const buffer = mBase == 0 ? nullptr : reinterpret_cast<T*>(mCursor);
+        mCursor = alignUp(mCursor + count * sizeof(T));
+        return buffer;
+    }
+
+    // Bytes used from the base, plus the slack needed to align an arbitrary base.
+    size_t boundBytes() const
+    {
+        return static_cast<size_t>(mCursor - mBase) + kAlignment;
+    }
+
+private:
+    static uintptr_t alignUp(uintptr_t value)
+    {
+        return (value + kAlignment - 1) / kAlignment * kAlignment;
+    }
+
+    uintptr_t mBase;
+    uintptr_t mCursor;
+};
+
+// Scratch of LocalMerge (B images, W windows of k tokens, T = 1 + N tokens, C channels).
+struct LocalMergeWorkspace
+{
+    float* divisors;          // [B, T] unit-norm divisor of every token
+    float* gram;              // [B, W, k, k] pairwise unit dot products inside each window (diagonal unused)
+    float* similarity;        // [B, W]
+    int32_t* counts;          // [B] windows with similarity >= threshold (zeroed before use)
+    int32_t* merges;          // [2] r (batch minimum of counts) and T', on the device (CUDA only)
+    int32_t* ranks;           // [B, W] stable descending rank of each window
+    int32_t* slots;           // [B, T] output slot of every input token
+    float* sums;              // [B, T, C] float32 accumulators, row stride T (zeroed before use)
+    float* sizeSums;          // [B, T] (zeroed before use)
+    size_t bytes;             // what the layout needs from an arbitrary (unaligned) base
+
+    LocalMergeWorkspace(void* base, LocalMergeParams const& p)
+    {
+        size_t const batch = static_cast<size_t>(p.batch);
+        size_t const tokens = 1 + static_cast<size_t>(p.gridH) * static_cast<size_t>(p.gridW);
+        size_t const k = static_cast<size_t>(p.windowH) * static_cast<size_t>(p.windowW);
+        size_t const windows = (tokens - 1) / k;
+        WorkspaceCarver carver(base);
+        divisors = carver.take<float>(batch * tokens);
+        gram = carver.take<float>(batch * windows * k * k);
+        similarity = carver.take<float>(batch * windows);
+        counts = carver.take<int32_t>(batch);
+        merges = carver.take<int32_t>(2);
+        ranks = carver.take<int32_t>(batch * windows);
+        slots = carver.take<int32_t>(batch * tokens);
+        sums = carver.take<float>(batch * tokens * static_cast<size_t>(p.channels));
+        sizeSums = carver.take<float>(batch * tokens);
+        bytes = carver.boundBytes();
+    }
+};
+
+// Scratch of GlobalMerge (B images, T tokens, nA = ceil(T/2) A tokens, C channels).
+struct GlobalMergeWorkspace
+{
+    float* divisors;    // [B, T]
+    float* bestScore;   // [B, nA] best cosine score of each A token (-inf for the class token)
+    int32_t* bestMatch; // [B, nA] its B index
+    float* imageStats;  // [2, B] per image: mean, then unbiased std of best_score[1:]
+    float* threshold;   // [1]
+    int32_t* counts;    // [B] A tokens with best_score >= threshold (zeroed before use)
+    int32_t* merges;    // [2] r and T', on the device (CUDA only)
+    int32_t* ranks;     // [B, nA]
+    int32_t* slots;     // [B, T]
+    float* sums;        // [B, T, C] row stride T (zeroed before use)
+    float* sizeSums;    // [B, T] (zeroed before use)
+    size_t bytes;       // what the layout needs from an arbitrary (unaligned) base
+
+    GlobalMergeWorkspace(void* base, GlobalMergeParams const& p)
+    {
+        size_t const batch = static_cast<size_t>(p.batch);
+        size_t const tokens = static_cast<size_t>(p.tokens);
+        size_t const countA = (tokens + 1) / 2;
+        WorkspaceCarver carver(base);
+        divisors = carver.take<float>(batch * tokens);
+        bestScore = carver.take<float>(batch * countA);
+        bestMatch = carver.take<int32_t>(batch * countA);
+        imageStats = carver.take<float>(batch * 2);
+        threshold = carver.take<float>(1);
+        counts = carver.take<int32_t>(batch);
+        merges = carver.take<int32_t>(2);
+        ranks = carver.take<int32_t>(batch * countA);
+        slots = carver.take<int32_t>(batch * tokens);
+        sums = carver.take<float>(batch * tokens * static_cast<size_t>(p.channels));
+        sizeSums = carver.take<float>(batch * tokens);
+        bytes = carver.boundBytes();
+    }
+};
+
+} // namespace algm

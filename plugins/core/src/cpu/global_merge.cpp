@@ -1,0 +1,123 @@
+// CPU GlobalMerge (GBM): the same steps, in the same order, as the CUDA kernels, as plain loops.
+#include "algm/kernels.h"
+#include "algm/math.h"
+#include "../common/dispatch.h"
+#include "../common/validate.h"
+#include "../common/workspace_layout.h"
+#include "scatter_mean.h"
+#include "selection.h"
+
+#include <algorithm>
+
+namespace algm::cpu
+{
+namespace
+{
+
+template <typename Storage>
+void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* tokenMap, Storage* merged,
+    float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& p,
+    GlobalMergeWorkspace const& ws)
+{
+    int32_t const countA = (p.tokens + 1) / 2;
+    int32_t const countB = p.tokens / 2;
+    int64_t const channels = p.channels;
+
+    for (int64_t i = 0; i < static_cast<int64_t>(p.batch) * p.tokens; ++i)
+    {
+        ws.divisors[i] = unitDivisor(tokens + i * channels, p.channels);
+    }
+
+    // Best B match of every A token (A = token 2a, B = token 2j + 1); the class token A[0] never merges.
+    for (int64_t b = 0; b < p.batch; ++b)
+    {
+        float const* divisors = ws.divisors + b * p.tokens;
+        Storage const* image = tokens + b * p.tokens * channels;
+        ws.bestScore[b * countA] = negativeInfinity();
+        ws.bestMatch[b * countA] = 0;
+        for (int64_t a = 1; a < countA; ++a)
+        {
+            float best = negativeInfinity();
+            int32_t bestIndex = 0;
+            for (int32_t j = 0; j < countB; ++j)
+            {
+                float const score = unitDot(image + 2 * a * channels, divisors[2 * a],
+                    image + (2 * j + 1) * channels, divisors[2 * j + 1], p.channels);
+                if (betterMatch(score, j, best, bestIndex))
+                {
+                    best = score;
+                    bestIndex = j;
+                }
+            }
+            ws.bestScore[b * countA + a] = best;
+            ws.bestMatch[b * countA + a] = bestIndex;
+        }
+    }
+
+    // Threshold from the per-image mean and unbiased std of best_score[1:].
+    float* means = ws.imageStats;
+    float* stds = ws.imageStats + p.batch;
+    for (int64_t b = 0; b < p.batch; ++b)
+    {
+        float const* candidates = ws.bestScore + b * countA + 1;
+        means[b] = sequentialMean(candidates, countA - 1);
+        stds[b] = unbiasedStd(candidates, countA - 1, means[b]);
+    }
+    *ws.threshold = gbmThreshold(sequentialMean(means, p.batch), sequentialMean(stds, p.batch), p.layerNumber);
+
+    int32_t const merges = countMergesForBatch(ws.bestScore, p.batch, countA, *ws.threshold, ws.counts);
+    int32_t const outTokens = tokensAfterMerges(p.tokens, merges, 1);
+    rankEachImage(ws.bestScore, p.batch, countA, ws.ranks);
+
+    for (int64_t b = 0; b < p.batch; ++b)
+    {
+        int32_t* slots = ws.slots + b * p.tokens;
+        int32_t unmergedBefore = 0;
+        for (int32_t a = 0; a < countA; ++a)
+        {
+            int32_t const rank = ws.ranks[b * countA + a];
+            slots[2 * a] = gbmEvenSlot(rank, ws.bestMatch[b * countA + a], unmergedBefore, countA, merges);
+            unmergedBefore += isMerged(rank, merges) ? 0 : 1;
+        }
+        for (int32_t j = 0; j < countB; ++j)
+        {
+            slots[2 * j + 1] = gbmOddSlot(j, countA, merges);
+        }
+        for (int64_t patch = 0; patch < p.patches; ++patch)
+        {
+            mergedMap[b * p.patches + patch] = slots[1 + tokenMap[b * p.patches + patch]] - 1;
+        }
+    }
+
+    writeScatterMean(tokens, sizes, ws.slots, ScatterShape{p.batch, p.tokens, p.channels, outTokens}, ws.sums,
+        ws.sizeSums, merged, mergedSizes);
+    *numTokens = outTokens;
+}
+
+// Every map entry names a patch token: [0, T - 2].
+bool mapInRange(int32_t const* tokenMap, GlobalMergeParams const& p)
+{
+    int64_t const entries = static_cast<int64_t>(p.batch) * p.patches;
+    return std::all_of(tokenMap, tokenMap + entries, [&](int32_t v) { return v >= 0 && v <= p.tokens - 2; });
+}
+
+} // namespace
+
+Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32_t const* tokenMap, void* merged,
+    float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace)
+{
+    if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes
+        || !mergedMap || !numTokens || !workspace || !mapInRange(tokenMap, params))
+    {
+        return kInvalidArgument;
+    }
+    GlobalMergeWorkspace const ws(workspace, params);
+    withStorage<Half>(dtype, [&](auto tag) {
+        using Storage = typename decltype(tag)::type;
+        globalMergeImpl(static_cast<Storage const*>(tokens), sizes, tokenMap, static_cast<Storage*>(merged),
+            mergedSizes, mergedMap, numTokens, params, ws);
+    });
+    return kSuccess;
+}
+
+} // namespace algm::cpu

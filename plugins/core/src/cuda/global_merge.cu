@@ -1,0 +1,265 @@
+// CUDA GlobalMerge (GBM). Steps, all queued on the stream without host synchronisation:
+// divisors -> best B match of every A token (tiled dot products) -> per-image mean/std -> threshold
+// -> per-image counts -> r and T' -> A ranks -> slots (block scan per image) -> merged map -> scatter-mean.
+#include "algm/kernels.h"
+#include "algm/math.h"
+#include "../common/dispatch.h"
+#include "../common/validate.h"
+#include "../common/workspace_layout.h"
+#include "launch.cuh"
+#include "scatter_mean.cuh"
+#include "selection.cuh"
+#include "unit_divisors.cuh"
+
+#include <cub/block/block_scan.cuh>
+#include <cuda_fp16.h>
+
+#include <climits>
+
+namespace algm::cuda
+{
+namespace
+{
+
+using namespace detail;
+
+// Best-match tiling: a block holds kMatchRows A tokens (kRowsPerWarp per warp) and walks the B tokens
+// kMatchCols at a time (one per lane), staging kChannelChunk channels of unit vectors in shared memory.
+constexpr int kMatchWarps = 8;
+constexpr int kRowsPerWarp = 2;
+constexpr int kMatchRows = kMatchWarps * kRowsPerWarp;
+constexpr int kMatchCols = 32;
+constexpr int kChannelChunk = 32;
+
+struct BipartiteShape
+{
+    int32_t tokens; // T
+    int32_t channels;
+    int32_t countA; // ceil(T/2): tokens 0, 2, 4, ...
+    int32_t countB; // floor(T/2): tokens 1, 3, 5, ...
+};
+
+// bestScore/bestMatch of every A token of image blockIdx.y (the class token: -inf, 0). Each dot product
+// runs over the channels in order, like the CPU build, so the scores agree bit for bit.
+template <typename Storage>
+__global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(
+    Storage const* tokens, float const* divisors, BipartiteShape s, float* bestScore, int32_t* bestMatch)
+{
+    __shared__ float aTile[kMatchRows][kChannelChunk + 1];
+    __shared__ float bTile[kMatchCols][kChannelChunk + 1];
+    int const lane = threadIdx.x % 32;
+    int const warp = threadIdx.x / 32;
+    int64_t const image = blockIdx.y;
+    int const firstA = blockIdx.x * kMatchRows;
+    Storage const* imageTokens = tokens + image * s.tokens * s.channels;
+    float const* imageDivisors = divisors + image * s.tokens;
+
+    // Unit component of token `token`, channel `channel`, or 0 outside the tensor.
+    auto unit = [&](int token, bool valid, int channel) {
+        return valid ? unitComponent(loadFloat(imageTokens[static_cast<int64_t>(token) * s.channels + channel]),
+                           imageDivisors[token])
+                     : 0.0f;
+    };
+
+    float best[kRowsPerWarp];
+    int bestIndex[kRowsPerWarp];
+    for (int i = 0; i < kRowsPerWarp; ++i)
+    {
+        best[i] = negativeInfinity();
+        bestIndex[i] = 0;
+    }
+    for (int firstB = 0; firstB < s.countB; firstB += kMatchCols)
+    {
+        float dot[kRowsPerWarp] = {};
+        for (int firstChannel = 0; firstChannel < s.channels; firstChannel += kChannelChunk)
+        {
+            int const width = min(kChannelChunk, s.channels - firstChannel);
+            for (int e = threadIdx.x; e < kMatchRows * kChannelChunk; e += blockDim.x)
+            {
+                int const row = e / kChannelChunk;
+                int const c = e % kChannelChunk;
+                int const a = firstA + row;
+                aTile[row][c] = unit(2 * a, a < s.countA && c < width, firstChannel + c);
+            }
+            for (int e = threadIdx.x; e < kMatchCols * kChannelChunk; e += blockDim.x)
+            {
+                int const col = e / kChannelChunk;
+                int const c = e % kChannelChunk;
+                int const j = firstB + col;
+                bTile[col][c] = unit(2 * j + 1, j < s.countB && c < width, firstChannel + c);
+            }
+            __syncthreads();
+            for (int c = 0; c < width; ++c)
+            {
+                float const bValue = bTile[lane][c];
+                for (int i = 0; i < kRowsPerWarp; ++i)
+                {
+                    dot[i] = addProduct(dot[i], aTile[warp + i * kMatchWarps][c], bValue);
+                }
+            }
+            __syncthreads();
+        }
+        // Warp argmax over this tile's B tokens (ties: lowest index); earlier tiles hold lower indices.
+        int const j = firstB + lane;
+        for (int i = 0; i < kRowsPerWarp; ++i)
+        {
+            float score = j < s.countB ? dot[i] : negativeInfinity();
+            int index = j < s.countB ? j : INT_MAX;
+            for (int offset = 16; offset > 0; offset /= 2)
+            {
+                float const otherScore = __shfl_xor_sync(0xffffffffu, score, offset);
+                int const otherIndex = __shfl_xor_sync(0xffffffffu, index, offset);
+                if (betterMatch(otherScore, otherIndex, score, index))
+                {
+                    score = otherScore;
+                    index = otherIndex;
+                }
+            }
+            if (betterMatch(score, index, best[i], bestIndex[i]))
+            {
+                best[i] = score;
+                bestIndex[i] = index;
+            }
+        }
+    }
+    if (lane == 0)
+    {
+        for (int i = 0; i < kRowsPerWarp; ++i)
+        {
+            int const a = firstA + warp + i * kMatchWarps;
+            if (a < s.countA)
+            {
+                bestScore[image * s.countA + a] = a == 0 ? negativeInfinity() : best[i];
+                bestMatch[image * s.countA + a] = a == 0 ? 0 : bestIndex[i];
+            }
+        }
+    }
+}
+
+// means[b], stds[b] over best_score[b, 1:]: one thread per image, summing in order like the CPU build.
+__global__ void imageStatsKernel(float const* bestScore, int32_t batch, int32_t countA, float* means, float* stds)
+{
+    for (int64_t image = threadIndex(); image < batch; image += threadCount())
+    {
+        float const* candidates = bestScore + image * countA + 1;
+        means[image] = sequentialMean(candidates, countA - 1);
+        stds[image] = unbiasedStd(candidates, countA - 1, means[image]);
+    }
+}
+
+__global__ void thresholdKernel(float const* means, float const* stds, int32_t batch, int32_t layerNumber,
+    float* threshold)
+{
+    *threshold = gbmThreshold(sequentialMean(means, batch), sequentialMean(stds, batch), layerNumber);
+}
+
+__global__ void countAtLeastKernel(
+    float const* values, int32_t batch, int32_t perImage, float const* threshold, int32_t* counts)
+{
+    float const t = *threshold;
+    int64_t const total = static_cast<int64_t>(batch) * perImage;
+    for (int64_t i = threadIndex(); i < total; i += threadCount())
+    {
+        if (values[i] >= t)
+        {
+            atomicAdd(counts + i / perImage, 1);
+        }
+    }
+}
+
+// One block per image: A slots with a block scan over the unmerged A tokens, then the B slots.
+__global__ void __launch_bounds__(kThreads) tokenSlotsKernel(
+    int32_t const* ranks, int32_t const* bestMatch, int32_t const* merges, BipartiteShape s, int32_t* slots)
+{
+    using BlockScan = cub::BlockScan<int32_t, kThreads>;
+    __shared__ typename BlockScan::TempStorage scanStorage;
+    int64_t const image = blockIdx.x;
+    int32_t const r = merges[0];
+    int32_t* imageSlots = slots + image * s.tokens;
+    int32_t carried = 0;
+    for (int32_t first = 0; first < s.countA; first += kThreads)
+    {
+        int32_t const a = first + static_cast<int32_t>(threadIdx.x);
+        bool const valid = a < s.countA;
+        int32_t const rank = valid ? ranks[image * s.countA + a] : 0;
+        int32_t unmergedBefore = 0;
+        int32_t unmergedInChunk = 0;
+        BlockScan(scanStorage).ExclusiveSum(valid && !isMerged(rank, r) ? 1 : 0, unmergedBefore, unmergedInChunk);
+        if (valid)
+        {
+            imageSlots[2 * a]
+                = gbmEvenSlot(rank, bestMatch[image * s.countA + a], carried + unmergedBefore, s.countA, r);
+        }
+        carried += unmergedInChunk;
+        __syncthreads(); // scanStorage is reused by the next chunk
+    }
+    for (int32_t j = threadIdx.x; j < s.countB; j += kThreads)
+    {
+        imageSlots[2 * j + 1] = gbmOddSlot(j, s.countA, r);
+    }
+}
+
+// mergedMap[b, p] = slot(1 + tokenMap[b, p]) - 1; an out-of-range entry (not checked on the host) gives -1.
+__global__ void composeMapKernel(
+    int32_t const* tokenMap, int32_t const* slots, int32_t batch, int32_t patches, int32_t tokens, int32_t* mergedMap)
+{
+    int64_t const total = static_cast<int64_t>(batch) * patches;
+    for (int64_t i = threadIndex(); i < total; i += threadCount())
+    {
+        int32_t const token = tokenMap[i];
+        int64_t const image = i / patches;
+        mergedMap[i] = token >= 0 && token <= tokens - 2 ? slots[image * tokens + 1 + token] - 1 : -1;
+    }
+}
+
+template <typename Storage>
+void enqueueGlobalMerge(Storage const* tokens, float const* sizes, int32_t const* tokenMap, Storage* merged,
+    float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& p,
+    GlobalMergeWorkspace const& ws, cudaStream_t stream)
+{
+    BipartiteShape const s{p.tokens, p.channels, (p.tokens + 1) / 2, p.tokens / 2};
+    float* means = ws.imageStats;
+    float* stds = ws.imageStats + p.batch;
+    launchUnitDivisors(tokens, static_cast<int64_t>(p.batch) * p.tokens, p.channels, ws.divisors, stream);
+    dim3 const matchGrid((s.countA + kMatchRows - 1) / kMatchRows, p.batch);
+    bestMatchKernel<<<matchGrid, kMatchWarps * 32, 0, stream>>>(tokens, ws.divisors, s, ws.bestScore, ws.bestMatch);
+    imageStatsKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(ws.bestScore, p.batch, s.countA, means, stds);
+    thresholdKernel<<<1, 1, 0, stream>>>(means, stds, p.batch, p.layerNumber, ws.threshold);
+    countAtLeastKernel<<<gridFor(static_cast<int64_t>(p.batch) * s.countA), kThreads, 0, stream>>>(
+        ws.bestScore, p.batch, s.countA, ws.threshold, ws.counts);
+    launchBatchMerges(ws.counts, p.batch, p.tokens, 1, ws.merges, numTokens, stream);
+    launchRanks(ws.bestScore, p.batch, s.countA, ws.ranks, stream);
+    tokenSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.bestMatch, ws.merges, s, ws.slots);
+    composeMapKernel<<<gridFor(static_cast<int64_t>(p.batch) * p.patches), kThreads, 0, stream>>>(
+        tokenMap, ws.slots, p.batch, p.patches, p.tokens, mergedMap);
+    ScatterShape const shape{p.batch, p.tokens, p.channels};
+    launchScatterAccumulate(tokens, sizes, ws.slots, shape, ws.sums, ws.sizeSums, stream);
+    launchScatterFinalize(ws.sums, ws.sizeSums, ws.merges, shape, merged, mergedSizes, stream);
+}
+
+} // namespace
+
+Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32_t const* tokenMap, void* merged,
+    float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace,
+    cudaStream_t stream)
+{
+    if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes
+        || !mergedMap || !numTokens || !workspace)
+    {
+        return kInvalidArgument;
+    }
+    GlobalMergeWorkspace const ws(workspace, params);
+    size_t const tokenRows = static_cast<size_t>(params.batch) * params.tokens;
+    if (clearAccumulatorsAsync(ws, params.batch, tokenRows, params.channels, stream) != cudaSuccess)
+    {
+        return kCudaError;
+    }
+    withStorage<__half>(dtype, [&](auto tag) {
+        using Storage = typename decltype(tag)::type;
+        enqueueGlobalMerge(static_cast<Storage const*>(tokens), sizes, tokenMap, static_cast<Storage*>(merged),
+            mergedSizes, mergedMap, numTokens, params, ws, stream);
+    });
+    return launchStatus();
+}
+
+} // namespace algm::cuda

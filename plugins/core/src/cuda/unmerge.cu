@@ -1,0 +1,55 @@
+// CUDA Unmerge: patch_values[b, p, :] = values[b, token_map[b, p], :], copying the stored bits.
+#include "algm/kernels.h"
+#include "../common/validate.h"
+#include "launch.cuh"
+
+#include <cstdint>
+
+namespace algm::cuda
+{
+namespace
+{
+
+using namespace detail;
+
+// `Word` is an integer of the element size. An out-of-range map entry (not checked on the host) gives
+// a zero row instead of an out-of-bounds read.
+template <typename Word>
+__global__ void gatherRowsKernel(Word const* values, int32_t const* tokenMap, UnmergeParams p, Word* patchValues)
+{
+    int64_t const total = static_cast<int64_t>(p.batch) * p.patches * p.width;
+    for (int64_t i = threadIndex(); i < total; i += threadCount())
+    {
+        int64_t const row = i / p.width;
+        int64_t const column = i - row * p.width;
+        int64_t const image = row / p.patches;
+        int32_t const token = tokenMap[row];
+        bool const valid = token >= 0 && token < p.tokens;
+        patchValues[i] = valid ? values[(image * p.tokens + token) * p.width + column] : Word{0};
+    }
+}
+
+} // namespace
+
+Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues,
+    UnmergeParams const& params, cudaStream_t stream)
+{
+    if (!isValid(dtype) || !isValid(params) || !values || !tokenMap || !patchValues)
+    {
+        return kInvalidArgument;
+    }
+    unsigned const blocks = gridFor(static_cast<int64_t>(params.batch) * params.patches * params.width);
+    if (dtype == DataType::kFloat16)
+    {
+        gatherRowsKernel<<<blocks, kThreads, 0, stream>>>(
+            static_cast<uint16_t const*>(values), tokenMap, params, static_cast<uint16_t*>(patchValues));
+    }
+    else
+    {
+        gatherRowsKernel<<<blocks, kThreads, 0, stream>>>(
+            static_cast<uint32_t const*>(values), tokenMap, params, static_cast<uint32_t*>(patchValues));
+    }
+    return launchStatus();
+}
+
+} // namespace algm::cuda

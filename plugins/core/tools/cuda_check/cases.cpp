@@ -1,0 +1,228 @@
+#include "check.h"
+
+#include "algm/math.h"
+
+#include <cmath>
+#include <random>
+
+namespace algm::check
+{
+namespace
+{
+
+constexpr DataType kDtypes[] = {DataType::kFloat32, DataType::kFloat16};
+
+char const* dtypeName(DataType dtype)
+{
+    return dtype == DataType::kFloat16 ? "fp16" : "fp32";
+}
+
+size_t tokenCount(LocalMergeParams const& p)
+{
+    return 1 + static_cast<size_t>(p.gridH) * p.gridW;
+}
+
+// Photo-like tokens: each patch is one of a few region vectors (regions are blobs of the grid) plus
+// noise of a per-patch strength, so window similarities spread over [0, 1] and thresholds bite.
+std::vector<float> photoLikeTokens(LocalMergeParams const& p, uint32_t seed)
+{
+    std::mt19937 random(seed);
+    std::normal_distribution<float> normal;
+    std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+    size_t const tokens = tokenCount(p);
+    std::vector<float> values(p.batch * tokens * p.channels);
+    for (int32_t b = 0; b < p.batch; ++b)
+    {
+        std::vector<float> regions(4 * p.channels);
+        for (float& v : regions)
+        {
+            v = normal(random);
+        }
+        for (size_t t = 0; t < tokens; ++t)
+        {
+            int32_t const patch = static_cast<int32_t>(t) - 1;
+            int32_t const row = t == 0 ? 0 : patch / p.gridW;
+            int32_t const col = t == 0 ? 0 : patch % p.gridW;
+            int32_t const region = ((row * 3 / p.gridH) + (col * 2 / p.gridW) + b) % 4;
+            float const noise = 0.6f * uniform(random) * uniform(random);
+            for (int32_t c = 0; c < p.channels; ++c)
+            {
+                values[(b * tokens + t) * p.channels + c] = regions[region * p.channels + c] + noise * normal(random);
+            }
+        }
+    }
+    return values;
+}
+
+// Structured tokens with exact ties and zero-norm tokens: every window identical, or zeros and ones.
+std::vector<float> structuredTokens(LocalMergeParams const& p, bool withZeros)
+{
+    size_t const tokens = tokenCount(p);
+    std::vector<float> values(p.batch * tokens * p.channels, 1.0f);
+    if (withZeros)
+    {
+        for (size_t i = 0; i < values.size(); ++i)
+        {
+            values[i] = (i / p.channels) % 3 == 1 ? 1.0f : 0.0f;
+        }
+    }
+    return values;
+}
+
+} // namespace
+
+void checkCuda(cudaError_t error, char const* what)
+{
+    if (error != cudaSuccess)
+    {
+        throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(error));
+    }
+}
+
+Activations::Activations(DataType type, std::vector<float> const& values)
+    : dtype(type)
+    , bytes(values.size() * (type == DataType::kFloat16 ? 2 : 4))
+{
+    for (size_t i = 0; i < values.size(); ++i)
+    {
+        if (dtype == DataType::kFloat16)
+        {
+            reinterpret_cast<uint16_t*>(bytes.data())[i] = floatToHalfBits(values[i]);
+        }
+        else
+        {
+            reinterpret_cast<float*>(bytes.data())[i] = values[i];
+        }
+    }
+}
+
+size_t Activations::elementSize() const
+{
+    return dtype == DataType::kFloat16 ? 2 : 4;
+}
+
+size_t Activations::elements() const
+{
+    return bytes.size() / elementSize();
+}
+
+float Activations::at(size_t index) const
+{
+    return dtype == DataType::kFloat16 ? halfBitsToFloat(reinterpret_cast<uint16_t const*>(bytes.data())[index])
+                                       : reinterpret_cast<float const*>(bytes.data())[index];
+}
+
+std::vector<LocalMergeInput> localMergeCases()
+{
+    struct Shape
+    {
+        LocalMergeParams params;
+        char const* kind; // photo-like, ties, zeros
+    };
+    Shape const shapes[] = {
+        {{1, 192, 32, 32, 2, 2, 0.88f}, "photo-like"},
+        {{2, 192, 32, 32, 2, 2, 0.88f}, "photo-like"},
+        {{4, 384, 32, 32, 2, 2, 0.80f}, "photo-like"},
+        {{3, 67, 16, 24, 2, 3, 0.70f}, "photo-like"},
+        {{5, 40, 64, 64, 2, 2, 0.90f}, "photo-like"},
+        {{2, 8, 4, 6, 2, 3, -1.0f + 1e-6f}, "photo-like"},
+        {{2, 16, 8, 8, 2, 2, 0.90f}, "ties"},
+        {{2, 8, 8, 8, 4, 4, 0.10f}, "zeros"},
+    };
+    std::vector<LocalMergeInput> cases;
+    uint32_t seed = 1;
+    for (Shape const& shape : shapes)
+    {
+        std::string const kind = shape.kind;
+        std::vector<float> const values = kind == "photo-like" ? photoLikeTokens(shape.params, seed++)
+                                                               : structuredTokens(shape.params, kind == "zeros");
+        for (DataType dtype : kDtypes)
+        {
+            LocalMergeParams const& p = shape.params;
+            std::string const name = kind + " B" + std::to_string(p.batch) + " " + std::to_string(p.gridH) + "x"
+                + std::to_string(p.gridW) + " C" + std::to_string(p.channels) + " " + dtypeName(dtype);
+            cases.push_back({name, p, Activations(dtype, values)});
+        }
+    }
+    return cases;
+}
+
+std::vector<LocalMergeInput> localMergeTimingCases()
+{
+    std::vector<LocalMergeInput> cases;
+    for (int32_t channels : {384, 768})
+    {
+        for (int32_t batch : {1, 8, 32})
+        {
+            LocalMergeParams const p{batch, channels, 32, 32, 2, 2, 0.88f};
+            std::vector<float> const values = photoLikeTokens(p, 100 + batch);
+            for (DataType dtype : kDtypes)
+            {
+                cases.push_back({dtypeName(dtype), p, Activations(dtype, values)});
+            }
+        }
+    }
+    return cases;
+}
+
+GlobalMergeInput chainedGlobalMerge(LocalMergeInput const& local, MergeOutput const& merged, int32_t layerNumber)
+{
+    LocalMergeParams const& p = local.params;
+    GlobalMergeParams const params{p.batch, static_cast<int32_t>(merged.numTokens), p.channels, p.gridH * p.gridW,
+        layerNumber};
+    Activations tokens(local.tokens.dtype, {});
+    tokens.bytes = merged.merged;
+    return {local.name, params, tokens, merged.sizes, merged.map};
+}
+
+std::vector<GlobalMergeInput> globalMergeCases()
+{
+    // Odd and even token counts, random sizes and maps, tokens 2 and 3 (too few to merge).
+    std::vector<GlobalMergeInput> cases;
+    std::mt19937 random(7);
+    std::normal_distribution<float> normal;
+    for (int32_t tokens : {2, 3, 64, 257, 1000})
+    {
+        int32_t const batch = 3;
+        int32_t const channels = 48;
+        int32_t const patches = 2 * tokens;
+        std::vector<float> values(batch * tokens * channels);
+        for (float& v : values)
+        {
+            v = normal(random);
+        }
+        std::vector<float> sizes(batch * tokens);
+        for (float& s : sizes)
+        {
+            s = static_cast<float>(1 + random() % 4);
+        }
+        std::vector<int32_t> map(batch * patches);
+        for (int32_t& m : map)
+        {
+            m = static_cast<int32_t>(random() % (tokens - 1));
+        }
+        for (DataType dtype : kDtypes)
+        {
+            std::string const name = "random T" + std::to_string(tokens) + " " + dtypeName(dtype);
+            cases.push_back({name, {batch, tokens, channels, patches, 3}, Activations(dtype, values), sizes, map});
+        }
+    }
+    return cases;
+}
+
+UnmergeInput unmergeCase(GlobalMergeInput const& input, MergeOutput const& merged)
+{
+    // The patch tokens of the merged output (class token dropped), gathered through the new map.
+    GlobalMergeParams const& p = input.params;
+    int32_t const rows = static_cast<int32_t>(merged.numTokens) - 1;
+    Activations values(input.tokens.dtype, {});
+    size_t const rowBytes = p.channels * input.tokens.elementSize();
+    for (int32_t b = 0; b < p.batch; ++b)
+    {
+        auto const first = merged.merged.begin() + (b * merged.numTokens + 1) * rowBytes;
+        values.bytes.insert(values.bytes.end(), first, first + rows * rowBytes);
+    }
+    return {input.name, {p.batch, rows, p.channels, p.patches}, values, merged.map};
+}
+
+} // namespace algm::check

@@ -1,0 +1,272 @@
+#include "local_merge_plugin.h"
+
+#include "merge_outputs.h"
+#include "tensors.h"
+
+#include <array>
+#include <limits>
+
+namespace algm::trt
+{
+namespace
+{
+using nvinfer1::DataType;
+using nvinfer1::PluginFieldType;
+
+constexpr char kGridH[] = "grid_h";
+constexpr char kGridW[] = "grid_w";
+constexpr char kWindowH[] = "window_h";
+constexpr char kWindowW[] = "window_w";
+constexpr char kThreshold[] = "threshold";
+
+constexpr int32_t kInputCount = 1; // tokens [B, 1+N, C]
+constexpr std::array<int32_t, 1> kInputRanks{3};
+constexpr std::array<int32_t, kMergeOutputCount> kOutputRanks{3, 2, 2, 0};
+
+int64_t patchCount(LocalMergeAttributes const& attributes) noexcept
+{
+    return int64_t{attributes.gridH} * attributes.gridW;
+}
+
+// The kernel parameters for tokens of shape `tokens`; false unless they are [B, 1 + grid_h*grid_w, C].
+bool makeParams(
+    nvinfer1::Dims const& tokens, LocalMergeAttributes const& attributes, algm::LocalMergeParams& params) noexcept
+{
+    if (tokens.nbDims != 3 || tokens.d[1] != 1 + patchCount(attributes))
+    {
+        return false;
+    }
+    params.gridH = attributes.gridH;
+    params.gridW = attributes.gridW;
+    params.windowH = attributes.windowH;
+    params.windowW = attributes.windowW;
+    params.threshold = attributes.threshold;
+    return toExtent(tokens.d[0], params.batch) && toExtent(tokens.d[2], params.channels);
+}
+} // namespace
+
+std::vector<nvinfer1::PluginField> LocalMergePlugin::fieldNames()
+{
+    return {fieldName(kGridH, PluginFieldType::kINT32), fieldName(kGridW, PluginFieldType::kINT32),
+        fieldName(kWindowH, PluginFieldType::kINT32), fieldName(kWindowW, PluginFieldType::kINT32),
+        fieldName(kThreshold, PluginFieldType::kFLOAT32)};
+}
+
+std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
+    nvinfer1::PluginFieldCollection const& fields, std::string& error)
+{
+    FieldReader reader(fields);
+    Attributes attributes;
+    reader.readInt32(kGridH, attributes.gridH, 1);
+    reader.readInt32(kGridW, attributes.gridW, 1);
+    reader.readInt32(kWindowH, attributes.windowH, 1);
+    reader.readInt32(kWindowW, attributes.windowW, 1);
+    reader.readFloat32(kThreshold, attributes.threshold);
+    if (reader.ok())
+    {
+        if (patchCount(attributes) >= std::numeric_limits<int32_t>::max())
+        {
+            reader.fail("the grid has too many patches");
+        }
+        else if (attributes.gridH % attributes.windowH != 0 || attributes.gridW % attributes.windowW != 0)
+        {
+            reader.fail("windows of " + std::to_string(attributes.windowH) + "x" + std::to_string(attributes.windowW)
+                + " patches do not tile the " + std::to_string(attributes.gridH) + "x"
+                + std::to_string(attributes.gridW) + " grid");
+        }
+        else if (attributes.windowH * attributes.windowW < 2) // no overflow: a window is no larger than the grid
+        {
+            reader.fail("a window must hold at least 2 patches");
+        }
+    }
+    if (!reader.ok())
+    {
+        error = reader.error();
+        return std::nullopt;
+    }
+    return attributes;
+}
+
+LocalMergePlugin::LocalMergePlugin(Attributes const& attributes)
+    : mAttributes(attributes)
+{
+}
+
+nvinfer1::IPluginV3* LocalMergePlugin::clone() noexcept
+{
+    try
+    {
+        return new LocalMergePlugin(mAttributes);
+    }
+    catch (...)
+    {
+        return nullptr;
+    }
+}
+
+char const* LocalMergePlugin::getPluginName() const noexcept
+{
+    return kName;
+}
+
+int32_t LocalMergePlugin::getNbOutputs() const noexcept
+{
+    return kMergeOutputCount;
+}
+
+int32_t LocalMergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
+    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    {
+        reportError("expects tokens [B, 1+N, C] and outputs of ranks 3, 2, 2, 0");
+        return -1;
+    }
+    return 0;
+}
+
+int32_t LocalMergePlugin::getOutputDataTypes(
+    DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept
+{
+    if (nbInputs != kInputCount || nbOutputs != kMergeOutputCount)
+    {
+        reportError("expects 1 input and 4 outputs, got %d and %d", nbInputs, nbOutputs);
+        return -1;
+    }
+    if (!isActivationType(inputTypes[0]))
+    {
+        reportError("tokens must be FP32 or FP16, got %s", typeName(inputTypes[0]));
+        return -1;
+    }
+    setMergeOutputTypes(inputTypes[0], outputTypes);
+    return 0;
+}
+
+int32_t LocalMergePlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
+    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, nvinfer1::DimsExprs* outputs,
+    int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept
+{
+    if (nbInputs != kInputCount || nbOutputs != kMergeOutputCount || inputs[0].nbDims != 3)
+    {
+        reportError("expects one input tokens [B, 1+N, C] and 4 outputs");
+        return -1;
+    }
+    nvinfer1::DimsExprs const& tokens = inputs[0];
+    int64_t const patches = patchCount(mAttributes);
+    if (tokens.d[1]->isConstant() && tokens.d[1]->getConstantValue() != 1 + patches)
+    {
+        reportError("tokens have %lld rows, expected 1 + grid_h*grid_w = %lld",
+            static_cast<long long>(tokens.d[1]->getConstantValue()), static_cast<long long>(1 + patches));
+        return -1;
+    }
+    try // IExprBuilder::declareSizeTensor is not declared noexcept
+    {
+        // With r of the W = N/k windows merged (k patches each), T' = 1 + N - (k-1)*r lies in [1 + N/k, 1 + N].
+        // Upper bound (TensorRT allocates for it): the input token count. Optimum (TensorRT tunes the layers
+        // after the merge for it): the middle of that range, half of the windows merged; for 2x2 windows
+        // that is 5/8 of the tokens. A constant, as the optimum must not depend on a size tensor.
+        int64_t const windowSize = int64_t{mAttributes.windowH} * mAttributes.windowW;
+        int64_t const windows = patches / windowSize;
+        nvinfer1::IDimensionExpr const* opt = exprBuilder.constant(1 + patches - (windowSize - 1) * (windows / 2));
+        nvinfer1::IDimensionExpr const* newTokens = exprBuilder.declareSizeTensor(kNumTokens, *opt, *tokens.d[1]);
+        if (newTokens == nullptr)
+        {
+            reportError("TensorRT refused the size tensor declaration");
+            return -1;
+        }
+        setMergeOutputShapes(outputs, tokens.d[0], newTokens, tokens.d[2], exprBuilder.constant(patches));
+        return 0;
+    }
+    catch (...)
+    {
+        reportError("getOutputShapes failed");
+        return -1;
+    }
+}
+
+bool LocalMergePlugin::supportsFormatCombination(
+    int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs, int32_t nbOutputs) noexcept
+{
+    if (nbInputs != kInputCount || nbOutputs != kMergeOutputCount || pos < 0 || pos >= nbInputs + nbOutputs)
+    {
+        return false;
+    }
+    // TensorRT asks position by position and lets the answer for `pos` depend on inOut[0..pos-1] only.
+    nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
+    if (pos == 0)
+    {
+        return desc.format == nvinfer1::TensorFormat::kLINEAR && isActivationType(desc.type);
+    }
+    return supportsMergeOutput(pos - kInputCount, desc, inOut[0].desc.type);
+}
+
+size_t LocalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+    nvinfer1::DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
+{
+    // The kernels' workspace only grows with the problem: size it for the profile's maximum shape.
+    algm::LocalMergeParams params{};
+    if (nbInputs != kInputCount)
+    {
+        return 0;
+    }
+    if (!makeParams(inputs[0].max, mAttributes, params))
+    {
+        reportError("cannot size the workspace for tokens of at most %s", describe(inputs[0].max).text);
+        return 0;
+    }
+    return algm::localMergeWorkspaceSize(params);
+}
+
+int32_t LocalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
+    nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    {
+        reportError("expects tokens [B, 1+N, C] and outputs of ranks 3, 2, 2, 0");
+        return -1;
+    }
+    algm::LocalMergeParams params{};
+    if (!makeParams(in[0].dims, mAttributes, params))
+    {
+        reportError("tokens %s do not match the %dx%d grid", describe(in[0].dims).text, mAttributes.gridH,
+            mAttributes.gridW);
+        return -1;
+    }
+    return 0;
+}
+
+int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
+    nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs, void* workspace,
+    cudaStream_t stream) noexcept
+{
+    // The outputs are sized for the upper bound T' = T; the kernel writes them densely with T' as row stride
+    // and stores T' in the size tensor, from which TensorRT learns the actual output shapes.
+    algm::LocalMergeParams params{};
+    if (!makeParams(inputDesc[0].dims, mAttributes, params))
+    {
+        reportError("tokens %s do not match the %dx%d grid", describe(inputDesc[0].dims).text, mAttributes.gridH,
+            mAttributes.gridW);
+        return -1;
+    }
+    return launchResult(algm::cuda::localMerge(toKernelType(inputDesc[0].type), inputs[0], outputs[kMerged],
+        static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]),
+        static_cast<int64_t*>(outputs[kNumTokens]), params, workspace, stream));
+}
+
+nvinfer1::PluginFieldCollection const* LocalMergePlugin::getFieldsToSerialize() noexcept
+{
+    // Rebuilt on every call so that the fields point at this object's members, also in clones.
+    try
+    {
+        return mSerialized.set({valueField(kGridH, mAttributes.gridH), valueField(kGridW, mAttributes.gridW),
+            valueField(kWindowH, mAttributes.windowH), valueField(kWindowW, mAttributes.windowW),
+            valueField(kThreshold, mAttributes.threshold)});
+    }
+    catch (...)
+    {
+        reportError("cannot list the fields to serialize");
+        return nullptr;
+    }
+}
+
+} // namespace algm::trt
