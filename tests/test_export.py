@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from algm_export import ALGMConfig
 from algm_export.export.contract import PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 CHECK_IN_FRESH_PROCESS = """
@@ -99,3 +100,25 @@ def test_dense_export(dense_graphs):
         model = onnx.load(path)
         assert not nodes(model, "algm")
         assert [o.name for o in model.graph.output] == ["logits"]
+
+
+def test_other_image_size_and_dense_graph_parity(tiny_model, dense_graphs, photos, tmp_path):
+    from algm_export.export.onnx_export import export_graphs
+    from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from algm_export.runtime.torch_backend import TorchBackend
+
+    graphs = export_graphs(tiny_model, tmp_path, (384, 384))
+    backend = OnnxRuntimeBackend(graphs.portable)
+    assert backend.info.image_size == (384, 384)
+    images = backend.preprocess([photos["coffee"]])
+    got, expected = backend.run(images), TorchBackend(tiny_model, (384, 384)).run(images)
+    assert got.token_counts == expected.token_counts and expected.token_counts[0] < 1 + 24 * 24
+    assert np.abs(got.logits - expected.logits).max() <= 1e-3
+    dense = OnnxRuntimeBackend(dense_graphs.portable)
+    images = dense.preprocess([photos["rocket"]])
+    tiny_model.set_algm(None)
+    try:
+        reference = TorchBackend(tiny_model, (512, 512)).run(images)
+    finally:
+        tiny_model.set_algm(ALGMConfig())
+    assert np.abs(dense.run(images).logits - reference.logits).max() <= 1e-3

@@ -39,7 +39,7 @@ def parity_table(parity: dict[str, dict]) -> str:
     rows = []
     for name, entry in parity.items():
         if entry.get("skipped"):
-            rows.append([name, "-", "-", "-", "-", "-", f"skipped: {entry['skipped']}"])
+            rows.append([name, "-", "-", "-", "-", "-", "skipped (the reason is above and in report.json)"])
             continue
         rows.append([
             name, entry["graph"], f"{entry['max_abs_logit']:.2e}", f"{entry['label_agreement']:.5f}",
