@@ -11,7 +11,7 @@ import torch
 
 from .bench import bench_command, build_bench_parser
 from .command import (
-    DEFAULT_OUTPUT, PROG, add_model_arguments, add_output_argument, add_verify_arguments, export_size, load_model,
+    PROG, add_model_arguments, add_output_argument, add_verify_arguments, export_size, load_model,
     parse_batch_range, run,
 )
 from .errors import AlgmExportError
