@@ -4,7 +4,8 @@
     algm-export bench MODEL ...
 
 Exports the dense and the ALGM graph of MODEL into DIR/bench/, then times every backend in this one
-process: warm-up runs, then the median of ``--runs`` runs per (backend, batch). Batches are filled with
+process (on a machine with TensorRT, a GPU and the plugin library also PyTorch on the GPU and the dense
+and ALGM FP16 engines; run `--batches 1,32` there): warm-up runs, then the median of ``--runs`` runs per (backend, batch). Batches are filled with
 the sample photos in turn (a mixed batch: ALGM's batch minimum applies). Also reports the analytic FLOP
 ratio dense/ALGM from the measured token counts and, from ONNX Runtime's profiler, the share of ALGM
 time spent in the merge/unmerge nodes. The table is printed and stored under ``speed`` in report.json.
@@ -13,6 +14,7 @@ time spent in the merge/unmerge nodes. The table is printed and stored under ``s
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import statistics
@@ -33,11 +35,12 @@ from .export.onnx_export import export_graphs
 from .files import prepare_output_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
-from .pipeline import check_output_folder, verification_photos
+from .pipeline import ENGINE_NAME, check_output_folder, verification_photos
 from .preprocess import make_batch
 from .runtime.base import Backend
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 from .runtime.torch_backend import TorchBackend
+from .trt.availability import Unavailable, tensorrt_environment
 from .verify.report import format_table, load_report, save_report
 
 
@@ -94,26 +97,63 @@ def machine_description() -> str:
     return f"{cpu}; torch threads {torch.get_num_threads()}; onnxruntime {ort.__version__}; torch {torch.__version__}"
 
 
+def gpu_environment(plugin_library: Path | None) -> tuple[tuple | None, dict]:
+    """(tensorrt, GPU name, plugin library) when engines can be timed, else None; and the report entry."""
+    try:
+        environment = tensorrt_environment(plugin_library)
+    except Unavailable as reason:
+        print(f"TensorRT rows skipped: {reason}", flush=True)
+        return None, {"status": "skipped", "reason": str(reason)}
+    return environment, {"status": "timed", "gpu": environment[1], "tensorrt_version": environment[0].__version__}
+
+
+def gpu_backends(models: dict[str, Segmenter], folders: dict[str, Path], image_size: tuple[int, int],
+                 max_batch: int, environment: tuple) -> list[tuple[Backend, str]]:
+    """PyTorch on the GPU and the FP16 TensorRT engines, dense and ALGM (graphs already in ``folders``)."""
+    from .runtime.tensorrt_backend import TensorRTBackend
+    from .trt.builder import EngineRequest, build_engine
+
+    tensorrt, gpu, library = environment
+    backends: list[tuple[Backend, str]] = []
+    for kind, model in models.items():
+        print(f"building the {kind} TensorRT engine ...", flush=True)
+        request = EngineRequest(folders[kind], ENGINE_NAME, (1, max_batch, max_batch), library,
+                                timing_cache=folders[kind].parent / "timing.cache")
+        engine = build_engine(tensorrt, request, gpu)
+        backends.append((TorchBackend(copy.deepcopy(model).cuda(), image_size, f"pytorch {kind} (cuda)", "cuda"),
+                         "fp32"))
+        backends.append((TensorRTBackend(engine, library, f"tensorrt {kind}"), "fp16"))
+    return backends
+
+
 def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], batches: Sequence[int],
-                  runs: int, warmup: int, photos: dict[str, np.ndarray], fp16: bool = False) -> dict:
-    """Export dense and ALGM graphs into ``folder``, time every backend, return the ``speed`` record."""
+                  runs: int, warmup: int, photos: dict[str, np.ndarray], fp16: bool = False,
+                  plugin_library: Path | None = None) -> dict:
+    """Export dense and ALGM graphs into ``folder``, time every backend, return the ``speed`` record.
+    Where TensorRT and a GPU exist, FP16 engines and PyTorch on the GPU are timed too."""
     if model.algm is None:
         raise AlgmExportError("bench compares dense and ALGM: the model has no ALGM settings (use --layers ...)")
     algm = model.algm
     dense_model = Segmenter(model.config, None)
     dense_model.load_state_dict(model.state_dict())
     dense_model.eval()
+    environment, tensorrt = gpu_environment(plugin_library)
+    with_engines = environment is not None
     print(f"exporting the dense and ALGM graphs to {folder}/ ...", flush=True)
-    dense_graphs = export_graphs(dense_model, prepare_output_folder(folder / "dense"), image_size)
-    algm_graphs = export_graphs(model, prepare_output_folder(folder / "algm"), image_size, fp16=fp16)
+    folders = {"dense": prepare_output_folder(folder / "dense"), "ALGM": prepare_output_folder(folder / "algm")}
+    dense_graphs = export_graphs(dense_model, folders["dense"], image_size, fp16=with_engines)
+    algm_graphs = export_graphs(model, folders["ALGM"], image_size, fp16=fp16 or with_engines)
     backends: list[tuple[Backend, str]] = [
         (TorchBackend(dense_model, image_size, "pytorch dense"), "fp32"),
         (TorchBackend(model, image_size, "pytorch ALGM"), "fp32"),
         (OnnxRuntimeBackend(dense_graphs.portable, "onnxruntime dense"), "fp32"),
         (OnnxRuntimeBackend(algm_graphs.portable, "onnxruntime ALGM"), "fp32"),
     ]
-    if algm_graphs.fp16 is not None:
+    if fp16:
         backends.append((OnnxRuntimeBackend(algm_graphs.fp16, "onnxruntime ALGM"), "fp16"))
+    if with_engines:
+        backends.extend(gpu_backends({"dense": dense_model, "ALGM": model}, folders, image_size, max(batches),
+                                     environment))
     names = list(photos)
     timings, flop_ratios = [], {}
     for batch in batches:
@@ -128,7 +168,7 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
                               / segmenter_flops(model.config, image_size, algm, counts))
     share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
     share = merge_time_share(algm_graphs.portable, share_images, max(3, runs // 4), folder)
-    return speed_record(timings, flop_ratios, share, runs, warmup, image_size, model)
+    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model), "tensorrt": tensorrt}
 
 
 def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
@@ -136,7 +176,9 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
     """The ``speed`` entry of report.json."""
     rows = []
     for timing in timings:
-        base = next(t for t in timings if t.batch == timing.batch and t.backend == "pytorch dense")
+        on_gpu = timing.backend.startswith("tensorrt") or timing.backend.endswith("(cuda)")
+        baseline = "pytorch dense (cuda)" if on_gpu else "pytorch dense"  # same device as the row
+        base = next(t for t in timings if t.batch == timing.batch and t.backend == baseline)
         rows.append({
             "backend": timing.backend, "precision": timing.precision, "batch": timing.batch,
             "latency_ms": round(timing.latency_ms, 2), "images_per_s": round(timing.images_per_second, 3),
@@ -175,6 +217,11 @@ def speed_table(speed: dict) -> str:
              f"merge/unmerge nodes: {100 * speed['merge_unmerge_time_share_onnxruntime']:.1f} % of ONNX Runtime "
              "ALGM node time (batch 1, profiled)",
              f"machine: {speed['machine']}"]
+    tensorrt = speed.get("tensorrt", {})
+    if tensorrt.get("status") == "skipped":
+        lines.append(f"TensorRT rows: skipped ({tensorrt['reason']})")
+    elif tensorrt:
+        lines.append(f"TensorRT rows: {tensorrt['gpu']}, TensorRT {tensorrt['tensorrt_version']}")
     return "\n".join(lines)
 
 
@@ -190,6 +237,8 @@ def build_bench_parser(prog: str = "python -m algm_export.bench") -> argparse.Ar
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     parser.add_argument("--fp16", action="store_true", help="also time the FP16 graph in ONNX Runtime")
     parser.add_argument("--images", type=Path, metavar="DIR", help="photos to fill batches with (default: samples)")
+    parser.add_argument("--plugin-lib", type=Path, metavar="SO",
+                        help="libalgm_plugins.so for the TensorRT rows (default: $ALGM_PLUGIN_LIBRARY, then build/)")
     return parser
 
 
@@ -202,7 +251,8 @@ def bench_command(args: argparse.Namespace) -> int:
     model = load_model(args)
     size = export_size(model, args.image_size)
     folder = prepare_output_folder(args.output)
-    speed = run_benchmark(model, folder / "bench", size, args.batches, args.runs, args.warmup, photos, args.fp16)
+    speed = run_benchmark(model, folder / "bench", size, args.batches, args.runs, args.warmup, photos, args.fp16,
+                          args.plugin_lib)
     print()
     print(speed_table(speed))
     report = load_report(folder)

@@ -27,3 +27,5 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
     assert all(ratio > 1.0 for ratio in speed["flop_ratio_dense_over_algm"].values())
     assert 0.0 < speed["merge_unmerge_time_share_onnxruntime"] < 1.0
     assert speed_table(speed) in printed
+    assert speed["tensorrt"]["status"] == "skipped" and "TensorRT" in speed["tensorrt"]["reason"]
+    assert f"TensorRT rows: skipped ({speed['tensorrt']['reason']})" in printed

@@ -11,20 +11,21 @@ from .metadata import DeploymentInfo
 
 
 class TorchBackend(Backend):
-    """``model`` run eagerly on the CPU in float32."""
+    """``model`` run eagerly in float32 on ``device`` (the model must already live there)."""
 
-    def __init__(self, model: Segmenter, image_size: tuple[int, int], name: str = "pytorch"):
+    def __init__(self, model: Segmenter, image_size: tuple[int, int], name: str = "pytorch", device: str = "cpu"):
         self.model = model.eval()
         self.info = DeploymentInfo.of(model, image_size)
         self.name = name
+        self.device = device
 
     def _run(self, images: np.ndarray, replay_maps: np.ndarray | None = None) -> Prediction:
         with torch.no_grad():
-            replay = torch.from_numpy(replay_maps) if replay_maps is not None else None
-            logits = self.model(torch.from_numpy(images), replay_maps=replay).numpy()
+            replay = torch.from_numpy(replay_maps).to(self.device) if replay_maps is not None else None
+            logits = self.model(torch.from_numpy(images).to(self.device), replay_maps=replay).cpu().numpy()
         maps = self.model.token_maps
         return Prediction(logits, list(self.model.token_counts) if self.model.algm else None,
-                          maps.numpy() if maps is not None else None)
+                          maps.cpu().numpy() if maps is not None else None)
 
     def replay(self, images: np.ndarray, token_maps: np.ndarray) -> Prediction:
         """Run with the merge decisions of another backend (its ``token_maps`` output)."""
