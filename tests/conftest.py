@@ -34,6 +34,18 @@ def photo_batch(tiny_model, photos) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
+def block1_tokens(tiny_model, photo_batch) -> torch.Tensor:
+    """Tokens of the four photos after block 1's attention residual, where CLAP runs: [4, 1025, 192]."""
+    from algm_export.models.encoder import attention_half
+
+    vit = tiny_model.encoder
+    with torch.no_grad():
+        x = vit.patch_embed(photo_batch)
+        x = torch.cat([vit.cls_token.expand(len(x), -1, -1), x], dim=1) + vit.pos_embed
+        return attention_half(vit.blocks[0], x)
+
+
+@pytest.fixture(scope="session")
 def research_checkpoint(tmp_path_factory, tiny_model):
     """The tiny model as a research checkpoint (checkpoint.pth + variant.yml)."""
     return write_research_checkpoint(tmp_path_factory.mktemp("research") / "vit_tiny", tiny_model.config,

@@ -16,9 +16,6 @@ from algm_export import kernels
 from algm_export.errors import AlgmExportError
 from algm_export.merging import ops
 from algm_export.models.encoder import attention_half, mlp_half
-from algm_export.photos import SAMPLE_PHOTOS
-from algm_export.preprocess import make_batch
-from algm_export.samples import make_sample_segmenter
 
 GRID = (32, 32)
 WINDOW = (2, 2)
@@ -33,31 +30,12 @@ def cpu_library():
     return kernels.find_cpu_library()
 
 
-@pytest.fixture(scope="module")
-def sample_model():
-    """The sample ViT-Tiny/16 Segmenter without the decoder fit of ``tiny_model``: the same encoder
-    (the fit trains only the decoder), so the same activations, in a fraction of the time."""
-    return make_sample_segmenter("tiny", fit_steps=0)
-
-
-@pytest.fixture(scope="module")
-def block1_tokens(sample_model, photos) -> torch.Tensor:
-    """Tokens of the four photos after block 1's attention residual: where CLAP runs. [4, 1025, 192]"""
-    vit = sample_model.encoder
-    images = torch.from_numpy(make_batch([photos[name] for name in SAMPLE_PHOTOS], (512, 512),
-                                         sample_model.config.normalization))
-    with torch.no_grad():
-        x = vit.patch_embed(images)
-        x = torch.cat([vit.cls_token.expand(len(x), -1, -1), x], dim=1) + vit.pos_embed
-        return attention_half(vit.blocks[0], x)
-
-
 @pytest.fixture(scope="module", params=list(BATCHES))
-def photos_case(request, sample_model, block1_tokens):
+def photos_case(request, tiny_model, block1_tokens):
     """(block-1 tokens, (block-5 tokens, sizes, token map)) of one batch, computed by PyTorch for that
     batch (the merges of a batch depend on all its images)."""
     x1 = block1_tokens[BATCHES[request.param]]
-    vit = sample_model.encoder
+    vit = tiny_model.encoder
     with torch.no_grad():
         x, sizes, token_map = ops.local_merge(x1, *GRID, *WINDOW, THRESHOLD)
         x = mlp_half(vit.blocks[0], x)

@@ -6,20 +6,9 @@ import pytest
 import torch
 
 from algm_export.merging.ops import global_merge, local_merge, unmerge
-from algm_export.models.encoder import attention_half
 
 GRID = (32, 32)
 N = GRID[0] * GRID[1]
-
-
-@pytest.fixture(scope="module")
-def block1_tokens(tiny_model, photo_batch) -> torch.Tensor:
-    """Tokens of the four photos after block 1's attention residual: where CLAP runs. [4, 1025, 192]"""
-    vit = tiny_model.encoder
-    with torch.no_grad():
-        x = vit.patch_embed(photo_batch)
-        x = torch.cat([vit.cls_token.expand(len(x), -1, -1), x], dim=1) + vit.pos_embed
-        return attention_half(vit.blocks[0], x)
 
 
 def check_merge_outputs(merged, sizes, token_map):
