@@ -1,8 +1,21 @@
-"""algm-export: deploy ALGM token-merging Segmenter models (ONNX, ONNX Runtime, TensorRT)."""
+"""algm-export: deploy ALGM token-merging Segmenter models (ONNX, ONNX Runtime, TensorRT).
 
-from .checkpoints import load_segmenter, save_bundle
+``load_segmenter`` and ``save_bundle`` load on first use, so importing the package (and the command
+line's start-up) does not import torch.
+"""
+
 from .config import ALGMConfig, Normalization, SegmenterConfig
 from .errors import AlgmExportError
 
 __all__ = ["ALGMConfig", "AlgmExportError", "Normalization", "SegmenterConfig", "load_segmenter", "save_bundle"]
 __version__ = "0.1.0"
+
+_LAZY = {"load_segmenter", "save_bundle"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import checkpoints
+
+        return getattr(checkpoints, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

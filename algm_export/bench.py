@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from .command import add_model_arguments, add_output_argument, export_size, load_model, parse_ints, run
+from .command import export_size, load_model
 from .errors import AlgmExportError
 from .export.graph_edits import NODE_PREFIX
 from .export.onnx_export import export_graphs
@@ -225,23 +225,6 @@ def speed_table(speed: dict) -> str:
     return "\n".join(lines)
 
 
-def build_bench_parser(prog: str = "python -m algm_export.bench") -> argparse.ArgumentParser:
-    """Arguments of the benchmark."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(parser)
-    add_output_argument(parser)
-    parser.add_argument("--batches", type=parse_ints, default=(1, 8), metavar="B1,B2",
-                        help="batch sizes to time (default 1,8)")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per measurement (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
-    parser.add_argument("--fp16", action="store_true", help="also time the FP16 graph in ONNX Runtime")
-    parser.add_argument("--images", type=Path, metavar="DIR", help="photos to fill batches with (default: samples)")
-    parser.add_argument("--plugin-lib", type=Path, metavar="SO",
-                        help="libalgm_plugins.so for the TensorRT rows (default: $ALGM_PLUGIN_LIBRARY, then build/)")
-    return parser
-
-
 def bench_command(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, store it in report.json."""
     if args.runs < 1 or args.warmup < 0:
@@ -262,8 +245,10 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m algm_export.bench``."""
-    return run(bench_command, build_bench_parser().parse_args(argv))
+    """``python -m algm_export.bench`` = ``algm-export bench``."""
+    from .cli import main as cli_main
+
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

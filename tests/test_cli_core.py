@@ -72,8 +72,39 @@ def test_verbose_shows_traceback(capsys, tmp_path):
     assert code == 2 and "Traceback" in err and "no such file" in err
 
 
-def test_argument_syntax_errors_exit_2(capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(["x.pt", "--window", "2xa"])
-    assert stop.value.code == 2
-    assert "expected SIZE or HEIGHTxWIDTH" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["x.pt", "--window", "2xa"], "argument --window: expected SIZE or HEIGHTxWIDTH, got '2xa'"),
+    (["x.pt", "--nonsense"], "unrecognized arguments: --nonsense"),
+    ([], "the following arguments are required: MODEL"),
+    (["verify"], "algm-export verify: error: the following arguments are required: MODEL"),
+])
+def test_argument_syntax_errors_are_one_line_exit_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert message in err and err.endswith("--help)\n") and err.count("\n") == 1
+
+
+def test_subcommand_names_are_commands_unless_a_checkpoint_has_that_name(capsys, research_checkpoint, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("checkpoint.pth", "variant.yml"):
+        (tmp_path / name.replace("checkpoint.pth", "verify")).write_bytes((research_checkpoint.parent / name).read_bytes())
+    code, out, _ = run_cli(capsys, "verify", "--dry-run")
+    assert code == 0 and "vit_tiny_patch16_384" in out and "dry run: nothing written" in out
+    code, out, _ = run_cli(capsys, "export", "verify", "--dry-run", "--dense")
+    assert code == 0 and "none (dense model)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["variant.yml", "verify"]
+
+
+def test_interrupt_during_start_up_is_one_line_exit_130(tmp_path):
+    """SIGINT while the heavy modules import (torch takes seconds): one line, exit 130, no traceback."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "algm_export", str(tmp_path / "x.pt")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    time.sleep(0.6)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err == "algm-export: interrupted\n"
