@@ -32,16 +32,16 @@ from .command import export_size, load_model
 from .errors import AlgmExportError
 from .export.graph_edits import NODE_PREFIX
 from .export.onnx_export import export_graphs
-from .files import prepare_output_folder
+from .files import check_output_target, prepare_output_folder, replaced_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
-from .pipeline import ENGINE_NAME, check_output_folder, verification_photos
+from .pipeline import ENGINE_NAME, verification_photos
 from .preprocess import make_batch
 from .runtime.base import Backend
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 from .runtime.torch_backend import TorchBackend
 from .trt.availability import Unavailable, tensorrt_environment
-from .verify.report import format_table, load_report, save_report
+from .verify.report import REPORT, format_table, load_report, save_report
 
 
 @dataclass
@@ -229,18 +229,19 @@ def bench_command(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, store it in report.json."""
     if args.runs < 1 or args.warmup < 0:
         raise AlgmExportError("--runs must be >= 1 and --warmup >= 0")
-    check_output_folder(args.output)
+    check_output_target(args.output)
     photos = verification_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
-    folder = prepare_output_folder(args.output)
-    speed = run_benchmark(model, folder / "bench", size, args.batches, args.runs, args.warmup, photos, args.fp16,
-                          args.plugin_lib)
-    print()
-    print(speed_table(speed))
-    report = load_report(folder)
-    report["speed"] = speed
-    print(f"\nstored under 'speed' in {save_report(folder, report)}")
+    with replaced_folder(args.output, keep=None) as staging:
+        speed = run_benchmark(model, staging / "bench", size, args.batches, args.runs, args.warmup, photos,
+                              args.fp16, args.plugin_lib)
+        print()
+        print(speed_table(speed))
+        report = load_report(staging)
+        report["speed"] = speed
+        save_report(staging, report)
+    print(f"\nstored under 'speed' in {args.output / REPORT}")
     return 0
 
 

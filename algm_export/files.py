@@ -1,13 +1,27 @@
-"""Output folders and all-or-nothing file writes."""
+"""Output folders and all-or-nothing writes: single files, and whole output folders swapped in at once."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import re
+import shutil
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from .errors import AlgmExportError
+
+MARKER = "report.json"  # every run leaves it: a folder holding it was written by algm-export
+STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
+RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
+AT_FDCWD = -100
+DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "not permitted",
+               errno.EFBIG: "file too large for the file system"}
 
 
 def prepare_output_folder(folder: Path) -> Path:
@@ -41,3 +55,135 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def check_output_target(folder: Path) -> None:
+    """Refuse an output path that cannot become this run's folder: a missing parent, a file, or a folder
+    holding files algm-export did not write (it would be replaced as a whole)."""
+    parent = folder.absolute().parent
+    if not parent.is_dir():
+        raise AlgmExportError(f"{folder}: the parent folder {parent} does not exist")
+    if folder.exists() and not folder.is_dir():
+        raise AlgmExportError(f"{folder}: output path exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
+        raise AlgmExportError(f"{folder}: not empty and not an algm-export output folder (no {MARKER}); "
+                              "choose a new or empty folder, it is replaced as a whole")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise AlgmExportError(f"{folder}: cannot write to {parent}")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(folder: Path) -> None:
+    """Delete staging folders of ``folder`` left by runs that were killed (SIGKILL, power loss)."""
+    for entry in folder.absolute().parent.iterdir():
+        found = STAGING.match(entry.name)
+        if found and found["name"] == folder.name and not _process_alive(int(found["pid"])):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    if result != 0:
+        code = ctypes.get_errno()
+        if code in (errno.ENOSYS, errno.EINVAL):
+            return False
+        raise OSError(code, os.strerror(code), str(b))
+    return True
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """Make ``staging`` the contents of ``folder``; the previous contents end in ``staging`` (removed after)."""
+    if not folder.exists():
+        staging.rename(folder)
+        return
+    if _exchange(staging, folder):
+        return
+    previous = staging.with_name(staging.name + ".previous")
+    folder.rename(previous)
+    staging.rename(folder)
+    previous.rename(staging)
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Delay SIGINT/SIGTERM while cleaning up, so a second Ctrl-C cannot leave half a cleanup behind."""
+    signals = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[Path]:
+    """Build the next contents of ``folder`` in a staging folder beside it and swap it in atomically when the
+    block succeeds; on any error or interrupt the staging folder is deleted and ``folder`` keeps its previous
+    contents. ``keep``: names carried over from the previous contents first (e.g. the TensorRT timing
+    cache); None carries everything over (commands that add to an export: verify, build, bench).
+    Yields the staging folder to write to. A full disk or an unwritable parent becomes an AlgmExportError."""
+    check_output_target(folder)
+    remove_stale_staging(folder)
+    staging = folder.absolute().parent / f".{folder.name}.algm-export-{os.getpid()}.staging"
+    try:
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            _carry_over(folder, staging, keep)
+            yield staging
+            with _signals_blocked():
+                _swap_in(staging, folder)
+        except OSError as error:
+            converted = disk_error(error, folder)
+            if converted is error:
+                raise
+            raise converted from error
+    finally:
+        with _signals_blocked():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _carry_over(folder: Path, staging: Path, keep: Iterable[str] | None) -> None:
+    """Hard-link (or copy) the kept entries of ``folder`` into ``staging``; every later write replaces
+    files by renaming (write_atomically), so the previous contents are never modified."""
+    if not folder.is_dir():
+        return
+    names = [p.name for p in folder.iterdir()] if keep is None else [n for n in keep if (folder / n).exists()]
+    for name in names:
+        source, target = folder / name, staging / name
+        if source.is_dir():
+            shutil.copytree(source, target, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(source, target)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def disk_error(error: OSError, folder: Path) -> Exception:
+    """An AlgmExportError for a write that the file system refused (full disk, quota, read-only...);
+    other OSErrors are returned unchanged."""
+    if error.errno not in DISK_ERRORS:
+        return error
+    return AlgmExportError(f"{folder}: {DISK_ERRORS[error.errno]} while writing "
+                           f"{Path(error.filename).name if error.filename else 'the output'}; "
+                           "the folder keeps its previous contents")

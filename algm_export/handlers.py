@@ -10,15 +10,16 @@ import torch
 from .arguments import PROG
 from .command import export_size, load_model
 from .errors import AlgmExportError
-from .export.onnx_export import PORTABLE_GRAPH
+from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
+from .files import check_output_target, replaced_folder
 from .models.segmenter import Segmenter
 from .photos import sample_photo
 from .pipeline import (
-    TENSORRT_BACKEND, Progress, TensorRTOptions, VerifyOptions, check_output_folder, print_outcome, run_pipeline,
+    TENSORRT_BACKEND, Progress, TensorRTOptions, VerifyOptions, print_outcome, run_pipeline,
     tensorrt_stage, verification_photos, verify,
 )
 from .preprocess import make_batch
-from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .verify.graph_settings import check_graphs
 from .verify.report import load_report, save_report
 
 
@@ -69,54 +70,79 @@ def print_summary(model: Segmenter, size: tuple[int, int], source: Path) -> None
 
 
 def export_command(args: argparse.Namespace) -> int:
-    """``algm-export [export] MODEL``: summary, export, verification, report."""
+    """``algm-export [export] MODEL``: summary, export, verification, report. ``--dry-run`` runs every
+    check a real run makes (flags, images, output folder, model) and writes nothing."""
     if args.int8:
         raise AlgmExportError("--int8 is not available in this release (FP32 and --fp16 are)")
-    check_output_folder(args.output)
+    check_output_target(args.output)
+    options = VerifyOptions(args.images, args.verify_batch)
+    options.check()
+    engine = engine_options(args)
+    photos = verification_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
     print_summary(model, size, args.model)
     if args.dry_run:
         print(f"dry run: nothing written (would write to {args.output}/)")
         return 0
-    options = VerifyOptions(args.images, args.verify_batch)
-    return run_pipeline(model, args.output, size, args.fp16, options, engine_options(args), args.verbose)
+    return run_pipeline(model, args.output, size, args.fp16, options, engine, args.verbose, photos)
 
 
 def build_command(args: argparse.Namespace) -> int:
     """``algm-export build MODEL -o DIR``."""
+    engine = engine_options(args)
+    check_engine_inputs(args.output, engine)
     model, size = model_for_graphs(args)
+    options = VerifyOptions(args.images, args.verify_batch)
+    options.check()
     photos = verification_photos(args.images)
     progress = Progress(2)
-    with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
-        outcome = tensorrt_stage(args.output, engine_options(args))
-    if outcome.backend is None:
-        report = load_report(args.output)
-        report["tensorrt"] = {"status": "skipped", "reason": outcome.skipped}
-        report.setdefault("parity", {})[TENSORRT_BACKEND] = {"skipped": outcome.skipped}
-        save_report(args.output, report)
-        return 0
-    with progress.stage("verify the engine against PyTorch"):
-        report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos, [], outcome)
+    with replaced_folder(args.output, keep=None) as staging:
+        with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
+            outcome = tensorrt_stage(staging, engine)
+        if outcome.backend is None:
+            report = load_report(staging)
+            report["tensorrt"] = {"status": "skipped", "reason": outcome.skipped}
+            report.setdefault("parity", {})[TENSORRT_BACKEND] = {"skipped": outcome.skipped}
+            save_report(staging, report)
+            return 0
+        with progress.stage("verify the engine against PyTorch"):
+            report = verify(model, staging, size, options, photos, [], outcome, shown=args.output)
     return print_outcome(args.output, report)
 
 
+def check_engine_inputs(folder: Path, engine: TensorRTOptions) -> None:
+    """What ``build`` needs, checked even where TensorRT is absent: the FP16 graph, the plugin library,
+    a usable timing cache path."""
+    graph = folder / FP16_GRAPH
+    if not graph.is_file():
+        raise AlgmExportError(f"{graph}: missing; export it first with `{PROG} MODEL --fp16 -o {folder}`")
+    if engine.plugin_library is not None and not engine.plugin_library.is_file():
+        raise AlgmExportError(f"--plugin-lib {engine.plugin_library}: no such file")
+    cache = engine.timing_cache
+    if cache is not None and (cache.is_dir() or not cache.absolute().parent.is_dir()):
+        raise AlgmExportError(f"--timing-cache {cache}: " + ("is a folder" if cache.is_dir() else
+                                                             f"the folder {cache.absolute().parent} does not exist"))
+
+
 def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, int]]:
-    """MODEL and the image size of the graphs already exported to the output folder."""
+    """MODEL (with the flags) and the image size of the graphs already exported to the output folder,
+    refused when the graphs were exported with other settings."""
     graph = args.output / PORTABLE_GRAPH
     if not graph.is_file():
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
+    check_output_target(args.output)
     model = load_model(args)
-    size = OnnxRuntimeBackend(graph).info.image_size
-    if args.image_size and tuple(args.image_size) != tuple(size):
-        raise AlgmExportError(f"--image-size {args.image_size[0]}x{args.image_size[1]} differs from the "
-                              f"exported graphs' {size[0]}x{size[1]}")
+    size = check_graphs(args.output, [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH], model, args.image_size)
     return model, export_size(model, size)
 
 
 def verify_command(args: argparse.Namespace) -> int:
     """``algm-export verify MODEL -o DIR``."""
     model, size = model_for_graphs(args)
+    options = VerifyOptions(args.images, args.verify_batch)
+    options.check()
     photos = verification_photos(args.images)
-    report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos)
+    with replaced_folder(args.output, keep=None) as staging:
+        report = verify(model, staging, size, options, photos, shown=args.output)
     return print_outcome(args.output, report)

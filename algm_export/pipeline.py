@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import AlgmExportError
 from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH, export_graphs
-from .files import prepare_output_folder
+from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -25,6 +25,7 @@ from .verify.report import load_report, parity_table, save_report
 
 ENGINE_NAME = "model.fp16.plan"
 TENSORRT_BACKEND = "tensorrt_fp16"
+TIMING_CACHE = "timing.cache"
 
 # Backends verified on this machine: report key -> (graph file, precision).
 ONNXRUNTIME_BACKENDS = {
@@ -94,10 +95,10 @@ def tensorrt_stage(folder: Path, options: TensorRTOptions) -> TensorRTOutcome:
     from .trt.builder import EngineRequest, build_engine
 
     request = EngineRequest(folder, ENGINE_NAME, options.batch, library, options.workspace_mb,
-                            options.timing_cache or folder / "timing.cache", options.verbose)
+                            options.timing_cache or folder / TIMING_CACHE, options.verbose)
     engine = build_engine(tensorrt, request, gpu)
     print(f"      {engine.name} built for {gpu} with TensorRT {tensorrt.__version__}")
-    details = {"engine": str(engine), "gpu": gpu, "tensorrt_version": tensorrt.__version__,
+    details = {"engine": engine.name, "gpu": gpu, "tensorrt_version": tensorrt.__version__,
                "plugin_library": str(library)}
     return TensorRTOutcome(TensorRTBackend(engine, library, TENSORRT_BACKEND), details=details)
 
@@ -107,33 +108,28 @@ def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
     return read_image_folder(images) if images is not None else sample_photos()
 
 
-def check_output_folder(folder: Path) -> None:
-    """Refuse an output folder whose parent does not exist (a typo, most likely)."""
-    parent = folder.resolve().parent
-    if not parent.is_dir():
-        raise AlgmExportError(f"{folder}: the parent folder {parent} does not exist")
-
-
 def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options: VerifyOptions,
            photos: dict[str, np.ndarray], graphs: list[str] | None = None,
-           tensorrt: TensorRTOutcome | None = None) -> dict:
+           tensorrt: TensorRTOutcome | None = None, shown: Path | None = None) -> dict:
     """Compare the exported graphs in ``folder`` (``graphs``, default: all present) and the TensorRT
-    engine (when built) with PyTorch; write the polygraphy files and report.json."""
+    engine (when built) with PyTorch; write the polygraphy files and report.json. ``shown``: the folder
+    the printed commands name (``folder`` may be the staging folder of :func:`replaced_folder`)."""
     options.check()
+    shown = shown or folder
     cases = make_cases(photos, image_size, model.config.normalization, options.mixed_batch)
     reference = Reference.run(TorchBackend(model, image_size), cases)
     parity = {}
     for name, (graph, precision) in ONNXRUNTIME_BACKENDS.items():
         if (folder / graph).is_file() and (graphs is None or graph in graphs):
             parity[name] = compare(reference, OnnxRuntimeBackend(folder / graph, name), precision, graph)
-    commands = {name: as_shell(onnxrt_command(folder / entry["graph"], folder, entry["precision"]))
+    commands = {name: as_shell(onnxrt_command(shown / entry["graph"], shown, entry["precision"]))
                 for name, entry in parity.items()}
     report = load_report(folder)
     if tensorrt is not None:
         parity[TENSORRT_BACKEND], report["tensorrt"] = tensorrt_entries(reference, tensorrt)
         batch = max(len(case.names) for case in cases)
         commands[f"{TENSORRT_BACKEND} (GPU machine with TensorRT)"] = as_shell(tensorrt_command(
-            folder / FP16_GRAPH, folder, autoregistering_library(tensorrt), image_size, (1, batch, batch)))
+            shown / FP16_GRAPH, shown, autoregistering_library(tensorrt), image_size, (1, batch, batch)))
     write_polygraphy_files(folder, reference)
     report.update({
         "model_summary": {"image_size": list(image_size), "algm": model.algm.to_dict() if model.algm else None,
@@ -161,25 +157,27 @@ def autoregistering_library(tensorrt: TensorRTOutcome) -> str:
 
 
 def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool, options: VerifyOptions,
-                 engine: TensorRTOptions, verbose: bool = False) -> int:
-    """Export, build the engine (with ``fp16``), verify and report; returns the exit code (1: parity failed)."""
-    check_output_folder(folder)
+                 engine: TensorRTOptions, verbose: bool = False, photos: dict[str, np.ndarray] | None = None) -> int:
+    """Export, build the engine (with ``fp16``), verify and report; returns the exit code (1: parity failed).
+
+    Everything is built in a staging folder swapped in for ``folder`` at the end (:func:`replaced_folder`):
+    afterwards ``folder`` holds exactly this run's files, or, after an error or interrupt, the previous ones."""
     options.check()
-    photos = verification_photos(options.images)
+    photos = verification_photos(options.images) if photos is None else photos
     progress = Progress(3 if fp16 else 2)
-    prepare_output_folder(folder)
-    with progress.stage(f"export ONNX to {folder}/"):
-        graphs = export_graphs(model, folder, image_size, fp16=fp16, verbose=verbose)
-        for path in (graphs.portable, graphs.plugin, graphs.fp16):
-            if path is not None:
-                print(f"      {path.name:<16} {path.stat().st_size / 1e6:6.1f} MB")
-    tensorrt = None
-    if fp16:
-        with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
-            tensorrt = tensorrt_stage(folder, engine)
-    with progress.stage(f"verify against PyTorch on {len(photos)} images (batch 1 and a mixed batch)"):
-        written = [p.name for p in (graphs.portable, graphs.plugin, graphs.fp16) if p is not None]
-        report = verify(model, folder, image_size, options, photos, written, tensorrt)
+    with replaced_folder(folder, keep=[TIMING_CACHE]) as staging:
+        with progress.stage(f"export ONNX to {folder}/"):
+            graphs = export_graphs(model, staging, image_size, fp16=fp16, verbose=verbose)
+            for path in (graphs.portable, graphs.plugin, graphs.fp16):
+                if path is not None:
+                    print(f"      {path.name:<16} {path.stat().st_size / 1e6:6.1f} MB")
+        tensorrt = None
+        if fp16:
+            with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
+                tensorrt = tensorrt_stage(staging, engine)
+        with progress.stage(f"verify against PyTorch on {len(photos)} images (batch 1 and a mixed batch)"):
+            written = [p.name for p in (graphs.portable, graphs.plugin, graphs.fp16) if p is not None]
+            report = verify(model, staging, image_size, options, photos, written, tensorrt, shown=folder)
     return print_outcome(folder, report)
 
 

@@ -59,3 +59,16 @@ def check_state_dict(path: Path, state_dict: dict[str, Any], expected: dict[str,
             problems.append(f"{label}: {shown}")
     if problems:
         raise AlgmExportError(f"{path}: weights do not match the model config; " + "; ".join(problems))
+
+
+def check_finite(path: Path, state_dict: dict[str, torch.Tensor]) -> None:
+    """Raise AlgmExportError naming the first tensor (and element) that holds NaN or Infinity."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() or value.is_complex():
+            bad = ~torch.isfinite(value)
+            if bad.any():
+                where = [int(i) for i in bad.nonzero()[0]]
+                raise AlgmExportError(
+                    f"{path}: {key}{where if where else ''} is {value[tuple(where)].item()} "
+                    f"({int(bad.sum())} non-finite values in that tensor); the checkpoint cannot be exported"
+                )

@@ -11,7 +11,7 @@ from ..config import ALGMConfig
 from ..errors import AlgmExportError
 from ..models.segmenter import Segmenter
 from .bundle import is_bundle, read_bundle
-from .files import check_state_dict, read_torch_file
+from .files import check_finite, check_state_dict, read_torch_file
 from .research import configs_from_variant, read_variant, variant_path
 
 AUTO = "auto"
@@ -50,5 +50,6 @@ def load_segmenter(path: str | os.PathLike, algm: ALGMConfig | str | None = AUTO
     with torch.device("cpu"):
         model = Segmenter(config, chosen)
     check_state_dict(path, state_dict, model.state_dict())
+    check_finite(path, state_dict)
     model.load_state_dict(state_dict, strict=True)
     return model.eval()

@@ -76,6 +76,22 @@ def local_assignment(
     return slots, 1 + r + n_patches - k * r
 
 
+def bipartite_scores(x: torch.Tensor, layer_number: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GBM's float32 scores for ``x`` = ``[B, T, C]`` (class token first): the cosine matrix A x B
+    ``[B, n_a, n_b]`` (class row -inf), each A token's best match and best score ``[B, n_a]``, and the
+    adaptive threshold (a 0-d tensor) of layer ``layer_number`` (see :func:`global_assignment`)."""
+    units = unit_rows(x)
+    a, b = units[:, ::2], units[:, 1::2]
+    scores = a @ b.transpose(-1, -2)
+    scores[:, 0, :] = -torch.inf
+    best_match = scores.argmax(dim=-1)
+    best_score = scores.gather(-1, best_match[..., None])[..., 0]
+    candidates = best_score[:, 1:]
+    threshold = candidates.mean(dim=1).mean() + candidates.std(dim=1).mean() / layer_number
+    return scores, best_match, best_score, threshold
+
+
 def global_assignment(x: torch.Tensor, layer_number: int) -> tuple[torch.Tensor, int]:
     """GBM slot assignment for ``x`` = ``[B, T, C]`` (class token first).
 
@@ -85,20 +101,13 @@ def global_assignment(x: torch.Tensor, layer_number: int) -> tuple[torch.Tensor,
     A tokens with score >= t; each image merges its r best-scoring A tokens into their B match.
     Output order: the unmerged A tokens in order, then all B tokens in order. Returns (slots ``[B, T]``, T - r).
     """
-    units = unit_rows(x)
-    a, b = units[:, ::2], units[:, 1::2]
-    n_a = a.shape[1]
-    scores = a @ b.transpose(-1, -2)
-    scores[:, 0, :] = -torch.inf
-    best_match = scores.argmax(dim=-1)
-    best_score = scores.gather(-1, best_match[..., None])[..., 0]
-    candidates = best_score[:, 1:]
-    threshold = candidates.mean(dim=1).mean() + candidates.std(dim=1).mean() / layer_number
+    scores, best_match, best_score, threshold = bipartite_scores(x, layer_number)
+    n_a = scores.shape[1]
     r = int((best_score >= threshold).sum(dim=1).min())
     merged = descending_ranks(best_score) < r
     kept_before = torch.cumsum((~merged).long(), dim=1) - 1
     a_slots = torch.where(merged, n_a - r + best_match, kept_before)
-    b_slots = (n_a - r + torch.arange(b.shape[1], device=x.device)).expand(x.shape[0], -1)
+    b_slots = (n_a - r + torch.arange(scores.shape[2], device=x.device)).expand(x.shape[0], -1)
     slots = torch.empty(x.shape[:2], dtype=torch.long, device=x.device)
     slots[:, ::2] = a_slots
     slots[:, 1::2] = b_slots

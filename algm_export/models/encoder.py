@@ -53,13 +53,14 @@ def mlp_half(block: Block, x: torch.Tensor) -> torch.Tensor:
 
 def encode(
     vit: VisionTransformer, images: torch.Tensor, train_grid: tuple[int, int], algm: ALGMConfig | None,
-    replay_maps: torch.Tensor | None = None,
+    replay_maps: torch.Tensor | None = None, merge_inputs: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list, list]:
     """Run ``vit`` on ``images`` (sides multiples of the patch size), merging tokens where ``algm`` says.
 
     Merges run between the attention residual and the MLP of the selected blocks: CLAP in the first,
     GBM in the others. ``replay_maps`` [B, merges, N], when given, dictates the merge decisions instead
-    (see :func:`replay_merge`). Returns the normalized tokens ``[B, prefix + M, C]``, the patch->token
+    (see :func:`replay_merge`). ``merge_inputs``, when given, receives the tokens each merge starts from
+    (what its decisions are computed on, e.g. to judge another backend's decisions). Returns the normalized tokens ``[B, prefix + M, C]``, the patch->token
     map after each merge and the token count after each merge.
     """
     patch = vit.patch_embed.patch_size
@@ -80,6 +81,8 @@ def encode(
             x = block(x)
             continue
         x = attention_half(block, x)
+        if merge_inputs is not None:
+            merge_inputs.append(x)
         if replay_maps is not None:
             new_map = replay_maps[:, len(maps)]
             x, sizes = replay_merge(x, sizes, token_map, new_map)

@@ -48,17 +48,20 @@ class Segmenter(nn.Module):
             algm.validate(self.config.n_layers, self.config.grid)
         self.algm = algm
 
-    def forward(self, images: torch.Tensor, replay_maps: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, replay_maps: torch.Tensor | None = None,
+                merge_inputs: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Logits at the input resolution.
 
         ``replay_maps`` (``[B, merges, N]`` int, e.g. an exported graph's ``token_maps`` output) replaces the
         merge decisions, to compare another backend's arithmetic with PyTorch's under the same merges.
+        ``merge_inputs``, when given, receives the tokens each merge starts from (see :func:`encode`).
         """
         height, width = images.shape[2], images.shape[3]
         patch = self.config.patch_size
         padded = F.pad(images, (0, -width % patch, 0, -height % patch))
         grid = (padded.shape[2] // patch, padded.shape[3] // patch)
-        tokens, maps, counts = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps)
+        tokens, maps, counts = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps,
+                                     merge_inputs)
         scores = self.decoder(tokens[:, self.encoder.num_prefix_tokens:])
         if maps:
             scores = unmerge(scores, maps[-1])

@@ -19,14 +19,18 @@ class TorchBackend(Backend):
         self.name = name
         self.device = device
 
-    def _run(self, images: np.ndarray, replay_maps: np.ndarray | None = None) -> Prediction:
+    def _run(self, images: np.ndarray, replay_maps: np.ndarray | None = None,
+             merge_inputs: list[torch.Tensor] | None = None) -> Prediction:
         with torch.no_grad():
             replay = torch.from_numpy(replay_maps).to(self.device) if replay_maps is not None else None
-            logits = self.model(torch.from_numpy(images).to(self.device), replay_maps=replay).cpu().numpy()
+            logits = self.model(torch.from_numpy(images).to(self.device), replay_maps=replay,
+                                merge_inputs=merge_inputs).cpu().numpy()
         maps = self.model.token_maps
         return Prediction(logits, list(self.model.token_counts) if self.model.algm else None,
                           maps.cpu().numpy() if maps is not None else None)
 
-    def replay(self, images: np.ndarray, token_maps: np.ndarray) -> Prediction:
-        """Run with the merge decisions of another backend (its ``token_maps`` output)."""
-        return self._run(np.ascontiguousarray(images, dtype=np.float32), token_maps)
+    def replay(self, images: np.ndarray, token_maps: np.ndarray,
+               merge_inputs: list[torch.Tensor] | None = None) -> Prediction:
+        """Run with the merge decisions of another backend (its ``token_maps`` output); ``merge_inputs``
+        receives the tokens each merge started from."""
+        return self._run(np.ascontiguousarray(images, dtype=np.float32), token_maps, merge_inputs)

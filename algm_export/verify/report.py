@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,22 @@ def load_report(folder: Path) -> dict[str, Any]:
         return {}
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN/Infinity float replaced by None (null), so the file is strict JSON; the
+    parity entries say in words which values were not finite."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def save_report(folder: Path, report: dict[str, Any]) -> Path:
-    """Write ``report.json`` atomically."""
-    return write_atomically(folder / REPORT, lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
+    """Write ``report.json`` atomically, as strict JSON (no bare NaN/Infinity)."""
+    text = json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n"
+    return write_atomically(folder / REPORT, lambda p: p.write_text(text))
 
 
 def format_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -39,11 +53,22 @@ def parity_table(parity: dict[str, dict]) -> str:
     rows = []
     for name, entry in parity.items():
         if entry.get("skipped"):
-            rows.append([name, "-", "-", "-", "-", "-", "skipped (the reason is above and in report.json)"])
+            rows.append([name, "-", "-", "-", "-", "-", "-", "skipped (the reason is above and in report.json)"])
             continue
         rows.append([
-            name, entry["graph"], f"{entry['max_abs_logit']:.2e}", f"{entry['label_agreement']:.5f}",
-            str(entry["token_count_difference"]), str(entry["decision_mismatches"]),
-            "passed" if entry["passed"] else "FAILED: " + "; ".join(entry["failures"]),
+            name, entry["graph"], _number(entry["max_abs_logit"], ".2e"), _number(entry["label_agreement"], ".5f"),
+            str(entry["token_count_difference"]), str(entry.get("decisions_differing", "-")),
+            _number(entry.get("required_epsilon"), ".1e"),
+            "passed" if entry["passed"] else "FAILED: " + _shortened(entry["failures"]),
         ])
-    return format_table(["backend", "graph", "max|dlogit|", "labels", "dtokens", "decision diffs", "result"], rows)
+    return format_table(["backend", "graph", "max|dlogit|", "labels", "dtokens", "decision diffs", "needs eps",
+                         "result"], rows)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _shortened(failures: list[str], shown: int = 2) -> str:
+    text = "; ".join(failures[:shown])
+    return text + (f"; ... ({len(failures)} in all, see report.json)" if len(failures) > shown else "")
