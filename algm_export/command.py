@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .checkpoints import load_segmenter
-from .config import ALGMConfig
+from .config import ALGMConfig, check_patch_count
 from .errors import AlgmExportError
 from .models.segmenter import Segmenter
 
@@ -41,6 +41,7 @@ def export_size(model: Segmenter, requested: tuple[int, int] | None) -> tuple[in
     """The image size to export and verify at, checked against the patch size and the ALGM window."""
     size = tuple(requested or model.config.image_size)
     patch = model.config.patch_size
+    check_patch_count(size, patch, "--image-size")
     if size[0] % patch or size[1] % patch:
         raise AlgmExportError(f"--image-size {size[0]}x{size[1]} is not a multiple of the patch size {patch}")
     if model.algm is not None:

@@ -13,6 +13,8 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 }
 
 DECODER_NAMES = ("linear", "mask_transformer")
+MAX_DIMENSION = 1 << 16  # widths, depths, classes: far above any ViT, far below what overflows memory
+MAX_PATCHES = 8192  # per image: attention and GBM scores grow with its square (8192 patches: 1024x2048 at 16 px)
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,14 @@ class Normalization:
         return cls(name, mean, std)
 
 
+def check_patch_count(size: tuple[int, int], patch_size: int, what: str) -> None:
+    """AlgmExportError when an image of ``size`` has more than :data:`MAX_PATCHES` patches."""
+    patches = (size[0] // patch_size) * (size[1] // patch_size)
+    if patches > MAX_PATCHES:
+        raise AlgmExportError(f"{what} {size[0]}x{size[1]}: {patches} patches of {patch_size} px, more than the "
+                              f"{MAX_PATCHES} supported (e.g. 1024x2048 at patch 16)")
+
+
 @dataclass(frozen=True)
 class SegmenterConfig:
     """Architecture of a Segmenter: ViT encoder plus a linear or mask-transformer decoder."""
@@ -102,6 +112,14 @@ class SegmenterConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        for name in ("d_model", "n_heads", "n_layers", "d_ff", "patch_size", "n_cls", "encoder_head_classes"):
+            if not 1 <= int(getattr(self, name)) <= MAX_DIMENSION:
+                raise AlgmExportError(f"{name} must be an integer in 1..{MAX_DIMENSION}, got {getattr(self, name)}")
+        if self.decoder_layers < 0:
+            raise AlgmExportError(f"decoder n_layers must be >= 0, got {self.decoder_layers}")
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise AlgmExportError(f"image size must be one or two positive sizes, got {list(self.image_size)}")
+        check_patch_count(self.image_size, self.patch_size, "image size")
         if self.decoder not in DECODER_NAMES:
             raise AlgmExportError(f"unknown decoder {self.decoder!r} (known: {', '.join(DECODER_NAMES)})")
         if self.d_model % self.n_heads:

@@ -33,7 +33,7 @@ KNOWN_CLASSES = {"ade20k": ADE20K_CLASSES, "cityscapes": CITYSCAPES_CLASSES}
 
 def class_names_for(dataset: str | None, n_cls: int) -> tuple[str, ...]:
     """Class names of ``dataset`` when it is known and has ``n_cls`` classes, else an empty tuple."""
-    names = KNOWN_CLASSES.get((dataset or "").lower(), ())
+    names = KNOWN_CLASSES.get(str(dataset or "").lower(), ())
     return names if len(names) == n_cls else ()
 
 

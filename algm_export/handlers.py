@@ -78,9 +78,9 @@ def export_command(args: argparse.Namespace) -> int:
     options = VerifyOptions(args.images, args.verify_batch)
     options.check()
     engine = engine_options(args)
-    photos = verification_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
+    photos = verification_photos(args.images)
     print_summary(model, size, args.model)
     if args.dry_run:
         print(f"dry run: nothing written (would write to {args.output}/)")

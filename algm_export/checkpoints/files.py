@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import pickletools
+import warnings
+import zipfile
 import re
 from pathlib import Path
 from typing import Any
@@ -16,23 +19,46 @@ UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 def read_torch_file(path: Path, trust: bool = False) -> Any:
     """``torch.load`` on CPU, with ``weights_only=True`` unless ``trust``; raises AlgmExportError on failure."""
+    if path.is_dir():
+        raise AlgmExportError(f"{path}: is a folder; MODEL is a checkpoint file (e.g. {path}/checkpoint.pth)")
     if not path.is_file():
         raise AlgmExportError(f"{path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the outcome is reported below
+            return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as error:
         found = UNSAFE_GLOBAL.search(str(error))
-        if found or "Weights only load failed" in str(error):
-            what = f" ({found.group(1)})" if found else ""
+        if found:
             raise AlgmExportError(
-                f"{path}: the file needs code to unpickle{what}; pass --trust-checkpoint "
+                f"{path}: the file needs code to unpickle ({found.group(1)}); pass --trust-checkpoint "
                 "(trust_checkpoint=True) only if you trust its source"
             ) from error
-        raise AlgmExportError(f"{path}: not a readable PyTorch checkpoint ({first_line(error)})") from error
+        if "Weights only load failed" in str(error) and is_pickle(path):
+            raise AlgmExportError(
+                f"{path}: a plain pickle that the safe loader cannot read; pass --trust-checkpoint "
+                "(trust_checkpoint=True) only if you trust its source"
+            ) from error
+        raise AlgmExportError(f"{path}: damaged or not a PyTorch checkpoint (not a readable pickle)") from error
     except Exception as error:  # torch raises RuntimeError, KeyError, EOFError... for damaged files
         raise AlgmExportError(
             f"{path}: not a readable PyTorch checkpoint (truncated or another format: {first_line(error)})"
         ) from error
+
+
+def is_pickle(path: Path) -> bool:
+    """Whether ``path`` (or the ``data.pkl`` of a torch zip file) is one complete pickle stream; scanned
+    with pickletools, nothing is executed."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                members = [name for name in archive.namelist() if name.endswith("data.pkl")]
+                data = archive.read(members[0]) if members else b""
+        else:
+            data = path.read_bytes()
+        return bool(data) and any(op.name == "STOP" for op, _, _ in pickletools.genops(data))
+    except Exception:  # noqa: BLE001 - any failure to scan means "not a pickle"
+        return False
 
 
 def first_line(error: BaseException) -> str:

@@ -11,7 +11,7 @@ from ..config import ALGMConfig
 from ..errors import AlgmExportError
 from ..models.segmenter import Segmenter
 from .bundle import is_bundle, read_bundle
-from .files import check_finite, check_state_dict, read_torch_file
+from .files import check_finite, check_state_dict, first_line, read_torch_file
 from .research import configs_from_variant, read_variant, variant_path
 
 AUTO = "auto"
@@ -26,6 +26,10 @@ def load_segmenter(path: str | os.PathLike, algm: ALGMConfig | str | None = AUTO
     gives the dense model, an :class:`ALGMConfig` overrides. Files that need unpickling code are refused
     unless ``trust_checkpoint``. Raises :class:`AlgmExportError` with a one-line reason.
     """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise AlgmExportError(f"load_segmenter: path must be a file name, got {type(path).__name__} {path!r:.40}")
+    if not isinstance(trust_checkpoint, bool):
+        raise AlgmExportError(f"load_segmenter: trust_checkpoint must be True or False, got {trust_checkpoint!r:.40}")
     path = Path(path)
     data = read_torch_file(path, trust_checkpoint)
     if is_bundle(data):
@@ -38,18 +42,23 @@ def load_segmenter(path: str | os.PathLike, algm: ALGMConfig | str | None = AUTO
     else:
         raise AlgmExportError(f"{path}: neither a research checkpoint (dict with 'model') nor an algm-export bundle")
 
-    chosen = stored_algm if algm == AUTO else algm
+    chosen = stored_algm if isinstance(algm, str) and algm == AUTO else algm
     if chosen is not None and not isinstance(chosen, ALGMConfig):
         raise AlgmExportError(f"algm must be 'auto', None or an ALGMConfig, got {chosen!r}")
     if chosen is not None:
         try:
             chosen.validate(config.n_layers, config.grid)
         except AlgmExportError as error:
-            source = path if algm == AUTO else "ALGM override"
+            source = path if chosen is stored_algm else "ALGM override"
             raise AlgmExportError(f"{source}: {error}") from error
+    try:
+        with torch.device("meta"):  # shapes only: a variant.yml that asks for a huge model allocates nothing
+            skeleton = Segmenter(config, chosen)
+    except (RuntimeError, ValueError, OverflowError) as error:
+        raise AlgmExportError(f"{path}: the model described cannot be built ({first_line(error)})") from error
+    check_state_dict(path, state_dict, skeleton.state_dict())
+    check_finite(path, state_dict)
     with torch.device("cpu"):
         model = Segmenter(config, chosen)
-    check_state_dict(path, state_dict, model.state_dict())
-    check_finite(path, state_dict)
     model.load_state_dict(state_dict, strict=True)
     return model.eval()

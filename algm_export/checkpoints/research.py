@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,11 @@ import yaml
 from ..config import ALGMConfig, Normalization, SegmenterConfig
 from ..datasets import class_names_for
 from ..errors import AlgmExportError
+from .files import first_line
 
 VARIANT_NAME = "variant.yml"
+BACKBONE = re.compile(r"^(vit|deit)_(?P<size>[a-z]+)_(distilled_)?patch(?P<patch>\d+)_\d+$")
+BACKBONE_WIDTHS = {"tiny": 192, "small": 384, "base": 768, "large": 1024}
 
 
 def variant_path(checkpoint: Path) -> Path:
@@ -47,11 +52,15 @@ def configs_from_variant(path: Path, variant: dict[str, Any], state_dict: dict[s
     if not isinstance(decoder, dict):
         raise AlgmExportError(f"{path}: net_kwargs.decoder must be a mapping")
     dataset = variant.get("dataset_kwargs") or {}
+    if not isinstance(dataset, dict):
+        raise AlgmExportError(f"{path}: dataset_kwargs must be a mapping")
     image_size = _require(path, net, "image_size", "net_kwargs.")
-    image_size = [image_size, image_size] if isinstance(image_size, int) else list(image_size)
-    n_cls = int(_require(path, net, "n_cls", "net_kwargs."))
+    image_size = [image_size, image_size] if isinstance(image_size, int) else image_size
+    if not isinstance(image_size, list) or len(image_size) != 2 or not all(type(v) is int for v in image_size):
+        raise AlgmExportError(f"{path}: net_kwargs.image_size must be a size or [height, width], got {image_size!r}")
     head = state_dict.get("encoder.head.weight")
     try:
+        n_cls = int(_require(path, net, "n_cls", "net_kwargs."))
         config = SegmenterConfig(
             backbone=str(net.get("backbone", "vit")),
             d_model=int(_require(path, net, "d_model", "net_kwargs.")),
@@ -68,25 +77,46 @@ def configs_from_variant(path: Path, variant: dict[str, Any], state_dict: dict[s
             normalization=Normalization.named(str(net.get("normalization", "vit"))),
             class_names=class_names_for(dataset.get("dataset"), n_cls),
         )
-    except (TypeError, ValueError) as error:
-        raise AlgmExportError(f"{path}: bad value in net_kwargs ({error})") from error
+    except (TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise AlgmExportError(f"{path}: bad value in net_kwargs ({first_line(error)})") from error
     except AlgmExportError as error:
         raise AlgmExportError(f"{path}: {error}") from error
+    check_backbone(path, config)
     return config, algm_from_dataset_kwargs(path, dataset)
+
+
+def check_backbone(path: Path, config: SegmenterConfig) -> None:
+    """Refuse a timm-style backbone name (``vit_small_patch16_384``) that contradicts the numbers beside it;
+    note on stderr that an unknown name is ignored (the architecture comes from the numbers)."""
+    found = BACKBONE.match(config.backbone)
+    if not found:
+        print(f"note: {path}: unknown backbone {config.backbone!r}; using the architecture variant.yml gives "
+              f"(d_model {config.d_model}, {config.n_layers} blocks, patch {config.patch_size})", file=sys.stderr)
+        return
+    width = BACKBONE_WIDTHS.get(found["size"])
+    if int(found["patch"]) != config.patch_size or (width is not None and width != config.d_model):
+        raise AlgmExportError(f"{path}: backbone {config.backbone!r} contradicts d_model {config.d_model} / "
+                              f"patch_size {config.patch_size}")
 
 
 def algm_from_dataset_kwargs(path: Path, dataset: dict[str, Any]) -> ALGMConfig | None:
     """The ALGM settings a research checkpoint was trained with, or None for a dense model."""
     if dataset.get("patch_type", "pure") != "algm" or dataset.get("threshold") is None:
         return None
+    if not isinstance(dataset, dict):
+        raise AlgmExportError(f"{path}: dataset_kwargs must be a mapping")
+    for key in ("selected_layers", "merging_window_size"):
+        value = dataset.get(key)
+        if value is not None and (not isinstance(value, list) or not all(type(v) is int for v in value)):
+            raise AlgmExportError(f"{path}: dataset_kwargs.{key} must be a list of integers, got {value!r:.40}")
     try:
         return ALGMConfig(
             layers=tuple(dataset.get("selected_layers") or (1, 5)),
             window=tuple(dataset.get("merging_window_size") or (2, 2)),
             threshold=float(dataset["threshold"]),
         )
-    except (TypeError, ValueError) as error:
-        raise AlgmExportError(f"{path}: bad ALGM settings in dataset_kwargs ({error})") from error
+    except (TypeError, ValueError, OverflowError) as error:
+        raise AlgmExportError(f"{path}: bad ALGM settings in dataset_kwargs ({first_line(error)})") from error
 
 
 def write_research_checkpoint(folder: Path, config: SegmenterConfig, algm: ALGMConfig | None,

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import AlgmExportError
+from ..photos import as_rgb8
 from ..preprocess import labels_at, make_batch
 from .metadata import DeploymentInfo
 
@@ -37,21 +38,39 @@ class Backend(ABC):
         """Run a checked batch."""
 
     def run(self, images: np.ndarray) -> Prediction:
-        """Logits (and merge bookkeeping) for normalized float32 images ``[B, 3, H, W]`` at the export size."""
-        height, width = self.info.image_size
-        if images.ndim != 4 or images.shape[1:] != (3, height, width) or images.shape[0] < 1:
-            raise AlgmExportError(
-                f"{self.name}: input of shape {list(images.shape)} does not fit this model, "
-                f"which takes [batch, 3, {height}, {width}]"
-            )
-        return self._run(np.ascontiguousarray(images, dtype=np.float32))
+        """Logits (and merge bookkeeping) for normalized float images ``[B, 3, H, W]`` at the export size
+        (e.g. from :meth:`preprocess`). AlgmExportError for anything else: other types, integer, bool,
+        complex or object pixels, non-finite values, other shapes."""
+        checked = check_batch(images, self.info.image_size, self.name)
+        return self._run(np.ascontiguousarray(checked, dtype=np.float32))
 
     def preprocess(self, photos: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB uint8 photos -> a normalized batch at the export size."""
-        return make_batch(photos, self.info.image_size, self.info.normalization)
+        """Photos (RGB, grayscale or RGBA; uint8, uint16 or float in [0, 1]) -> a normalized float32 batch
+        at the export size."""
+        if isinstance(photos, (np.ndarray, str, bytes)) or not isinstance(photos, Sequence) or len(photos) == 0:
+            got = "an empty list" if isinstance(photos, Sequence) and len(photos) == 0 else type(photos).__name__
+            raise AlgmExportError(f"{self.name}: expected a non-empty list of photo arrays, got {got}")
+        rgb = [as_rgb8(photo, f"photo {i}") for i, photo in enumerate(photos)]
+        return make_batch(rgb, self.info.image_size, self.info.normalization)
+
+
+def check_batch(images: object, size: tuple[int, int], name: str) -> np.ndarray:
+    """``images`` if it is a finite float array ``[B, 3, H, W]`` with B >= 1 at ``size``; else AlgmExportError."""
+    height, width = size
+    expected = f"normalized float images [batch, 3, {height}, {width}] (backend.preprocess(photos) makes them)"
+    if not isinstance(images, np.ndarray):
+        raise AlgmExportError(f"{name}: expected a numpy array of {expected}, got {type(images).__name__}")
+    if images.dtype not in (np.float16, np.float32, np.float64):
+        raise AlgmExportError(f"{name}: pixels of type {images.dtype}; expected {expected}")
+    if images.ndim != 4 or images.shape[1:] != (3, height, width) or images.shape[0] < 1:
+        raise AlgmExportError(f"{name}: input of shape {list(images.shape)} does not fit this model, "
+                              f"which takes [batch, 3, {height}, {width}]")
+    if not np.isfinite(images).all():
+        raise AlgmExportError(f"{name}: the input holds NaN or infinite values")
+    return images
 
 
 def segment(backend: Backend, photos: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Label maps of RGB uint8 photos, each at its photo's own size (one batch)."""
+    """Label maps of photos (see :meth:`Backend.preprocess`), each at its photo's own size (one batch)."""
     labels = backend.run(backend.preprocess(photos)).labels()
     return [labels_at(label, photo.shape[:2]) for label, photo in zip(labels, photos)]
