@@ -10,6 +10,7 @@ import argparse
 import importlib
 import signal
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,7 +123,8 @@ def _handler(name: str) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``algm-export`` console script; returns the exit code."""
-    signal.signal(signal.SIGTERM, _terminate)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     verbose = False
     try:
         args = parse_arguments(sys.argv[1:] if argv is None else argv)

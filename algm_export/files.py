@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 from .errors import AlgmExportError
 
-MARKER = "report.json"  # every run leaves it: a folder holding it was written by algm-export
+MARKERS = ("report.json", "model.onnx")  # a folder holding one of them was written by algm-export
 STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
 RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
 AT_FDCWD = -100
@@ -65,11 +65,13 @@ def check_output_target(folder: Path) -> None:
         raise AlgmExportError(f"{folder}: the parent folder {parent} does not exist")
     if folder.exists() and not folder.is_dir():
         raise AlgmExportError(f"{folder}: output path exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).is_file():
-        raise AlgmExportError(f"{folder}: not empty and not an algm-export output folder (no {MARKER}); "
-                              "choose a new or empty folder, it is replaced as a whole")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise AlgmExportError(f"{folder}: cannot write to {parent}")
+    if folder.is_dir() and any(folder.iterdir()) and not any((folder / name).is_file() for name in MARKERS):
+        raise AlgmExportError(f"{folder}: not empty and not an algm-export output folder (no "
+                              f"{' or '.join(MARKERS)}); choose a new or empty folder, it is replaced as a whole")
+    try:  # a probe folder, removed at once: the parent must take the staging folder
+        tempfile.TemporaryDirectory(dir=parent, prefix=f".{folder.name}.probe-").cleanup()
+    except OSError as error:
+        raise AlgmExportError(f"{folder}: cannot write to {parent} ({error.strerror or error})") from error
 
 
 def _process_alive(pid: int) -> bool:

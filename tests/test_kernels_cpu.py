@@ -137,10 +137,14 @@ def test_tied_windows_merge_lower_index_first(cpu_library):
     np.testing.assert_array_equal(ours[2], expected)
 
 
-def test_tied_matches_merge_lower_index_first(cpu_library):
-    x = torch.ones(2, 9, 4)  # every score 1: the lowest A tokens merge into B token 0
+def test_tied_scores_match_the_lowest_b_token(cpu_library):
+    # every score 1 (threshold 1 + 0/layer): all 4 A tokens merge, each into B token 0, the lowest of its ties
+    x = torch.ones(2, 9, 4)
     ours, reference = global_both(x, torch.ones(2, 9), torch.arange(8, dtype=torch.int32).expand(2, 8).contiguous())
     assert_same_merge(ours, reference)
+    # patches: B0 A1 B1 A2 B2 A3 B3 A4 -> tokens [B0 + A1..A4, B1, B2, B3]
+    np.testing.assert_array_equal(ours[2], [[0, 0, 1, 0, 2, 0, 3, 0]] * 2)
+    np.testing.assert_array_equal(ours[1], [[1, 5, 1, 1, 1]] * 2)
 
 
 @pytest.mark.parametrize("threshold", [-1.0 + 1e-6, 0.0, 0.3])

@@ -31,18 +31,20 @@ def test_pipeline_outputs_and_parity(pipeline_run):
     report = load(folder)
     parity = report["parity"]
     assert set(parity) == {"onnxruntime_fp32", "onnxruntime_fp32_trt_graph", "onnxruntime_fp16", "tensorrt_fp16"}
-    # No TensorRT on this machine: the stage says why, and the run still succeeds.
-    assert report["tensorrt"]["status"] == "skipped" and parity.pop("tensorrt_fp16") == {
-        "skipped": report["tensorrt"]["reason"]}
-    assert "TensorRT" in report["tensorrt"]["reason"] and f"skipped: {report['tensorrt']['reason']}" in printed
+    if report["tensorrt"]["status"] == "skipped":  # no TensorRT/GPU: the stage says why, the run still succeeds
+        assert parity.pop("tensorrt_fp16") == {"skipped": report["tensorrt"]["reason"]}
+        assert "TensorRT" in report["tensorrt"]["reason"] and f"skipped: {report['tensorrt']['reason']}" in printed
+    else:
+        assert report["tensorrt"]["status"] == "built" and (folder / "model.fp16.plan").is_file()
     for name, entry in parity.items():
         assert PARITY_KEYS <= set(entry) and entry["passed"], (name, entry["failures"])
         cases = entry["cases"]
         assert [c["images"] for c in cases] == [[n] for n in SAMPLE_PHOTOS] + [list(SAMPLE_PHOTOS)]
     for name in ("onnxruntime_fp32", "onnxruntime_fp32_trt_graph"):
         entry = parity[name]
-        assert entry["token_counts"] == entry["reference_token_counts"]
         assert entry["max_abs_logit"] <= 1e-3 and entry["label_agreement"] >= 0.9999
+        assert entry["required_epsilon"] <= entry["criteria"]["decision_epsilon"]
+        assert all(len(case["merges"]) == 2 for case in entry["cases"])
     counts = parity["onnxruntime_fp32"]["reference_token_counts"]
     assert len({tuple(c) for c in counts}) >= 4, "token counts should differ between photos"
     assert all(c[0] < 1025 and c[1] < c[0] for c in counts)
@@ -62,15 +64,22 @@ def test_polygraphy_cli_confirms_parity(pipeline_run):
 
 
 def test_polygraphy_cli_catches_a_wrong_graph(pipeline_run, tmp_path):
+    """The printed polygraphy command fails on a graph whose logits are wrong (the classifier's weights
+    scaled, so labels change), run with the original inputs and PyTorch's outputs."""
+    import onnx
+
     folder = pipeline_run[2]
     command = load(folder)["polygraphy_commands"]["onnxruntime_fp32"]
-    mismatched = str(folder / "model.onnx")
-    data = np.load(folder / "polygraphy_inputs.npz")
-    np.savez(tmp_path / "polygraphy_inputs.npz", **{k: -data[k] for k in data.files})  # other images
-    shutil.copy(folder / "polygraphy_data_loader.py", tmp_path)
-    command = command.replace(str(folder / "polygraphy_data_loader.py"), str(tmp_path / "polygraphy_data_loader.py"))
+    graph = onnx.load(str(folder / "model.onnx"))
+    weights = max((t for t in graph.graph.initializer if len(t.dims) == 2), key=lambda t: t.dims[0] * t.dims[1])
+    values = onnx.numpy_helper.to_array(weights)
+    noisy = values + np.random.default_rng(0).normal(0, 0.05, values.shape).astype(values.dtype)
+    weights.CopyFrom(onnx.numpy_helper.from_array(noisy, weights.name))
+    onnx.save(graph, str(tmp_path / "wrong.onnx"))
+    command = command.replace(str(folder / "model.onnx"), str(tmp_path / "wrong.onnx"))
+    assert str(tmp_path / "wrong.onnx") in command
     result = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=600)
-    assert mismatched in command and result.returncode != 0
+    assert result.returncode != 0
     assert "FAILED" in result.stdout + result.stderr
 
 
@@ -107,9 +116,9 @@ def test_verify_on_user_images_detects_wrong_model(pipeline_run, research_checkp
 
 @pytest.mark.parametrize("argv, message", [
     (["-o", "{tmp}/missing/deeper/out"], "does not exist"),
-    (["-o", "/proc/algm_export_test"], "cannot write to the output folder"),
+    (["-o", "/proc/algm_export_test"], "cannot write to /proc"),
     (["--images", "{tmp}/no_such_folder"], "not a folder of images"),
-    (["--images", "{tmp}/not_images"], "not a readable image"),
+    (["--images", "{tmp}/not_images"], "contains no readable images"),
     (["--verify-batch", "0"], "--verify-batch must be >= 1"),
 ])
 def test_pipeline_bad_input(research_checkpoint, tmp_path, capsys, monkeypatch, argv, message):
@@ -130,4 +139,4 @@ def test_verify_bad_input(pipeline_run, research_checkpoint, tmp_path, capsys):
     code = main(["verify", str(research_checkpoint), "-o", str(tmp_path)])
     assert code == 2 and "cannot load it as an ONNX model" in capsys.readouterr().err
     code = main(["verify", str(research_checkpoint), "-o", str(pipeline_run[2]), "--image-size", "256"])
-    assert code == 2 and "differs from the exported graphs' 512x512" in capsys.readouterr().err
+    assert code == 2 and "image size: graph 512x512, --image-size 256x256" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""One consistent output folder: a run replaces the folder as a whole; errors, a full disk and SIGINT /
+SIGTERM / SIGKILL leave the previous set and no partial files."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from algm_export.cli import main
+from algm_export.files import remove_stale_staging, replaced_folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture()
+def previous(pipeline_run, tmp_path) -> Path:
+    """A copy of the session's `--fp16` export (what a user re-exports over)."""
+    folder = tmp_path / "out"
+    shutil.copytree(pipeline_run[2], folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def one_image(tmp_path_factory, photos) -> Path:
+    folder = tmp_path_factory.mktemp("one")
+    Image.fromarray(photos["coffee"]).save(folder / "coffee.png")
+    return folder
+
+
+def test_re_export_without_fp16_leaves_exactly_this_runs_files(previous, research_checkpoint, one_image, capsys):
+    assert (previous / "model.fp16.onnx").is_file()
+    code = main([str(research_checkpoint), "-o", str(previous), "--images", str(one_image), "--verify-batch", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    names = sorted(p.name for p in previous.iterdir())
+    assert "model.fp16.onnx" not in names and "model.fp16.plan" not in names
+    assert {"model.onnx", "model.trt.onnx", "report.json", "torch_outputs.json"} <= set(names)
+    report = (previous / "report.json").read_text()
+    assert '"tensorrt"' not in report and "onnxruntime_fp16" not in report and "coffee.png" in report
+    assert not [p for p in previous.parent.iterdir() if p.name.startswith(".")], "staging left behind"
+
+
+def run_until_staging(argv: list[str], parent: Path) -> subprocess.Popen:
+    """Start the CLI and return once its staging folder exists (it is building the new set)."""
+    process = subprocess.Popen([sys.executable, "-m", "algm_export", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not [p for p in parent.iterdir() if p.name.endswith(".staging")]:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)
+    return process
+
+
+@pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated")])
+def test_interrupt_keeps_the_previous_set(previous, research_checkpoint, signum, code, line):
+    before = snapshot(previous)
+    process = run_until_staging([str(research_checkpoint), "-o", str(previous)], previous.parent)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == code and err == f"algm-export: {line}\n", err
+    assert snapshot(previous) == before
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["out"], "staging or partial files left behind"
+
+
+def test_sigkill_keeps_the_previous_set_and_the_next_run_cleans_up(previous, research_checkpoint):
+    before = snapshot(previous)
+    process = run_until_staging([str(research_checkpoint), "-o", str(previous)], previous.parent)
+    process.kill()
+    process.communicate(timeout=60)
+    assert snapshot(previous) == before
+    assert not [p for p in previous.iterdir() if p.name.startswith(".")], "hidden partial files in the folder"
+    remove_stale_staging(previous)  # what the next run does first
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["out"]
+
+
+def test_full_disk_is_one_line_and_keeps_the_previous_set(previous, monkeypatch):
+    before = snapshot(previous)
+
+    def fill(path: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with pytest.raises(Exception) as raised:
+        with replaced_folder(previous, keep=None) as staging:
+            (staging / "report.json").write_text("{}")
+            fill(staging / "model.onnx")
+    assert type(raised.value).__name__ == "AlgmExportError"
+    assert "no space left on the device while writing model.onnx" in str(raised.value)
+    assert snapshot(previous) == before
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["out"]
+
+
+def test_full_disk_through_the_cli(previous, research_checkpoint, monkeypatch, capsys):
+    import algm_export.export.onnx_export as onnx_export
+
+    def no_space(model, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(onnx_export, "save_model", no_space)
+    before = snapshot(previous)
+    code = main([str(research_checkpoint), "-o", str(previous)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no space left on the device" in err, err
+    assert snapshot(previous) == before
+    assert sorted(p.name for p in previous.parent.iterdir()) == ["out"]
+
+
+def test_a_folder_with_other_files_is_not_replaced(research_checkpoint, tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    code = main([str(research_checkpoint), "-o", str(tmp_path / "mine"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not an algm-export output folder" in err and err.count("\n") == 1
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_replaced_folder_swaps_whole_sets(tmp_path):
+    folder = tmp_path / "out"
+    with replaced_folder(folder) as staging:
+        (staging / "report.json").write_text("1")
+        (staging / "a").write_text("a")
+    with replaced_folder(folder, keep=["a"]) as staging:
+        (staging / "report.json").write_text("2")
+    assert snapshot(folder) == {"a": b"a", "report.json": b"2"}
+    with pytest.raises(KeyboardInterrupt):
+        with replaced_folder(folder) as staging:
+            (staging / "report.json").write_text("3")
+            raise KeyboardInterrupt
+    assert snapshot(folder) == {"a": b"a", "report.json": b"2"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -1,0 +1,182 @@
+"""The decision-aware parity criterion: legitimate near-ties pass (uniform, gradient, noise and grayscale
+images, FP32 and FP16 graphs), wrong graphs fail with margin (another threshold, window or layers, a
+perturbed weight matrix, wrong-but-consistent decisions, NaN anywhere)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from algm_export.config import ALGMConfig
+from algm_export.merging.assignment import global_assignment
+from algm_export.runtime.base import Backend, Prediction
+from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from algm_export.runtime.torch_backend import TorchBackend
+from algm_export.verify.cases import make_cases
+from algm_export.verify.decisions import MalformedMaps, clap_ranks, gbm_matches
+from algm_export.verify.parity import CRITERIA, Reference, compare, failures
+from algm_export.verify.report import load_report, save_report
+
+SIZE = (512, 512)
+
+
+def uniform(value: int) -> np.ndarray:
+    return np.full((512, 512, 3), value, np.uint8)
+
+
+@pytest.fixture(scope="module")
+def hard_images(photos) -> dict[str, np.ndarray]:
+    """Uniform, gradient and noise images and two grayscale photos: where scores tie within rounding."""
+    rng = np.random.default_rng(0)
+    gradient = np.broadcast_to(np.linspace(0, 255, 512)[None, :, None], (512, 512, 3)).astype(np.uint8)
+    gray = {f"gray {name}": np.repeat(photos[name].mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+            for name in ("astronaut", "rocket")}
+    return {"white": uniform(255), "black": uniform(0), "mid-gray": uniform(128), "gradient": gradient.copy(),
+            "noise": rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), **gray}
+
+
+@pytest.fixture(scope="module")
+def hard_reference(tiny_model, hard_images) -> Reference:
+    cases = make_cases(hard_images, SIZE, tiny_model.config.normalization, mixed_batch=1)
+    return Reference.run(TorchBackend(tiny_model, SIZE), cases)
+
+
+@pytest.fixture(scope="module")
+def photo_reference(tiny_model, photos) -> Reference:
+    """The sample photos alone (batch 1) and as a mixed batch of 4."""
+    cases = make_cases({n: photos[n] for n in ("astronaut", "rocket")} | {"white": uniform(255)}, SIZE,
+                       tiny_model.config.normalization, mixed_batch=3)
+    return Reference.run(TorchBackend(tiny_model, SIZE), cases)
+
+
+@pytest.mark.parametrize("graph, precision", [("model.onnx", "fp32"), ("model.fp16.onnx", "fp16")])
+def test_legitimate_near_ties_pass(pipeline_run, hard_reference, graph, precision):
+    entry = compare(hard_reference, OnnxRuntimeBackend(pipeline_run[2] / graph), precision, graph)
+    assert entry["passed"], entry["failures"]
+    epsilon = CRITERIA[precision]["decision_epsilon"]
+    # the hard images do make backends decide differently, only within eps of PyTorch's scores
+    assert entry["decisions_differing"] > 0 and entry["near_boundary"] > 0
+    assert entry["required_epsilon"] <= epsilon / 3, "less than 3x headroom below eps"
+    json.dumps(entry, allow_nan=False)
+
+
+class FakeBackend(Backend):
+    """Returns given predictions (doctored token maps, logits), case by case."""
+
+    def __init__(self, info, predictions: list[Prediction]):
+        self.info, self.name, self.predictions = info, "fake", list(predictions)
+
+    def _run(self, images: np.ndarray) -> Prediction:
+        return self.predictions.pop(0)
+
+
+def model_with(model, **settings):
+    other = copy.deepcopy(model)
+    other.set_algm(ALGMConfig(**{**model.algm.to_dict(), **settings}))
+    return other
+
+
+@pytest.mark.parametrize("settings", [{"threshold": 0.885}, {"threshold": 0.875}, {"window": (1, 2)},
+                                      {"layers": (1, 6)}, {"layers": (2, 5)}])
+def test_other_merge_settings_fail_with_margin(tiny_model, photo_reference, settings):
+    """A model with other ALGM settings (what a graph exported with them computes) fails under the FP16
+    criterion too, the loosest, by a margin of at least 3x eps."""
+    backend = TorchBackend(model_with(tiny_model, **settings), SIZE, "other settings")
+    entry = compare(photo_reference, backend, "fp16", "-")
+    assert not entry["passed"], settings
+    assert failures({**entry, "criteria": CRITERIA["fp32"]}), "FP32's criteria are stricter in every respect"
+    margin = entry["required_epsilon"]
+    assert margin is None or margin > 3 * CRITERIA["fp16"]["decision_epsilon"] or any(
+        "not valid merges" in f for f in entry["failures"]), entry["failures"]
+
+
+def test_perturbed_weight_matrix_fails(pipeline_run, photo_reference, tmp_path):
+    """model.onnx with 1e-2 noise on one weight matrix (block 9's fc1, after both merges): logits fail."""
+    graph = onnx.load(str(pipeline_run[2] / "model.onnx"))
+    candidates = [t for t in graph.graph.initializer if len(t.dims) == 2 and t.dims[0] == 768 and t.dims[1] == 192]
+    target = candidates[len(candidates) * 3 // 4]
+    values = onnx.numpy_helper.to_array(target)
+    noisy = values + np.random.default_rng(0).normal(0, 1e-2, values.shape).astype(values.dtype)
+    target.CopyFrom(onnx.numpy_helper.from_array(noisy, target.name))
+    onnx.save(graph, str(tmp_path / "perturbed.onnx"))
+    for precision in ("fp32", "fp16"):
+        entry = compare(photo_reference, OnnxRuntimeBackend(tmp_path / "perturbed.onnx"), precision, "perturbed")
+        assert not entry["passed"]
+        assert entry["max_abs_logit"] > 3 * CRITERIA[precision]["max_abs_logit"] or entry["required_epsilon"] > \
+            3 * CRITERIA[precision]["decision_epsilon"], entry["failures"]
+
+
+def swapped_window_order(model, images: np.ndarray) -> Prediction:
+    """PyTorch's prediction with the first and last merged CLAP windows swapped in order, and every later
+    decision and the logits consistent with that swap: wrong decisions, consistently carried out."""
+    torch_backend = TorchBackend(model, SIZE)
+    own = torch_backend.run(images)
+    maps = own.token_maps.copy()
+    ranks = clap_ranks(maps[:, 0].astype(np.int64), (32, 32), (2, 2))[0]
+    r = int((ranks >= 0).sum())
+    first, last = 0, r - 1
+    clap = maps[:, 0].copy()
+    clap[maps[:, 0] == first], clap[maps[:, 0] == last] = last, first
+    inputs: list[torch.Tensor] = []
+    torch_backend.replay(images, np.stack([clap, maps[:, 1]], axis=1), inputs)
+    slots, _ = global_assignment(inputs[1].float(), model.algm.layers[1])
+    gbm = np.take_along_axis((slots[:, 1:] - 1).numpy(), clap.astype(np.int64), axis=1).astype(np.int32)
+    doctored = np.stack([clap, gbm], axis=1)
+    replayed = torch_backend.replay(images, doctored)
+    return Prediction(replayed.logits, replayed.token_counts, doctored)
+
+
+def test_wrong_but_consistent_decisions_fail(tiny_model, photo_reference):
+    """Swapping two merged windows whose similarities differ by more than eps is caught by the decisions,
+    although logits and labels agree exactly with PyTorch's replay of them."""
+    case = photo_reference.cases[0]
+    doctored = swapped_window_order(tiny_model, case.images)
+    reference = Reference(photo_reference.torch, [case], [photo_reference.predictions[0]])
+    entry = compare(reference, FakeBackend(photo_reference.torch.info, [doctored]), "fp16", "-")
+    assert not entry["passed"]
+    assert entry["max_abs_logit"] == 0 and entry["label_agreement"] == 1
+    assert entry["required_epsilon"] > 3 * CRITERIA["fp16"]["decision_epsilon"]
+    assert "merge 1 (CLAP)" in entry["failures"][0] and "out of order" in entry["failures"][0]
+
+
+def test_malformed_token_maps_fail(tiny_model, photo_reference):
+    case, expected = photo_reference.cases[0], photo_reference.predictions[0]
+    maps = expected.token_maps.copy()
+    maps[0, 0, 0] = maps[0, 0, -1]  # patch 0 joins the token of the last window: not a CLAP result
+    reference = Reference(photo_reference.torch, [case], [expected])
+    entry = compare(reference, FakeBackend(photo_reference.torch.info,
+                                           [Prediction(expected.logits, expected.token_counts, maps)]), "fp32", "-")
+    assert not entry["passed"] and "not valid merges" in entry["failures"][0]
+    with pytest.raises(MalformedMaps):
+        gbm_matches(expected.token_maps[:, 0].astype(np.int64), np.zeros_like(expected.token_maps[:, 1]) + 5)
+
+
+def test_decisions_read_back_from_maps(tiny_model, photo_reference):
+    """clap_ranks/gbm_matches recover what PyTorch decided: r merged windows / A tokens per image."""
+    maps = photo_reference.predictions[-1].token_maps.astype(np.int64)  # the mixed batch
+    counts = photo_reference.predictions[-1].token_counts
+    ranks = clap_ranks(maps[:, 0], (32, 32), (2, 2))
+    r_clap = 1024 - (counts[0] - 1)  # each merged window removes 3 tokens
+    assert ((ranks >= 0).sum(axis=1) * 3 == r_clap).all()
+    matches = gbm_matches(maps[:, 0], maps[:, 1])
+    assert ((matches >= 0).sum(axis=1) == counts[0] - counts[1]).all()
+
+
+@pytest.mark.parametrize("where", ["backend", "reference"])
+def test_nan_anywhere_fails_and_the_report_stays_strict_json(tiny_model, photo_reference, tmp_path, where):
+    case, expected = photo_reference.cases[0], photo_reference.predictions[0]
+    logits = expected.logits.copy()
+    logits[0, 0, 0, 0] = np.nan
+    got = Prediction(logits if where == "backend" else expected.logits, expected.token_counts, expected.token_maps)
+    poisoned = Prediction(logits, expected.token_counts, expected.token_maps) if where == "reference" else expected
+    reference = Reference(photo_reference.torch, [case], [poisoned])
+    entry = compare(reference, FakeBackend(photo_reference.torch.info, [got]), "fp32", "-")
+    assert not entry["passed"] and "non-finite" in entry["failures"][0]
+    save_report(tmp_path, {"parity": {"fake": entry}, "nan": float("nan")})
+    text = (tmp_path / "report.json").read_text()
+    assert "NaN" not in text and load_report(tmp_path)["nan"] is None
