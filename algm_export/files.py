@@ -161,24 +161,17 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
 
 
 def _carry_over(folder: Path, staging: Path, keep: Iterable[str] | None) -> None:
-    """Hard-link (or copy) the kept entries of ``folder`` into ``staging``; every later write replaces
-    files by renaming (write_atomically), so the previous contents are never modified."""
+    """Copy the kept entries of ``folder`` into ``staging`` (copies, not hard links: a write into the new
+    set must never reach the previous one)."""
     if not folder.is_dir():
         return
     names = [p.name for p in folder.iterdir()] if keep is None else [n for n in keep if (folder / n).exists()]
     for name in names:
         source, target = folder / name, staging / name
         if source.is_dir():
-            shutil.copytree(source, target, copy_function=_link_or_copy)
+            shutil.copytree(source, target)
         else:
-            _link_or_copy(source, target)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+            shutil.copy2(source, target)
 
 
 def disk_error(error: OSError, folder: Path) -> Exception:

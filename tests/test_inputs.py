@@ -93,7 +93,7 @@ def test_huge_png_is_refused_in_one_line(research_checkpoint, tmp_path, capsys, 
     huge_png(tmp_path / "images" / "huge.png")
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, research_checkpoint, "--images", tmp_path / "images", "--dry-run")
-    assert_refused(code, err, "20000x20000 pixels is larger than the 64 megapixels", tmp_path, ["images"])
+    assert_refused(code, err, "huge.png: larger than the 64 megapixels this tool reads", tmp_path, ["images"])
 
 
 # ---- public Python API ----------------------------------------------------------------------------------

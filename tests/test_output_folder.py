@@ -87,7 +87,11 @@ def test_sigkill_keeps_the_previous_set_and_the_next_run_cleans_up(previous, res
     assert sorted(p.name for p in previous.parent.iterdir()) == ["out"]
 
 
-def test_full_disk_is_one_line_and_keeps_the_previous_set(previous, monkeypatch):
+def test_full_disk_is_one_line_and_keeps_the_previous_set(tmp_path):
+    previous = tmp_path / "out"
+    previous.mkdir()
+    (previous / "report.json").write_text('{"old": 1}')
+    (previous / "model.onnx").write_bytes(b"old graph")
     before = snapshot(previous)
 
     def fill(path: Path) -> None:

@@ -101,7 +101,8 @@ def test_verify_subcommand(pipeline_run, research_checkpoint, capsys, tmp_path):
     assert all(entry["passed"] for entry in report["parity"].values())
 
 
-def test_verify_on_user_images_detects_wrong_model(pipeline_run, research_checkpoint, capsys, tmp_path, photos):
+def test_verify_refuses_a_model_that_disagrees_with_the_graphs(pipeline_run, research_checkpoint, capsys, tmp_path,
+                                                               photos):
     from PIL import Image
 
     images = tmp_path / "images"
@@ -110,8 +111,9 @@ def test_verify_on_user_images_detects_wrong_model(pipeline_run, research_checkp
         Image.fromarray(photos[name]).save(images / f"{name}.jpg", quality=95)
     work = copy_graphs(pipeline_run[2], tmp_path / "out", ("model.onnx",))
     code = main(["verify", str(research_checkpoint), "-o", str(work), "--images", str(images), "--threshold", "0.95"])
-    out = capsys.readouterr().out
-    assert code == 1 and "parity FAILED" in out  # the graphs merge at 0.88, the model now at 0.95
+    err = capsys.readouterr().err
+    assert code == 2 and "ALGM threshold: graph 0.88, MODEL and flags 0.95" in err  # the graphs merge at 0.88
+    assert sorted(p.name for p in work.iterdir()) == ["model.onnx"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -128,7 +130,8 @@ def test_pipeline_bad_input(research_checkpoint, tmp_path, capsys, monkeypatch, 
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main([str(research_checkpoint), *[a.format(tmp=tmp_path) for a in argv]])
     err = capsys.readouterr().err
-    assert code == 2 and message in err and err.count("\n") == 1, err
+    notes = [line for line in err.splitlines() if line.startswith("note: skipping")]  # non-images are skipped
+    assert code == 2 and message in err and err.count("\n") == 1 + len(notes), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -137,6 +140,6 @@ def test_verify_bad_input(pipeline_run, research_checkpoint, tmp_path, capsys):
     assert code == 2 and "model.onnx: missing; export first" in capsys.readouterr().err
     (tmp_path / "model.onnx").write_text("this is not a graph")
     code = main(["verify", str(research_checkpoint), "-o", str(tmp_path)])
-    assert code == 2 and "cannot load it as an ONNX model" in capsys.readouterr().err
+    assert code == 2 and "model.onnx: not a readable ONNX graph" in capsys.readouterr().err
     code = main(["verify", str(research_checkpoint), "-o", str(pipeline_run[2]), "--image-size", "256"])
     assert code == 2 and "image size: graph 512x512, --image-size 256x256" in capsys.readouterr().err
