@@ -204,7 +204,7 @@ def test_unknown_backbone_name_is_a_note(research_checkpoint, tmp_path, capsys):
     (["{ckpt}", "--images", "{tmp}/empty"], "contains no readable images"),
     (["{ckpt}", "--images", "{tmp}/nowhere"], "not a folder of images"),
     (["{tmp}"], "is a folder; MODEL is a checkpoint file"),
-    (["{tmp}/random.pt"], "damaged or not a PyTorch checkpoint"),
+    (["{tmp}/random.pt"], "not a readable PyTorch checkpoint (damaged, or another format)"),
     (["{tmp}/nan/checkpoint.pth"], "encoder.blocks.3.mlp.fc1.weight[0, 0] is nan"),
 ])
 def test_dry_run_checks_what_a_real_run_checks(research_checkpoint, tmp_path, capsys, monkeypatch, argv, message):

@@ -39,7 +39,7 @@ def read_torch_file(path: Path, trust: bool = False) -> Any:
                 f"{path}: a plain pickle that the safe loader cannot read; pass --trust-checkpoint "
                 "(trust_checkpoint=True) only if you trust its source"
             ) from error
-        raise AlgmExportError(f"{path}: damaged or not a PyTorch checkpoint (not a readable pickle)") from error
+        raise AlgmExportError(f"{path}: not a readable PyTorch checkpoint (damaged, or another format)") from error
     except Exception as error:  # torch raises RuntimeError, KeyError, EOFError... for damaged files
         raise AlgmExportError(
             f"{path}: not a readable PyTorch checkpoint (truncated or another format: {first_line(error)})"
