@@ -9,6 +9,8 @@ import torch
 
 from .arguments import PROG
 from .command import export_size, load_model
+from .calibration.int8 import Int8Settings
+from .calibration.scopes import DEFAULT_SCOPE
 from .errors import AlgmExportError
 from .export.onnx_export import PORTABLE_GRAPH
 from .models.segmenter import Segmenter
@@ -27,6 +29,19 @@ def engine_options(args: argparse.Namespace) -> TensorRTOptions:
     if args.workspace < 1:
         raise AlgmExportError("--workspace must be at least 1 MiB")
     return TensorRTOptions(tuple(args.batch), args.plugin_lib, args.workspace, args.timing_cache, args.verbose)
+
+
+def int8_settings(args: argparse.Namespace) -> Int8Settings | None:
+    """Int8Settings from the arguments (None without --int8); calibration flags need --int8."""
+    if not args.int8:
+        if args.calib_images is not None or args.calib_count is not None or args.int8_scope != DEFAULT_SCOPE:
+            raise AlgmExportError("--calib-images, --calib-count and --int8-scope need --int8")
+        return None
+    settings = Int8Settings(args.calib_images, args.calib_count, args.int8_scope)
+    settings.check()
+    return settings
+
+
 def describe(model: Segmenter, size: tuple[int, int]) -> str:
     """A short human-readable summary of the model."""
     config = model.config
@@ -70,9 +85,8 @@ def print_summary(model: Segmenter, size: tuple[int, int], source: Path) -> None
 
 def export_command(args: argparse.Namespace) -> int:
     """``algm-export [export] MODEL``: summary, export, verification, report."""
-    if args.int8:
-        raise AlgmExportError("--int8 is not available in this release (FP32 and --fp16 are)")
     check_output_folder(args.output)
+    int8 = int8_settings(args)
     model = load_model(args)
     size = export_size(model, args.image_size)
     print_summary(model, size, args.model)
@@ -80,7 +94,7 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"dry run: nothing written (would write to {args.output}/)")
         return 0
     options = VerifyOptions(args.images, args.verify_batch)
-    return run_pipeline(model, args.output, size, args.fp16, options, engine_options(args), args.verbose)
+    return run_pipeline(model, args.output, size, args.fp16, options, engine_options(args), args.verbose, int8)
 
 
 def build_command(args: argparse.Namespace) -> int:
@@ -97,7 +111,8 @@ def build_command(args: argparse.Namespace) -> int:
         save_report(args.output, report)
         return 0
     with progress.stage("verify the engine against PyTorch"):
-        report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos, [], outcome)
+        report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos, [],
+                        [outcome])
     return print_outcome(args.output, report)
 
 
