@@ -34,7 +34,8 @@ def load(folder):
 
 def linear_layer_counts(model) -> tuple[int, int]:
     """(all Linear layers, those upstream of the last merge) from the PyTorch model's structure."""
-    linears = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    used = (*model.encoder.blocks, model.decoder)  # the timm encoder's classifier head is never run
+    linears = sum(isinstance(m, torch.nn.Linear) for part in used for m in part.modules())
     projections = sum(hasattr(model.decoder, p) for p in ("proj_patch", "proj_classes"))  # x @ Parameter
     per_block = sum(isinstance(m, torch.nn.Linear) for m in model.encoder.blocks[0].modules())  # qkv, proj, fc1, fc2
     last = model.algm.layers[-1]  # the merge runs between this block's attention and its MLP
