@@ -96,15 +96,15 @@ def test_int8_criterion_fails_below_099():
 
 def test_fp16_int8_graph_for_tensorrt(pipeline_run):
     folder = pipeline_run[2]
-    fp16, graph = onnx.load(folder / "model.fp16.onnx"), onnx.load(folder / "model.fp16.int8.onnx")
-    onnx.checker.check_model(graph, full_check=True)
+    fp16, model = onnx.load(folder / "model.fp16.onnx"), onnx.load(folder / "model.fp16.int8.onnx")
+    onnx.checker.check_model(model, full_check=True)
     algm = lambda m: sorted((n.name, n.op_type) for n in m.graph.node if n.domain == DOMAIN)  # noqa: E731
-    assert algm(graph) == algm(fp16) and len(algm(graph)) == 3  # the plugin nodes kept
-    assert {e.domain or "": e.version for e in graph.opset_import}[""] == 19  # FP16 Q/DQ
-    quantized = dequantized_inputs(graph)
+    assert algm(model) == algm(fp16) and len(algm(model)) == 3  # the plugin nodes kept
+    assert {e.domain or "": e.version for e in model.opset_import}[""] == 19  # FP16 Q/DQ
+    quantized = dequantized_inputs(model)
     assert len(quantized) == 41 and not [name for name in quantized if name.startswith("algm/")]
-    dq = [n for n in graph.node if n.op_type == "DequantizeLinear"]
-    values = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert all(values[n.input[1]].dtype == np.float16 for n in dq)  # FP16 scales: FP16 MatMuls in TensorRT
     assert all(not values[n.input[2]].any() for n in dq)  # symmetric: TensorRT needs zero points 0
     report = load(folder)
