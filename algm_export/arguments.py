@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
+from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, DEFAULT_SCOPE
+
 PROG = "algm-export"
 DEFAULT_OUTPUT = "algm_export_out"
 
@@ -98,6 +100,25 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timing cache reused across builds (default: OUTPUT/timing.cache)")
 
 
+def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--int8`` and its calibration settings."""
+    int8 = parser.add_argument_group("INT8 (Q/DQ graphs calibrated on real images)")
+    int8.add_argument("--int8", action="store_true",
+                      help="also write model.int8.onnx (ONNX Runtime) and, with --fp16, model.fp16.int8.onnx "
+                           "(TensorRT 11, strongly typed), verify them, build the INT8 engine where TensorRT exists")
+    int8.add_argument("--calib-images", type=Path, metavar="DIR",
+                      help="calibration images (default: the bundled sample photos; use a few hundred of yours)")
+    int8.add_argument("--calib-count", type=int, metavar="N", help="calibrate on the first N images (default: all)")
+    add_int8_scope_argument(int8)
+
+
+def add_int8_scope_argument(parser) -> None:
+    """``--int8-scope`` (checked when the command runs: a bad value is a one-line error)."""
+    parser.add_argument("--int8-scope", default=DEFAULT_SCOPE, metavar="SCOPE",
+                        help=f"which Linear layers to quantize: {AFTER_MERGE} (default: only those no merge "
+                             f"decision depends on, token maps unchanged) or {ALL_LINEAR} (faster, merges may change)")
+
+
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """``algm-export [export] MODEL``: the whole pipeline."""
     add_model_arguments(parser)
@@ -107,7 +128,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16", action="store_true",
                         help="also write model.fp16.onnx (FP16 with merge maths, norms and softmax in FP32), "
                              "verify it, and build the FP16 TensorRT engine where TensorRT is available")
-    parser.add_argument("--int8", action="store_true", help="INT8 engines (not available in this release)")
+    add_int8_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="check the checkpoint, settings, images and output folder, print the summary, "
                              "write nothing")
@@ -138,5 +159,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     parser.add_argument("--fp16", action="store_true", help="also time the FP16 graph in ONNX Runtime")
     parser.add_argument("--images", type=Path, metavar="DIR", help="photos to fill batches with (default: samples)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time the INT8 Q/DQ graphs (dense and ALGM) in ONNX Runtime, calibrated on --images")
+    add_int8_scope_argument(parser)
     parser.add_argument("--plugin-lib", type=Path, metavar="SO",
                         help="libalgm_plugins.so for the TensorRT rows (default: $ALGM_PLUGIN_LIBRARY, then build/)")

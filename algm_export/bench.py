@@ -28,10 +28,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from .calibration.int8 import Int8Settings, write_int8_graphs
 from .command import export_size, load_model
 from .errors import AlgmExportError
 from .export.graph_edits import NODE_PREFIX
-from .export.onnx_export import export_graphs
+from .export.onnx_export import INT8_GRAPH, export_graphs
 from .files import check_output_target, prepare_output_folder, replaced_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
@@ -128,8 +129,9 @@ def gpu_backends(models: dict[str, Segmenter], folders: dict[str, Path], image_s
 
 def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], batches: Sequence[int],
                   runs: int, warmup: int, photos: dict[str, np.ndarray], fp16: bool = False,
-                  plugin_library: Path | None = None) -> dict:
+                  plugin_library: Path | None = None, int8: Int8Settings | None = None) -> dict:
     """Export dense and ALGM graphs into ``folder``, time every backend, return the ``speed`` record.
+    With ``int8`` also the INT8 Q/DQ graphs of both in ONNX Runtime (calibrated per ``int8``).
     Where TensorRT and a GPU exist, FP16 engines and PyTorch on the GPU are timed too."""
     if model.algm is None:
         raise AlgmExportError("bench compares dense and ALGM: the model has no ALGM settings (use --layers ...)")
@@ -151,6 +153,11 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
     ]
     if fp16:
         backends.append((OnnxRuntimeBackend(algm_graphs.fp16, "onnxruntime ALGM"), "fp16"))
+    if int8:
+        for kind, kind_folder in folders.items():
+            print(f"INT8 graph of the {kind} model ({int8.scope}) ...", flush=True)
+            write_int8_graphs(kind_folder, int8, fp16=False)
+            backends.append((OnnxRuntimeBackend(kind_folder / INT8_GRAPH, f"onnxruntime {kind}"), "int8"))
     if with_engines:
         backends.extend(gpu_backends({"dense": dense_model, "ALGM": model}, folders, image_size, max(batches),
                                      environment))
@@ -185,12 +192,18 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
             "speedup_vs_pytorch_dense": round(base.latency_ms / timing.latency_ms, 3),
             "token_counts": timing.token_counts,
         })
-    ort_speedups = {}
+    ort_speedups, int8 = {}, {}
     for batch in flop_ratios:
         dense = next(t for t in timings if t.batch == batch and t.backend == "onnxruntime dense")
         merged = next(t for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM"
                       and t.precision == "fp32")
         ort_speedups[str(batch)] = round(dense.latency_ms / merged.latency_ms, 3)
+        quantized = next((t for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM"
+                          and t.precision == "int8"), None)
+        if quantized is not None:
+            int8[str(batch)] = {"latency_vs_fp32_algm": round(quantized.latency_ms / merged.latency_ms, 3),
+                                "speedup_over_fp32_dense": round(dense.latency_ms / quantized.latency_ms, 3),
+                                "flop_ratio_dense_over_algm": round(flop_ratios[batch], 3)}
     return {
         "machine": machine_description(),
         "model": f"{model.config.backbone} {image_size[0]}x{image_size[1]}, {model.config.decoder} decoder",
@@ -199,6 +212,7 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
         "flop_ratio_dense_over_algm": {str(b): round(r, 3) for b, r in flop_ratios.items()},
         "onnxruntime_algm_speedup_over_dense": ort_speedups,
         "merge_unmerge_time_share_onnxruntime": round(share, 4),
+        **({"onnxruntime_int8_algm": int8} if int8 else {}),
     }
 
 
@@ -216,6 +230,7 @@ def speed_table(speed: dict) -> str:
              + ", ".join(f"batch {b}: {r:.2f}x" for b, r in speed["onnxruntime_algm_speedup_over_dense"].items()),
              f"merge/unmerge nodes: {100 * speed['merge_unmerge_time_share_onnxruntime']:.1f} % of ONNX Runtime "
              "ALGM node time (batch 1, profiled)",
+             *int8_lines(speed.get("onnxruntime_int8_algm", {})),
              f"machine: {speed['machine']}"]
     tensorrt = speed.get("tensorrt", {})
     if tensorrt.get("status") == "skipped":
@@ -223,6 +238,17 @@ def speed_table(speed: dict) -> str:
     elif tensorrt:
         lines.append(f"TensorRT rows: {tensorrt['gpu']}, TensorRT {tensorrt['tensorrt_version']}")
     return "\n".join(lines)
+
+
+def int8_lines(int8: dict) -> list[str]:
+    """Summary lines of the INT8 rows: latency vs FP32 ALGM, speedup over FP32 dense beside the FLOP ratio."""
+    if not int8:
+        return []
+    return ["ONNX Runtime INT8 ALGM latency / FP32 ALGM latency: "
+            + ", ".join(f"batch {b}: {r['latency_vs_fp32_algm']:.2f}x" for b, r in int8.items()),
+            "ONNX Runtime INT8 ALGM speedup over FP32 dense: "
+            + ", ".join(f"batch {b}: {r['speedup_over_fp32_dense']:.2f}x (FLOP ratio {r['flop_ratio_dense_over_algm']:.2f}, "
+                        f"x1.2 = {1.2 * r['flop_ratio_dense_over_algm']:.2f})" for b, r in int8.items())]
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -233,9 +259,12 @@ def bench_command(args: argparse.Namespace) -> int:
     photos = verification_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
+    int8 = Int8Settings(args.images, None, args.int8_scope) if args.int8 else None
+    if int8:
+        int8.check()
     with replaced_folder(args.output, keep=None) as staging:
         speed = run_benchmark(model, staging / "bench", size, args.batches, args.runs, args.warmup, photos,
-                              args.fp16, args.plugin_lib)
+                              args.fp16, args.plugin_lib, int8)
         print()
         print(speed_table(speed))
         report = load_report(staging)

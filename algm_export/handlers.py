@@ -9,6 +9,8 @@ import torch
 
 from .arguments import PROG
 from .command import export_size, load_model
+from .calibration.int8 import Int8Settings
+from .calibration.scopes import DEFAULT_SCOPE
 from .errors import AlgmExportError
 from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
 from .files import check_output_target, replaced_folder
@@ -28,6 +30,19 @@ def engine_options(args: argparse.Namespace) -> TensorRTOptions:
     if args.workspace < 1:
         raise AlgmExportError("--workspace must be at least 1 MiB")
     return TensorRTOptions(tuple(args.batch), args.plugin_lib, args.workspace, args.timing_cache, args.verbose)
+
+
+def int8_settings(args: argparse.Namespace) -> Int8Settings | None:
+    """Int8Settings from the arguments (None without --int8); calibration flags need --int8."""
+    if not args.int8:
+        if args.calib_images is not None or args.calib_count is not None or args.int8_scope != DEFAULT_SCOPE:
+            raise AlgmExportError("--calib-images, --calib-count and --int8-scope need --int8")
+        return None
+    settings = Int8Settings(args.calib_images, args.calib_count, args.int8_scope)
+    settings.check()
+    return settings
+
+
 def describe(model: Segmenter, size: tuple[int, int]) -> str:
     """A short human-readable summary of the model."""
     config = model.config
@@ -72,9 +87,10 @@ def print_summary(model: Segmenter, size: tuple[int, int], source: Path) -> None
 def export_command(args: argparse.Namespace) -> int:
     """``algm-export [export] MODEL``: summary, export, verification, report. ``--dry-run`` runs every
     check a real run makes (flags, images, output folder, model) and writes nothing."""
-    if args.int8:
-        raise AlgmExportError("--int8 is not available in this release (FP32 and --fp16 are)")
     check_output_target(args.output)
+    int8 = int8_settings(args)
+    if int8 and args.dry_run:
+        int8.calibration_images()
     options = VerifyOptions(args.images, args.verify_batch)
     options.check()
     engine = engine_options(args)
@@ -85,7 +101,7 @@ def export_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: nothing written (would write to {args.output}/)")
         return 0
-    return run_pipeline(model, args.output, size, args.fp16, options, engine, args.verbose, photos)
+    return run_pipeline(model, args.output, size, args.fp16, options, engine, args.verbose, photos, int8)
 
 
 def build_command(args: argparse.Namespace) -> int:
@@ -107,7 +123,7 @@ def build_command(args: argparse.Namespace) -> int:
             save_report(staging, report)
             return 0
         with progress.stage("verify the engine against PyTorch"):
-            report = verify(model, staging, size, options, photos, [], outcome, shown=args.output)
+            report = verify(model, staging, size, options, photos, [], [outcome], shown=args.output)
     return print_outcome(args.output, report)
 
 

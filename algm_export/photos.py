@@ -91,15 +91,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise AlgmExportError(f"{path}: not a readable image ({type(error).__name__})") from error
 
 
-def read_image_folder(folder: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every readable image of ``folder`` (sorted by name); other files are skipped with a note on stderr.
-    Error when there is no image, or an image is too large."""
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """The files of ``folder`` (sorted by name, hidden ones left out); error when there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AlgmExportError(f"{folder}: not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise AlgmExportError(f"{folder}: contains no files")
+    return files
+
+
+def read_image_folder(folder: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every readable image of ``folder`` (sorted by name); other files are skipped with a note on stderr.
+    Error when there is no image, or an image is too large."""
     images = {}
-    for path in files:
+    for path in image_files(folder):
         try:
             images[path.name] = read_image(path)
         except ImageTooLarge:

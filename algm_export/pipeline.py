@@ -6,11 +6,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Callable, Sequence
 
 import numpy as np
 
+from .calibration.cache import CACHE_NAME as CALIBRATION_CACHE
+from .calibration.int8 import Int8Settings, write_int8_graphs
 from .errors import AlgmExportError
-from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH, export_graphs
+from .export.onnx_export import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH, export_graphs
 from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
@@ -20,19 +24,39 @@ from .verify.cases import make_cases
 from .verify.parity import Reference, compare
 from .runtime.base import Backend
 from .trt.availability import AUTOREGISTER_LIBRARY_NAME, PLUGIN_LIBRARY_NAME, Unavailable, tensorrt_environment
+from .trt.strategy import BuildStrategy, int8_strategy_for, strategy_for
 from .verify.polygraphy_files import as_shell, onnxrt_command, tensorrt_command, write_polygraphy_files
 from .verify.report import load_report, parity_table, save_report
 
 ENGINE_NAME = "model.fp16.plan"
 TENSORRT_BACKEND = "tensorrt_fp16"
 TIMING_CACHE = "timing.cache"
+INT8_ENGINE_NAME = "model.fp16.int8.plan"
+TENSORRT_INT8_BACKEND = "tensorrt_int8"
 
 # Backends verified on this machine: report key -> (graph file, precision).
 ONNXRUNTIME_BACKENDS = {
     "onnxruntime_fp32": (PORTABLE_GRAPH, "fp32"),
     "onnxruntime_fp32_trt_graph": (PLUGIN_GRAPH, "fp32"),
     "onnxruntime_fp16": (FP16_GRAPH, "fp16"),
+    "onnxruntime_int8": (INT8_GRAPH, "int8"),
+    "onnxruntime_fp16_int8": (FP16_INT8_GRAPH, "int8"),
 }
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    """One TensorRT engine of the pipeline: its file, report key, precision, and how to build it."""
+
+    engine: str
+    backend: str
+    precision: str
+    graph: str
+    strategy: Callable[[ModuleType], BuildStrategy]
+
+
+FP16_ENGINE = EngineKind(ENGINE_NAME, TENSORRT_BACKEND, "fp16", FP16_GRAPH, strategy_for)
+INT8_ENGINE = EngineKind(INT8_ENGINE_NAME, TENSORRT_INT8_BACKEND, "int8", FP16_INT8_GRAPH, int8_strategy_for)
 
 
 class Progress:
@@ -82,25 +106,28 @@ class TensorRTOutcome:
     backend: Backend | None = None
     skipped: str | None = None
     details: dict | None = None
+    kind: EngineKind = FP16_ENGINE
 
 
-def tensorrt_stage(folder: Path, options: TensorRTOptions) -> TensorRTOutcome:
-    """Build the FP16 engine when TensorRT, a GPU and the plugin library are present; else say why not."""
+def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: EngineKind = FP16_ENGINE) -> TensorRTOutcome:
+    """Build the engine of ``kind`` (FP16, or INT8 from the FP16 Q/DQ graph) when TensorRT, a GPU and the
+    plugin library are present; else say why not."""
     try:
         tensorrt, gpu, library = tensorrt_environment(options.plugin_library)
+        strategy = kind.strategy(tensorrt)
     except Unavailable as reason:
         print(f"      skipped: {reason}")
-        return TensorRTOutcome(skipped=str(reason))
+        return TensorRTOutcome(skipped=str(reason), kind=kind)
     from .runtime.tensorrt_backend import TensorRTBackend
     from .trt.builder import EngineRequest, build_engine
 
-    request = EngineRequest(folder, ENGINE_NAME, options.batch, library, options.workspace_mb,
-                            options.timing_cache or folder / TIMING_CACHE, options.verbose)
+    request = EngineRequest(folder, kind.engine, options.batch, library, options.workspace_mb,
+                            options.timing_cache or folder / TIMING_CACHE, options.verbose, strategy)
     engine = build_engine(tensorrt, request, gpu)
     print(f"      {engine.name} built for {gpu} with TensorRT {tensorrt.__version__}")
     details = {"engine": engine.name, "gpu": gpu, "tensorrt_version": tensorrt.__version__,
                "plugin_library": str(library)}
-    return TensorRTOutcome(TensorRTBackend(engine, library, TENSORRT_BACKEND), details=details)
+    return TensorRTOutcome(TensorRTBackend(engine, library, kind.backend), details=details, kind=kind)
 
 
 def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
@@ -110,10 +137,11 @@ def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
 
 def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options: VerifyOptions,
            photos: dict[str, np.ndarray], graphs: list[str] | None = None,
-           tensorrt: TensorRTOutcome | None = None, shown: Path | None = None) -> dict:
+           engines: Sequence[TensorRTOutcome] = (), shown: Path | None = None) -> dict:
     """Compare the exported graphs in ``folder`` (``graphs``, default: all present) and the TensorRT
-    engine (when built) with PyTorch; write the polygraphy files and report.json. ``shown``: the folder
-    the printed commands name (``folder`` may be the staging folder of :func:`replaced_folder`)."""
+    engines (FP16, INT8: an entry each, built or skipped) with PyTorch; write the polygraphy files and
+    report.json. ``shown``: the folder the printed commands name (``folder`` may be the staging folder of
+    :func:`replaced_folder`)."""
     options.check()
     shown = shown or folder
     cases = make_cases(photos, image_size, model.config.normalization, options.mixed_batch)
@@ -125,11 +153,17 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
     commands = {name: as_shell(onnxrt_command(shown / entry["graph"], shown, entry["precision"]))
                 for name, entry in parity.items()}
     report = load_report(folder)
-    if tensorrt is not None:
-        parity[TENSORRT_BACKEND], report["tensorrt"] = tensorrt_entries(reference, tensorrt)
+    for tensorrt in engines:
+        kind = tensorrt.kind
+        parity[kind.backend], status = tensorrt_entries(reference, tensorrt)
+        if kind is FP16_ENGINE:
+            report["tensorrt"] = status
+        else:
+            report.setdefault("int8", {})["tensorrt"] = status
         batch = max(len(case.names) for case in cases)
-        commands[f"{TENSORRT_BACKEND} (GPU machine with TensorRT)"] = as_shell(tensorrt_command(
-            shown / FP16_GRAPH, shown, autoregistering_library(tensorrt), image_size, (1, batch, batch)))
+        commands[f"{kind.backend} (GPU machine with TensorRT)"] = as_shell(tensorrt_command(
+            shown / kind.graph, shown, autoregistering_library(tensorrt), image_size, (1, batch, batch),
+            kind.precision))
     write_polygraphy_files(folder, reference)
     report.update({
         "model_summary": {"image_size": list(image_size), "algm": model.algm.to_dict() if model.algm else None,
@@ -147,7 +181,8 @@ def tensorrt_entries(reference: Reference, tensorrt: TensorRTOutcome) -> tuple[d
     """The ``parity`` and ``tensorrt`` report entries of the engine stage."""
     if tensorrt.backend is None:
         return {"skipped": tensorrt.skipped}, {"status": "skipped", "reason": tensorrt.skipped}
-    return compare(reference, tensorrt.backend, "fp16", ENGINE_NAME), {"status": "built", **tensorrt.details}
+    kind = tensorrt.kind
+    return compare(reference, tensorrt.backend, kind.precision, kind.engine), {"status": "built", **tensorrt.details}
 
 
 def autoregistering_library(tensorrt: TensorRTOutcome) -> str:
@@ -157,27 +192,40 @@ def autoregistering_library(tensorrt: TensorRTOutcome) -> str:
 
 
 def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool, options: VerifyOptions,
-                 engine: TensorRTOptions, verbose: bool = False, photos: dict[str, np.ndarray] | None = None) -> int:
-    """Export, build the engine (with ``fp16``), verify and report; returns the exit code (1: parity failed).
+                 engine: TensorRTOptions, verbose: bool = False, photos: dict[str, np.ndarray] | None = None,
+                 int8: Int8Settings | None = None) -> int:
+    """Export, quantize (with ``int8``), build the engines (with ``fp16``), verify and report; returns the
+    exit code (1: parity failed).
 
     Everything is built in a staging folder swapped in for ``folder`` at the end (:func:`replaced_folder`):
     afterwards ``folder`` holds exactly this run's files, or, after an error or interrupt, the previous ones."""
     options.check()
     photos = verification_photos(options.images) if photos is None else photos
-    progress = Progress(3 if fp16 else 2)
-    with replaced_folder(folder, keep=[TIMING_CACHE]) as staging:
+    calibration_images = int8.calibration_images() if int8 else None
+    progress = Progress(2 + fp16 * (1 + bool(int8)) + bool(int8))
+    with replaced_folder(folder, keep=[TIMING_CACHE, CALIBRATION_CACHE]) as staging:
         with progress.stage(f"export ONNX to {folder}/"):
             graphs = export_graphs(model, staging, image_size, fp16=fp16, verbose=verbose)
             for path in (graphs.portable, graphs.plugin, graphs.fp16):
                 if path is not None:
                     print(f"      {path.name:<16} {path.stat().st_size / 1e6:6.1f} MB")
-        tensorrt = None
+        written = [p.name for p in (graphs.portable, graphs.plugin, graphs.fp16) if p is not None]
+        int8_entry = None
+        if int8:
+            with progress.stage(f"INT8: calibrate and write the Q/DQ graphs (scope {int8.scope})"):
+                int8_entry = write_int8_graphs(staging, int8, fp16, calibration_images)
+                written += int8_entry["graphs"]
+        engines = []
         if fp16:
             with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
-                tensorrt = tensorrt_stage(staging, engine)
+                engines.append(tensorrt_stage(staging, engine))
+            if int8:
+                with progress.stage("build the INT8 TensorRT engine (FP16 Q/DQ graph) with the algm plugins"):
+                    engines.append(tensorrt_stage(staging, engine, INT8_ENGINE))
+        if int8_entry:
+            save_report(staging, {**load_report(staging), "int8": int8_entry})
         with progress.stage(f"verify against PyTorch on {len(photos)} images (batch 1 and a mixed batch)"):
-            written = [p.name for p in (graphs.portable, graphs.plugin, graphs.fp16) if p is not None]
-            report = verify(model, staging, image_size, options, photos, written, tensorrt, shown=folder)
+            report = verify(model, staging, image_size, options, photos, written, engines, shown=folder)
     return print_outcome(folder, report)
 
 

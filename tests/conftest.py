@@ -54,7 +54,7 @@ def research_checkpoint(tmp_path_factory, tiny_model):
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, research_checkpoint):
-    """`algm-export CHECKPOINT --fp16 -o DIR` run once: (exit code, printed text, output folder)."""
+    """`algm-export CHECKPOINT --fp16 --int8 -o DIR` run once: (exit code, printed text, output folder)."""
     import contextlib
     import io
 
@@ -63,7 +63,7 @@ def pipeline_run(tmp_path_factory, research_checkpoint):
     folder = tmp_path_factory.mktemp("pipeline") / "out"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main([str(research_checkpoint), "--fp16", "-o", str(folder)])
+        code = main([str(research_checkpoint), "--fp16", "--int8", "-o", str(folder)])
     return code, printed.getvalue(), folder
 
 

@@ -11,16 +11,18 @@ from algm_export.bench import main, speed_table
 
 def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, capsys):
     code = main([str(research_checkpoint), "-o", str(tmp_path), "--image-size", "256", "--batches", "1,2",
-                 "--runs", "2", "--warmup", "1"])
+                 "--runs", "2", "--warmup", "1", "--int8"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     speed = json.loads((tmp_path / "report.json").read_text())["speed"]
     if speed["tensorrt"]["status"] != "skipped":
         pytest.skip("TensorRT ran here: this test checks the rows and skip reason of a machine without it")
     rows = speed["rows"]
-    assert [(r["backend"], r["batch"]) for r in rows] == [
-        (name, batch) for batch in (1, 2)
-        for name in ("pytorch dense", "pytorch ALGM", "onnxruntime dense", "onnxruntime ALGM")]
+    assert [(r["backend"], r["precision"], r["batch"]) for r in rows] == [
+        (name, precision, batch) for batch in (1, 2)
+        for name, precision in (("pytorch dense", "fp32"), ("pytorch ALGM", "fp32"), ("onnxruntime dense", "fp32"),
+                                ("onnxruntime ALGM", "fp32"), ("onnxruntime dense", "int8"),
+                                ("onnxruntime ALGM", "int8"))]
     for row in rows:
         assert row["latency_ms"] > 0 and row["images_per_s"] > 0
         assert (row["token_counts"] is None) == ("dense" in row["backend"])
@@ -30,6 +32,11 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
     assert all(r["token_counts"][0] < 257 for r in algm_rows)
     assert all(ratio > 1.0 for ratio in speed["flop_ratio_dense_over_algm"].values())
     assert 0.0 < speed["merge_unmerge_time_share_onnxruntime"] < 1.0
+    int8 = speed["onnxruntime_int8_algm"]
+    assert set(int8) == {"1", "2"} and all(entry["latency_vs_fp32_algm"] > 0 for entry in int8.values())
+    assert all(entry["flop_ratio_dense_over_algm"] == speed["flop_ratio_dense_over_algm"][batch]
+               for batch, entry in int8.items())
+    assert "ONNX Runtime INT8 ALGM speedup over FP32 dense: batch 1:" in printed and "x1.2 = " in printed
     assert speed_table(speed) in printed
     assert "TensorRT" in speed["tensorrt"]["reason"]
     assert f"TensorRT rows: skipped ({speed['tensorrt']['reason']})" in printed

@@ -21,8 +21,8 @@ def test_help_documents_every_pipeline_flag():
     result = subprocess.run([sys.executable, "-m", "algm_export", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     for flag in ("--output", "--image-size", "--batch", "--verify-batch", "--images", "--fp16", "--int8",
-                 "--layers", "--window", "--threshold", "--dense", "--trust-checkpoint", "--verbose", "--dry-run",
-                 "algm-export verify", "algm-export bench"):
+                 "--calib-images", "--calib-count", "--int8-scope", "--layers", "--window", "--threshold", "--dense",
+                 "--trust-checkpoint", "--verbose", "--dry-run", "algm-export verify", "algm-export bench"):
         assert flag in result.stdout, flag
 
 
@@ -56,7 +56,7 @@ def test_overrides(capsys, research_checkpoint):
     (["{ckpt}", "--image-size", "500"], "not a multiple of the patch size 16"),
     (["{ckpt}", "--image-size", "528"], "does not tile the 33x33 patch grid"),
     (["{ckpt}", "--dense", "--threshold", "0.9"], "--dense cannot be combined"),
-    (["{ckpt}", "--int8"], "--int8 is not available"),
+    (["{ckpt}", "--int8", "--calib-count", "0"], "--calib-count must be >= 1"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, research_checkpoint, tmp_path, monkeypatch,
                                                          argv, message):

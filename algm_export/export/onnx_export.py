@@ -26,6 +26,8 @@ LOGITS = "logits"
 PLUGIN_GRAPH = "model.trt.onnx"
 PORTABLE_GRAPH = "model.onnx"
 FP16_GRAPH = "model.fp16.onnx"
+INT8_GRAPH = "model.int8.onnx"  # --int8: Q/DQ on model.onnx (ONNX Runtime)
+FP16_INT8_GRAPH = "model.fp16.int8.onnx"  # --int8 --fp16: Q/DQ on model.fp16.onnx (TensorRT)
 MAX_BATCH = 1024
 
 

@@ -35,6 +35,7 @@ class EngineRequest:
     workspace_mb: int = 4096
     timing_cache: Path | None = None
     verbose: bool = False
+    strategy: BuildStrategy | None = None  # default: the FP16 route of the installed TensorRT
 
 
 def load_plugins(tensorrt: ModuleType, library: Path):
@@ -82,7 +83,7 @@ def _parse(tensorrt: ModuleType, builder, logger, graph: Path, model: onnx.Model
 
 def build_engine(tensorrt: ModuleType, request: EngineRequest, gpu_name: str) -> Path:
     """Build ``request.engine_name`` (+ ``.json`` sidecar) in ``request.folder``; returns the engine path."""
-    strategy = strategy_for(tensorrt)
+    strategy = request.strategy or strategy_for(tensorrt)
     graph = request.folder / strategy.graph
     if not graph.is_file():
         raise AlgmExportError(f"{graph}: missing; export it first (algm-export MODEL --fp16)")
@@ -120,7 +121,7 @@ def build_engine(tensorrt: ModuleType, request: EngineRequest, gpu_name: str) ->
         "image_size": [height, width],
         "normalization": info.to_dict()["normalization"],
         "class_names": list(info.class_names),
-        "deployment": {**info.to_dict(), "precision": "fp16"},
+        "deployment": {**info.to_dict(), "precision": info.precision if strategy.strongly_typed else "fp16"},
         "built_from": strategy.describe(),
         "tensorrt_version": tensorrt.__version__,
         "gpu": gpu_name,

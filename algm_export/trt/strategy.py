@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH
+from ..export.onnx_export import FP16_GRAPH, FP16_INT8_GRAPH, PLUGIN_GRAPH
 from .availability import Unavailable
 
 
@@ -35,6 +35,14 @@ def choose_strategy(has_strongly_typed: bool, has_fp16_flag: bool) -> BuildStrat
     if has_fp16_flag:
         return BuildStrategy(PLUGIN_GRAPH, strongly_typed=False, fp16_flag=True)
     raise Unavailable("this TensorRT has neither strongly typed networks nor the FP16 builder flag")
+
+
+def int8_strategy_for(tensorrt: ModuleType) -> BuildStrategy:
+    """The INT8 route: the FP16 Q/DQ graph (model.fp16.int8.onnx), strongly typed; TensorRT 11 has no
+    other INT8 (no INT8 flag, no implicit calibration)."""
+    if not hasattr(tensorrt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        raise Unavailable("this TensorRT has no strongly typed networks, which the INT8 Q/DQ graph needs")
+    return BuildStrategy(FP16_INT8_GRAPH, strongly_typed=True, fp16_flag=False)
 
 
 def strategy_for(tensorrt: ModuleType) -> BuildStrategy:

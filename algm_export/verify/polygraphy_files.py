@@ -103,12 +103,12 @@ def onnxrt_command(graph: Path, folder: Path, precision: str) -> list[str]:
 
 
 def tensorrt_command(graph: Path, folder: Path, plugin_library: str, image_size: tuple[int, int],
-                     batch: tuple[int, int, int]) -> list[str]:
+                     batch: tuple[int, int, int], precision: str = "fp16") -> list[str]:
     """polygraphy CLI for a GPU machine: build ``graph`` with TensorRT and our plugins, compare with PyTorch."""
     shape = lambda b: f"images:[{b},3,{image_size[0]},{image_size[1]}]"  # noqa: E731
     return ["polygraphy", "run", str(graph), "--trt", "--strongly-typed", "--plugins", plugin_library,
             "--trt-min-shapes", shape(batch[0]), "--trt-opt-shapes", shape(batch[1]),
-            "--trt-max-shapes", shape(batch[2]), *compare_arguments(folder, "fp16")]
+            "--trt-max-shapes", shape(batch[2]), *compare_arguments(folder, precision)]
 
 
 def as_shell(command: list[str]) -> str:

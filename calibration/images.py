@@ -1,0 +1,79 @@
+"""Calibration images and the ONNX Runtime data reader that feeds them through the inference preprocessing."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
+
+from algm_export.errors import AlgmExportError
+from algm_export.photos import SAMPLE_PHOTOS, image_files, read_image, sample_photo
+from algm_export.runtime.metadata import DeploymentInfo
+from algm_export.preprocess import make_batch
+
+BUNDLED = "the bundled sample photos"
+DEPLOYMENT_NOTE = ("calibrating on the {count} bundled sample photos: a deployment should calibrate on a few "
+                   "hundred of its own images (--calib-images DIR)")
+
+
+@dataclass(frozen=True)
+class CalibrationImages:
+    """Which images calibrate: files of a folder, or the bundled photos (``files`` is None); read lazily."""
+
+    names: tuple[str, ...]
+    files: tuple[Path, ...] | None
+    source: str
+
+    @classmethod
+    def select(cls, folder: Path | None, count: int | None) -> "CalibrationImages":
+        """The first ``count`` images (all when None) of ``folder``, sorted by name, or of the bundled photos."""
+        if count is not None and count < 1:
+            raise AlgmExportError(f"--calib-count must be >= 1, got {count}")
+        if folder is None:
+            return cls(SAMPLE_PHOTOS[:count], None, BUNDLED)
+        files = tuple(image_files(folder)[:count])
+        return cls(tuple(p.name for p in files), files, str(folder))
+
+    @property
+    def bundled(self) -> bool:
+        """True for the bundled sample photos."""
+        return self.files is None
+
+    def read(self, index: int) -> np.ndarray:
+        """Image ``index`` as RGB uint8 (one-line AlgmExportError when a file is not an image)."""
+        return sample_photo(self.names[index]) if self.files is None else read_image(self.files[index])
+
+    def check_readable(self) -> None:
+        """Read every image once, so that a bad file stops the run before anything is written."""
+        for index in range(len(self.names)):
+            self.read(index)
+
+    def digest(self) -> str:
+        """SHA-256 over the names and contents (file bytes, or pixels of the bundled photos)."""
+        digest = hashlib.sha256()
+        for index, name in enumerate(self.names):
+            digest.update(name.encode() + b"\0")
+            digest.update(self.read(index).tobytes() if self.files is None else self.files[index].read_bytes())
+        return digest.hexdigest()
+
+
+def calibration_batches(images: CalibrationImages, info: DeploymentInfo) -> Iterator[np.ndarray]:
+    """Each image preprocessed as at inference (resize to the graph's size, normalize): ``[1, 3, H, W]``."""
+    for index in range(len(images.names)):
+        yield make_batch([images.read(index)], info.image_size, info.normalization)
+
+
+class ImageReader(CalibrationDataReader):
+    """ONNX Runtime calibration data reader over :func:`calibration_batches`."""
+
+    def __init__(self, images: CalibrationImages, info: DeploymentInfo, input_name: str):
+        self.batches, self.input_name = calibration_batches(images, info), input_name
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next feed dict, None at the end."""
+        batch = next(self.batches, None)
+        return None if batch is None else {self.input_name: batch}

@@ -1,0 +1,114 @@
+"""The INT8 stage of ``algm-export MODEL --int8``: calibrate (or reuse the cache), write the Q/DQ graphs."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnxruntime.quantization import CalibrationMethod, QuantType, create_calibrator
+from onnxruntime.quantization.calibrate import TensorsData
+
+from algm_export.export.onnx_export import (
+    FP16_GRAPH, FP16_INT8_GRAPH, INPUT_NAME, INT8_GRAPH, PORTABLE_GRAPH, check_graph, save_model, with_metadata,
+)
+from algm_export.runtime.metadata import DeploymentInfo
+
+from .cache import CACHE_NAME, cache_key, load_ranges, save_ranges
+from .images import DEPLOYMENT_NOTE, CalibrationImages, ImageReader
+from .recipe import (
+    activation_amax, check_merge_inputs_float, linear_matmuls, quantize_onnxruntime, quantize_tensorrt,
+)
+from .scopes import ALL_LINEAR, DEFAULT_SCOPE, check_scope
+
+METHOD = "minmax"
+# x86 CPUs: unsigned activations with signed weights (ONNX Runtime's U8S8 kernels).
+ONNXRUNTIME_ACTIVATIONS = QuantType.QUInt8
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """``--calib-images``, ``--calib-count``, ``--int8-scope``."""
+
+    images: Path | None = None
+    count: int | None = None
+    scope: str = DEFAULT_SCOPE
+
+    def check(self) -> CalibrationImages:
+        """The selected images (not read yet); one-line AlgmExportError for a bad scope, count or folder."""
+        check_scope(self.scope)
+        return CalibrationImages.select(self.images, self.count)
+
+    def calibration_images(self) -> CalibrationImages:
+        """The selected images, each checked readable."""
+        images = self.check()
+        images.check_readable()
+        return images
+
+
+def calibrate(graph: Path, images: CalibrationImages, info: DeploymentInfo) -> TensorsData:
+    """Max calibration of every MatMul tensor of ``graph`` in ONNX Runtime, one image at a time."""
+    with tempfile.TemporaryDirectory(prefix="algm-calibrate-") as folder:
+        calibrator = create_calibrator(graph, ["MatMul"], augmented_model_path=str(Path(folder) / "augmented.onnx"),
+                                       calibrate_method=CalibrationMethod.MinMax)
+        calibrator.collect_data(ImageReader(images, info, INPUT_NAME))
+        return calibrator.compute_data()
+
+
+def calibrated_ranges(folder: Path, images: CalibrationImages) -> tuple[TensorsData, bool]:
+    """Ranges of ``folder``'s FP32 graph from ``calibration.cache.json`` when still valid, else calibrated
+    and cached; and whether the cache was reused."""
+    graph = folder / PORTABLE_GRAPH
+    info = DeploymentInfo.from_onnx(str(graph), onnx.load(graph, load_external_data=False))
+    key = cache_key(graph, images, info, METHOD)
+    ranges = load_ranges(folder / CACHE_NAME, key)
+    if ranges is not None:
+        return ranges, True
+    ranges = calibrate(graph, images, info)
+    save_ranges(folder / CACHE_NAME, key, images, ranges)
+    return ranges, False
+
+
+def _save(model: onnx.ModelProto, info: DeploymentInfo, precision: str, path: Path) -> Path:
+    model = with_metadata(model, dataclasses.replace(info, precision=precision))
+    check_graph(model, path.name)
+    check_merge_inputs_float(model, path.name)
+    return save_model(model, path)
+
+
+def write_int8_graphs(folder: Path, settings: Int8Settings, fp16: bool,
+                      images: CalibrationImages | None = None) -> dict:
+    """Write ``model.int8.onnx`` (and with ``fp16`` ``model.fp16.int8.onnx``) next to the exported graphs in
+    ``folder``; returns the ``int8`` entry of report.json."""
+    images = images or settings.calibration_images()
+    if images.bundled:
+        print(f"      note: {DEPLOYMENT_NOTE.format(count=len(images.names))}")
+    start = time.perf_counter()
+    ranges, reused = calibrated_ranges(folder, images)
+    print(f"      {'reused ' + CACHE_NAME if reused else 'calibrated'} on {len(images.names)} images "
+          f"({images.source}) in {time.perf_counter() - start:.1f} s")
+    portable = onnx.load(folder / PORTABLE_GRAPH)
+    info = DeploymentInfo.from_onnx(PORTABLE_GRAPH, portable)
+    nodes = linear_matmuls(portable, settings.scope)
+    written = [_save(quantize_onnxruntime(folder / PORTABLE_GRAPH, nodes, ranges, ONNXRUNTIME_ACTIVATIONS),
+                     info, "int8", folder / INT8_GRAPH)]
+    if fp16:
+        fp16_model = onnx.load(folder / FP16_GRAPH)
+        written.append(_save(quantize_tensorrt(fp16_model, nodes, activation_amax(portable, ranges)),
+                             info, "fp16-int8", folder / FP16_INT8_GRAPH))
+    for path in written:
+        print(f"      {path.name:<20} {path.stat().st_size / 1e6:6.1f} MB")
+    return {
+        "scope": settings.scope,
+        "quantized_matmuls": len(nodes),
+        "linear_matmuls": len(linear_matmuls(portable, ALL_LINEAR)),
+        "graphs": [path.name for path in written],
+        "calibration": {"images": list(images.names), "source": images.source, "method": METHOD,
+                        "cache": CACHE_NAME, "cache_reused": reused},
+        "recipe": "Linear-layer MatMuls only: per-channel symmetric INT8 weights, per-tensor activations "
+                  "(max calibration), outputs not quantized; merge subgraph, LayerNorm, Softmax, GELU and "
+                  "attention MatMuls float",
+    }

@@ -1,0 +1,191 @@
+"""`algm-export MODEL --fp16 --int8`: the INT8 recipe, the Q/DQ graphs, parity, the calibration cache, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+from PIL import Image
+
+from algm_export.calibration.cache import CACHE_NAME
+from algm_export.calibration.images import CalibrationImages
+from algm_export.calibration.int8 import calibrated_ranges
+from algm_export.calibration.recipe import (
+    check_merge_inputs_float, dequantized_inputs, linear_matmuls, quantize_onnxruntime,
+)
+from algm_export.calibration.scopes import AFTER_MERGE, ALL_LINEAR
+from algm_export.cli import main
+from algm_export.errors import AlgmExportError
+from algm_export.export.contract import DOMAIN
+from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from algm_export.verify.parity import CRITERIA, failures
+
+
+def load(folder):
+    return json.loads((folder / "report.json").read_text())
+
+
+def linear_layer_counts(model) -> tuple[int, int]:
+    """(all Linear layers, those upstream of the last merge) from the PyTorch model's structure."""
+    used = (*model.encoder.blocks, model.decoder)  # the timm encoder's classifier head is never run
+    linears = sum(isinstance(m, torch.nn.Linear) for part in used for m in part.modules())
+    projections = sum(hasattr(model.decoder, p) for p in ("proj_patch", "proj_classes"))  # x @ Parameter
+    per_block = sum(isinstance(m, torch.nn.Linear) for m in model.encoder.blocks[0].modules())  # qkv, proj, fc1, fc2
+    last = model.algm.layers[-1]  # the merge runs between this block's attention and its MLP
+    return linears + projections, (last - 1) * per_block + 2
+
+
+def test_recipe_quantizes_only_linear_matmuls(pipeline_run, tiny_model):
+    code, printed, folder = pipeline_run
+    assert code == 0, printed
+    portable, int8 = onnx.load(folder / "model.onnx"), onnx.load(folder / "model.int8.onnx")
+    onnx.checker.check_model(int8, full_check=True)
+    every, upstream = linear_layer_counts(tiny_model)
+    assert len(linear_matmuls(portable, ALL_LINEAR)) == every == 59
+    nodes = linear_matmuls(portable, AFTER_MERGE)
+    assert len(nodes) == every - upstream == 41
+    ops = {node.name: node.op_type for node in int8.graph.node}
+    quantized = dequantized_inputs(int8)
+    assert set(quantized) == set(nodes) and all(ops[name] == "MatMul" for name in quantized)
+    assert all(indices == [0, 1] for indices in quantized.values())  # activation and weight
+    counts = {op: sum(n.op_type == op for n in int8.graph.node) for op in ("QuantizeLinear", "DequantizeLinear")}
+    assert counts == {"QuantizeLinear": len(nodes), "DequantizeLinear": 2 * len(nodes)}  # no output Q/DQ
+    weights = {t.name: t for t in int8.graph.initializer}
+    for node in int8.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in weights:  # per-channel symmetric int8
+            assert weights[node.input[0]].data_type == TensorProto.INT8
+            assert not onnx.numpy_helper.to_array(weights[node.input[2]]).any()
+    float_ops = {"LayerNormalization", "Softmax", "Erf", "TopK", "CumSum"}
+    assert not [name for name in quantized if ops[name] in float_ops or name.startswith("algm/")]
+    report = load(folder)["int8"]
+    assert report["scope"] == AFTER_MERGE and report["quantized_matmuls"] == 41 and report["linear_matmuls"] == 59
+
+
+def test_int8_parity_and_token_maps(pipeline_run, photo_batch):
+    folder = pipeline_run[2]
+    report = load(folder)
+    entry = report["parity"]["onnxruntime_int8"]
+    assert entry["passed"] and entry["criteria"] == {"label_agreement_own_decisions": 0.99}
+    assert all(c["label_agreement_own_decisions"] >= 0.99 for c in entry["cases"])
+    assert entry["token_counts"] == entry["reference_token_counts"]
+    # after-merge: nothing a merge decision depends on is quantized, so the maps are the FP32 graph's.
+    images = photo_batch.numpy()
+    fp32, int8 = OnnxRuntimeBackend(folder / "model.onnx"), OnnxRuntimeBackend(folder / "model.int8.onnx")
+    assert int8.info.precision == "int8"
+    for index in range(len(images)):
+        expected, got = fp32.run(images[index:index + 1]), int8.run(images[index:index + 1])
+        assert np.array_equal(expected.token_maps, got.token_maps)
+        assert 0 < np.abs(expected.logits - got.logits).max() < 5  # quantized, not a copy of FP32
+    assert "onnxruntime_int8" in report["polygraphy_commands"]
+    assert "model.int8.onnx" in report["polygraphy_commands"]["onnxruntime_int8"]
+
+
+def test_int8_criterion_fails_below_099():
+    case = {"images": ["astronaut"], "batch": 1, "problems": [], "required_epsilon": 0.5, "max_abs_logit": 2.0,
+            "label_agreement": 0.5, "label_agreement_own_decisions": 0.985}
+    entry = {"criteria": CRITERIA["int8"], "cases": [case]}
+    assert failures(entry) == ["astronaut: label agreement with PyTorch's own decisions 0.98500 < 0.99"]
+    assert failures({**entry, "cases": [{**case, "label_agreement_own_decisions": 0.995}]}) == []
+
+
+def test_fp16_int8_graph_for_tensorrt(pipeline_run):
+    folder = pipeline_run[2]
+    fp16, model = onnx.load(folder / "model.fp16.onnx"), onnx.load(folder / "model.fp16.int8.onnx")
+    onnx.checker.check_model(model, full_check=True)
+    algm = lambda m: sorted((n.name, n.op_type) for n in m.graph.node if n.domain == DOMAIN)  # noqa: E731
+    assert algm(model) == algm(fp16) and len(algm(model)) == 3  # the plugin nodes kept
+    assert {e.domain or "": e.version for e in model.opset_import}[""] == 19  # FP16 Q/DQ
+    quantized = dequantized_inputs(model)
+    assert len(quantized) == 41 and not [name for name in quantized if name.startswith("algm/")]
+    dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert all(values[n.input[1]].dtype == np.float16 for n in dq)  # FP16 scales: FP16 MatMuls in TensorRT
+    assert all(not values[n.input[2]].any() for n in dq)  # symmetric: TensorRT needs zero points 0
+    report = load(folder)
+    assert report["parity"]["onnxruntime_fp16_int8"]["passed"]
+    assert report["parity"]["tensorrt_int8"] == {"skipped": report["int8"]["tensorrt"]["reason"]}
+    assert "TensorRT" in report["int8"]["tensorrt"]["reason"]
+    assert "--strongly-typed" in report["polygraphy_commands"]["tensorrt_int8 (GPU machine with TensorRT)"]
+
+
+def merge_graph() -> onnx.ModelProto:
+    """x feeds a Linear MatMul and a node of the merge subgraph (a shared tensor)."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 8], np.linspace(-1, 1, 64, dtype=np.float32))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="linear"),
+             helper.make_node("ReduceL2", ["x"], ["norm"], name="algm/LocalMerge_0/norm", keepdims=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8]),
+                               helper.make_tensor_value_info("norm", TensorProto.FLOAT, [2, 1])], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_shared_merge_input_stays_float(tmp_path):
+    onnx.save(merge_graph(), tmp_path / "g.onnx")
+    ranges = TensorsData(CalibrationMethod.MinMax, {name: TensorData(lowest=np.float32(-2), highest=np.float32(2))
+                                                    for name in ("x", "y", "norm")})
+    ours = quantize_onnxruntime(tmp_path / "g.onnx", ["linear"], ranges, QuantType.QUInt8)
+    assert dequantized_inputs(ours) == {"linear": [0, 1]}
+    check_merge_inputs_float(ours, "ours")
+    # nodes_to_quantize/nodes_to_exclude alone: the merge node reads the shared Q/DQ output.
+    save_tensors_data(ranges, tmp_path / "ranges.json")
+    quantize_static(str(tmp_path / "g.onnx"), str(tmp_path / "plain.onnx"), None, quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul"], nodes_to_quantize=["linear"],
+                    nodes_to_exclude=["algm/LocalMerge_0/norm"], calibration_cache_path=str(tmp_path / "ranges.json"))
+    with pytest.raises(AlgmExportError, match="merge nodes read quantized tensors"):
+        check_merge_inputs_float(onnx.load(tmp_path / "plain.onnx"), "plain")
+
+
+def save_photos(folder, photos, names):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        Image.fromarray(photos[name][::4, ::4]).save(folder / f"{name}.png")
+    return folder
+
+
+def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos):
+    folder = pipeline_run[2]
+    assert (folder / CACHE_NAME).is_file() and "calibrated on 4 images" in pipeline_run[1]
+    work = tmp_path / "out"
+    work.mkdir()
+    shutil.copy(folder / "model.onnx", work)
+    images = save_photos(tmp_path / "calib", photos, ["coffee"])
+    first, reused = calibrated_ranges(work, CalibrationImages.select(images, None))
+    assert not reused and json.loads((work / CACHE_NAME).read_text())["images"]["names"] == ["coffee.png"]
+    again, reused = calibrated_ranges(work, CalibrationImages.select(images, None))
+    assert reused and again.keys() == first.keys()
+    save_photos(images, photos, ["rocket"])  # another image: recalibrated
+    changed, reused = calibrated_ranges(work, CalibrationImages.select(images, None))
+    assert not reused and any(changed[k].range_value[1] != first[k].range_value[1] for k in first.keys())
+    assert calibrated_ranges(work, CalibrationImages.select(images, 1))[1] is False  # only coffee.png again
+    model = onnx.load(work / "model.onnx")
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, "note": "edited"})
+    onnx.save(model, work / "model.onnx")  # another graph: recalibrated
+    assert calibrated_ranges(work, CalibrationImages.select(images, 1))[1] is False
+    assert calibrated_ranges(work, CalibrationImages.select(images, 1))[1] is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--int8", "--calib-images", "{tmp}/missing"], "not a folder of images"),
+    (["--int8", "--calib-images", "{tmp}/empty"], "contains no files"),
+    (["--int8", "--calib-images", "{tmp}/not_images"], "not a readable image"),
+    (["--int8", "--calib-count", "0"], "--calib-count must be >= 1, got 0"),
+    (["--int8", "--int8-scope", "bogus"], "--int8-scope must be one of after-merge, all-linear, got 'bogus'"),
+    (["--calib-count", "5"], "need --int8"),
+])
+def test_int8_bad_input(research_checkpoint, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "not_images").mkdir()
+    (tmp_path / "not_images" / "notes.txt").write_text("not a picture")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main([str(research_checkpoint), "-o", "out", *[a.format(tmp=tmp_path) for a in argv]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
