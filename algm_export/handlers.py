@@ -10,7 +10,7 @@ import torch
 from .arguments import PROG
 from .command import export_size, load_model
 from .errors import AlgmExportError
-from .export.onnx_export import PORTABLE_GRAPH
+from .artifacts import PORTABLE_GRAPH
 from .models.segmenter import Segmenter
 from .photos import sample_photo
 from .pipeline import (
@@ -92,10 +92,9 @@ def build_command(args: argparse.Namespace) -> int:
         outcome = tensorrt_stage(args.output, engine_options(args))
     if outcome.backend is None:
         report = load_report(args.output)
-        report["tensorrt"] = {"status": "skipped", "reason": outcome.skipped}
-        report.setdefault("parity", {})[TENSORRT_BACKEND] = {"skipped": outcome.skipped}
+        report.setdefault("parity", {})[TENSORRT_BACKEND], report["tensorrt"] = outcome.entries()
         save_report(args.output, report)
-        return 0
+        return 1 if outcome.failed else 0
     with progress.stage("verify the engine against PyTorch"):
         report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos, [], outcome)
     return print_outcome(args.output, report)

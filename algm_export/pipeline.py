@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AlgmExportError
-from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH, export_graphs
+from .artifacts import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
+from .export.onnx_export import export_graphs
 from .files import prepare_output_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
@@ -19,7 +20,8 @@ from .runtime.torch_backend import TorchBackend
 from .verify.cases import make_cases
 from .verify.parity import Reference, compare
 from .runtime.base import Backend
-from .trt.availability import AUTOREGISTER_LIBRARY_NAME, PLUGIN_LIBRARY_NAME, Unavailable, tensorrt_environment
+from .trt.availability import (AUTOREGISTER_LIBRARY_NAME, PLUGIN_LIBRARY_NAME, TensorRTFailure, Unavailable,
+                               tensorrt_environment)
 from .verify.polygraphy_files import as_shell, onnxrt_command, tensorrt_command, write_polygraphy_files
 from .verify.report import load_report, parity_table, save_report
 
@@ -76,30 +78,44 @@ class TensorRTOptions:
 
 @dataclass
 class TensorRTOutcome:
-    """The engine stage's result: a backend to verify, or why the stage was skipped."""
+    """The engine stage's result: a backend to verify, why the stage was skipped, or how TensorRT failed."""
 
     backend: Backend | None = None
     skipped: str | None = None
     details: dict | None = None
+    failed: str | None = None
+
+    def entries(self) -> tuple[dict, dict]:
+        """The ``parity`` and ``tensorrt`` report entries when there is no backend to verify."""
+        if self.failed:
+            return {"passed": False, "failures": [self.failed]}, {"status": "failed", "reason": self.failed}
+        return {"skipped": self.skipped}, {"status": "skipped", "reason": self.skipped}
 
 
 def tensorrt_stage(folder: Path, options: TensorRTOptions) -> TensorRTOutcome:
-    """Build the FP16 engine when TensorRT, a GPU and the plugin library are present; else say why not."""
+    """Build the FP16 engine when TensorRT, a GPU and the plugin library are present; else say why not.
+
+    Every TensorRT-side problem is one line: a missing prerequisite is a skip, a TensorRT failure (parser,
+    builder, engine) is recorded as a failed stage, bad input (AlgmExportError) propagates (exit 2)."""
     try:
         tensorrt, gpu, library = tensorrt_environment(options.plugin_library)
+        from .runtime.tensorrt_backend import TensorRTBackend
+        from .trt.builder import EngineRequest, build_engine
+
+        request = EngineRequest(folder, ENGINE_NAME, options.batch, library, options.workspace_mb,
+                                options.timing_cache or folder / "timing.cache", options.verbose)
+        engine = build_engine(tensorrt, request, gpu)
+        backend = TensorRTBackend(engine, library, TENSORRT_BACKEND)
     except Unavailable as reason:
         print(f"      skipped: {reason}")
         return TensorRTOutcome(skipped=str(reason))
-    from .runtime.tensorrt_backend import TensorRTBackend
-    from .trt.builder import EngineRequest, build_engine
-
-    request = EngineRequest(folder, ENGINE_NAME, options.batch, library, options.workspace_mb,
-                            options.timing_cache or folder / "timing.cache", options.verbose)
-    engine = build_engine(tensorrt, request, gpu)
+    except TensorRTFailure as failure:
+        print(f"      failed: {failure}")
+        return TensorRTOutcome(failed=str(failure))
     print(f"      {engine.name} built for {gpu} with TensorRT {tensorrt.__version__}")
     details = {"engine": str(engine), "gpu": gpu, "tensorrt_version": tensorrt.__version__,
                "plugin_library": str(library)}
-    return TensorRTOutcome(TensorRTBackend(engine, library, TENSORRT_BACKEND), details=details)
+    return TensorRTOutcome(backend, details=details)
 
 
 def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
@@ -150,8 +166,11 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
 def tensorrt_entries(reference: Reference, tensorrt: TensorRTOutcome) -> tuple[dict, dict]:
     """The ``parity`` and ``tensorrt`` report entries of the engine stage."""
     if tensorrt.backend is None:
-        return {"skipped": tensorrt.skipped}, {"status": "skipped", "reason": tensorrt.skipped}
-    return compare(reference, tensorrt.backend, "fp16", ENGINE_NAME), {"status": "built", **tensorrt.details}
+        return tensorrt.entries()
+    try:
+        return compare(reference, tensorrt.backend, "fp16", ENGINE_NAME), {"status": "built", **tensorrt.details}
+    except TensorRTFailure as failure:
+        return TensorRTOutcome(failed=str(failure)).entries()
 
 
 def autoregistering_library(tensorrt: TensorRTOutcome) -> str:

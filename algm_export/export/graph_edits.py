@@ -7,11 +7,10 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import inliner
 
+from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
 from .contract import DOMAIN, MERGE_OPS
 from .onnx_functions import algm_impl, function_protos
 
-TOKEN_COUNTS = "token_counts"
-TOKEN_MAPS = "token_maps"
 NODE_PREFIX = "algm/"
 
 
