@@ -115,7 +115,9 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
 
 def verify_command(args: argparse.Namespace) -> int:
     """``algm-export verify MODEL -o DIR``."""
+    if args.ort_ops is not None and not args.ort_ops.is_file():
+        raise AlgmExportError(f"--ort-ops {args.ort_ops}: no such file")
     model, size = model_for_graphs(args)
     photos = verification_photos(args.images)
-    report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch), photos)
+    report = verify(model, args.output, size, VerifyOptions(args.images, args.verify_batch, args.ort_ops), photos)
     return print_outcome(args.output, report)

@@ -27,6 +27,7 @@ from .verify.report import load_report, parity_table, save_report
 
 ENGINE_NAME = "model.fp16.plan"
 TENSORRT_BACKEND = "tensorrt_fp16"
+ORT_OPS_BACKEND = "onnxruntime_algm_ops"  # model.trt.onnx with its algm nodes on libalgm_ort_ops.so
 
 # Backends verified on this machine: report key -> (graph file, precision).
 ONNXRUNTIME_BACKENDS = {
@@ -58,6 +59,7 @@ class VerifyOptions:
 
     images: Path | None
     mixed_batch: int
+    ort_ops: Path | None = None  # libalgm_ort_ops.so: adds the onnxruntime_algm_ops entry
 
     def check(self) -> None:
         """AlgmExportError for settings that cannot work."""
@@ -142,6 +144,9 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
     for name, (graph, precision) in ONNXRUNTIME_BACKENDS.items():
         if (folder / graph).is_file() and (graphs is None or graph in graphs):
             parity[name] = compare(reference, OnnxRuntimeBackend(folder / graph, name), precision, graph)
+    if options.ort_ops is not None:
+        backend = OnnxRuntimeBackend(folder / PLUGIN_GRAPH, ORT_OPS_BACKEND, custom_ops=options.ort_ops)
+        parity[ORT_OPS_BACKEND] = compare(reference, backend, "fp32", PLUGIN_GRAPH)
     commands = {name: as_shell(onnxrt_command(folder / entry["graph"], folder, entry["precision"]))
                 for name, entry in parity.items()}
     report = load_report(folder)

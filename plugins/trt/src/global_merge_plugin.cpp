@@ -12,7 +12,7 @@ namespace
 using nvinfer1::DataType;
 using nvinfer1::PluginFieldType;
 
-constexpr char kLayerNumber[] = "layer_number";
+constexpr char const* kLayerNumber = contract::attr::layer_number;
 
 enum Input : int32_t
 {

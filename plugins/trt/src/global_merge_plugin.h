@@ -20,7 +20,7 @@ class GlobalMergePlugin final : public PluginBase
 {
 public:
     using Attributes = GlobalMergeAttributes;
-    static constexpr char kName[] = "GlobalMerge";
+    static constexpr char const* kName = contract::kGlobalMerge;
 
     // The fields createPlugin() needs, for the creator's getFieldNames().
     static std::vector<nvinfer1::PluginField> fieldNames();

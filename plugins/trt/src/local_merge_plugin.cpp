@@ -13,11 +13,11 @@ namespace
 using nvinfer1::DataType;
 using nvinfer1::PluginFieldType;
 
-constexpr char kGridH[] = "grid_h";
-constexpr char kGridW[] = "grid_w";
-constexpr char kWindowH[] = "window_h";
-constexpr char kWindowW[] = "window_w";
-constexpr char kThreshold[] = "threshold";
+constexpr char const* kGridH = contract::attr::grid_h;
+constexpr char const* kGridW = contract::attr::grid_w;
+constexpr char const* kWindowH = contract::attr::window_h;
+constexpr char const* kWindowW = contract::attr::window_w;
+constexpr char const* kThreshold = contract::attr::threshold;
 
 constexpr int32_t kInputCount = 1; // tokens [B, 1+N, C]
 constexpr std::array<int32_t, 1> kInputRanks{3};

@@ -24,7 +24,7 @@ class LocalMergePlugin final : public PluginBase
 {
 public:
     using Attributes = LocalMergeAttributes;
-    static constexpr char kName[] = "LocalMerge";
+    static constexpr char const* kName = contract::kLocalMerge;
 
     // The fields createPlugin() needs, for the creator's getFieldNames().
     static std::vector<nvinfer1::PluginField> fieldNames();

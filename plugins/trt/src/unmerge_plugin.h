@@ -20,7 +20,7 @@ class UnmergePlugin final : public PluginBase
 {
 public:
     using Attributes = UnmergeAttributes;
-    static constexpr char kName[] = "Unmerge";
+    static constexpr char const* kName = contract::kUnmerge;
 
     // The fields createPlugin() needs, for the creator's getFieldNames(): none.
     static std::vector<nvinfer1::PluginField> fieldNames();

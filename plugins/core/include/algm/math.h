@@ -8,6 +8,8 @@
 // whatever the activation dtype; merged values are accumulated in float32.
 #pragma once
 
+#include "algm/contract.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -22,8 +24,8 @@
 namespace algm
 {
 
-// x / max(||x||, kNormEpsilon): F.normalize's eps, compared in float32.
-constexpr float kNormEpsilon = 1e-12f;
+// x / max(||x||, kNormEpsilon): F.normalize's eps, compared in float32 (from the op contract).
+constexpr float kNormEpsilon = contract::kNormEpsilon;
 
 // ---------------------------------------------------------------------------------------------------
 // Bits and special values
