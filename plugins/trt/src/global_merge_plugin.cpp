@@ -44,7 +44,7 @@ bool makeParams(nvinfer1::PluginTensorDesc const* in, int32_t layerNumber, algm:
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::fieldNames()
 {
-    return {fieldName(kLayerNumber, PluginFieldType::kINT32)};
+    return {fieldName(kLayerNumber, PluginFieldType::kINT32), fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
 std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
@@ -53,6 +53,7 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     FieldReader reader(fields);
     Attributes attributes;
     reader.readInt32(kLayerNumber, attributes.layerNumber, 1);
+    readSizeDtype(reader, attributes.sizeDtype);
     if (!reader.ok())
     {
         error = reader.error();
@@ -114,7 +115,7 @@ int32_t GlobalMergePlugin::getOutputDataTypes(
             typeName(inputTypes[kTokens]), typeName(inputTypes[kSizes]), typeName(inputTypes[kTokenMap]));
         return -1;
     }
-    setMergeOutputTypes(inputTypes[kTokens], outputTypes);
+    setMergeOutputTypes(inputTypes[kTokens], sizeTensorType(mAttributes.sizeDtype), outputTypes);
     return 0;
 }
 
@@ -172,7 +173,9 @@ bool GlobalMergePlugin::supportsFormatCombination(
     case kTokens: return desc.format == nvinfer1::TensorFormat::kLINEAR && isActivationType(desc.type);
     case kSizes: return isLinearOf(desc, DataType::kFLOAT);
     case kTokenMap: return isLinearOf(desc, DataType::kINT32);
-    default: return supportsMergeOutput(pos - kInputCount, desc, inOut[kTokens].desc.type);
+    default:
+        return supportsMergeOutput(
+            pos - kInputCount, desc, inOut[kTokens].desc.type, sizeTensorType(mAttributes.sizeDtype));
     }
 }
 
@@ -196,7 +199,8 @@ size_t GlobalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc con
             describe(tokens).text, describe(map).text);
         return 0;
     }
-    return algm::globalMergeWorkspaceSize(params);
+    size_t const kernels = algm::globalMergeWorkspaceSize(params);
+    return kernels == 0 ? 0 : kCountScratchBytes + kernels;
 }
 
 int32_t GlobalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
@@ -225,10 +229,13 @@ int32_t GlobalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             describe(inputDesc[kSizes].dims).text, describe(inputDesc[kTokenMap].dims).text);
         return -1;
     }
-    return launchResult(algm::cuda::globalMerge(toKernelType(inputDesc[kTokens].type), inputs[kTokens],
-        static_cast<float const*>(inputs[kSizes]), static_cast<int32_t const*>(inputs[kTokenMap]), outputs[kMerged],
-        static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]),
-        static_cast<int64_t*>(outputs[kNumTokens]), params, workspace, stream));
+    return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,
+        [&](int64_t* count, void* kernelWorkspace) {
+            return algm::cuda::globalMerge(toKernelType(inputDesc[kTokens].type), inputs[kTokens],
+                static_cast<float const*>(inputs[kSizes]), static_cast<int32_t const*>(inputs[kTokenMap]),
+                outputs[kMerged], static_cast<float*>(outputs[kMergedSizes]),
+                static_cast<int32_t*>(outputs[kMergedMap]), count, params, kernelWorkspace, stream);
+        }));
 }
 
 nvinfer1::PluginFieldCollection const* GlobalMergePlugin::getFieldsToSerialize() noexcept
@@ -236,7 +243,8 @@ nvinfer1::PluginFieldCollection const* GlobalMergePlugin::getFieldsToSerialize()
     // Rebuilt on every call so that the fields point at this object's members, also in clones.
     try
     {
-        return mSerialized.set({valueField(kLayerNumber, mAttributes.layerNumber)});
+        return mSerialized.set({valueField(kLayerNumber, mAttributes.layerNumber),
+            valueField(contract::kSizeDtype, mAttributes.sizeDtype)});
     }
     catch (...)
     {

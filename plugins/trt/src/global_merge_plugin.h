@@ -14,6 +14,7 @@ namespace algm::trt
 struct GlobalMergeAttributes
 {
     int32_t layerNumber{}; // 1-based block number: divides the std term of the threshold
+    int32_t sizeDtype{contract::kSizeDtypeDefault}; // ONNX code of the size tensor's type
 };
 
 class GlobalMergePlugin final : public PluginBase

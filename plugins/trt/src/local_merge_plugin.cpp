@@ -49,7 +49,7 @@ std::vector<nvinfer1::PluginField> LocalMergePlugin::fieldNames()
 {
     return {fieldName(kGridH, PluginFieldType::kINT32), fieldName(kGridW, PluginFieldType::kINT32),
         fieldName(kWindowH, PluginFieldType::kINT32), fieldName(kWindowW, PluginFieldType::kINT32),
-        fieldName(kThreshold, PluginFieldType::kFLOAT32)};
+        fieldName(kThreshold, PluginFieldType::kFLOAT32), fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
 std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
@@ -62,6 +62,7 @@ std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     reader.readInt32(kWindowH, attributes.windowH, 1);
     reader.readInt32(kWindowW, attributes.windowW, 1);
     reader.readFloat32(kThreshold, attributes.threshold);
+    readSizeDtype(reader, attributes.sizeDtype);
     if (reader.ok())
     {
         if (patchCount(attributes) >= std::numeric_limits<int32_t>::max())
@@ -138,7 +139,7 @@ int32_t LocalMergePlugin::getOutputDataTypes(
         reportError("tokens must be FP32 or FP16, got %s", typeName(inputTypes[0]));
         return -1;
     }
-    setMergeOutputTypes(inputTypes[0], outputTypes);
+    setMergeOutputTypes(inputTypes[0], sizeTensorType(mAttributes.sizeDtype), outputTypes);
     return 0;
 }
 
@@ -197,7 +198,7 @@ bool LocalMergePlugin::supportsFormatCombination(
     {
         return desc.format == nvinfer1::TensorFormat::kLINEAR && isActivationType(desc.type);
     }
-    return supportsMergeOutput(pos - kInputCount, desc, inOut[0].desc.type);
+    return supportsMergeOutput(pos - kInputCount, desc, inOut[0].desc.type, sizeTensorType(mAttributes.sizeDtype));
 }
 
 size_t LocalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
@@ -214,7 +215,8 @@ size_t LocalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc cons
         reportError("cannot size the workspace for tokens of at most %s", describe(inputs[0].max).text);
         return 0;
     }
-    return algm::localMergeWorkspaceSize(params);
+    size_t const kernels = algm::localMergeWorkspaceSize(params);
+    return kernels == 0 ? 0 : kCountScratchBytes + kernels;
 }
 
 int32_t LocalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
@@ -248,9 +250,12 @@ int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             mAttributes.gridW);
         return -1;
     }
-    return launchResult(algm::cuda::localMerge(toKernelType(inputDesc[0].type), inputs[0], outputs[kMerged],
-        static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]),
-        static_cast<int64_t*>(outputs[kNumTokens]), params, workspace, stream));
+    return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,
+        [&](int64_t* count, void* kernelWorkspace) {
+            return algm::cuda::localMerge(toKernelType(inputDesc[0].type), inputs[0], outputs[kMerged],
+                static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]), count, params,
+                kernelWorkspace, stream);
+        }));
 }
 
 nvinfer1::PluginFieldCollection const* LocalMergePlugin::getFieldsToSerialize() noexcept
@@ -260,7 +265,7 @@ nvinfer1::PluginFieldCollection const* LocalMergePlugin::getFieldsToSerialize() 
     {
         return mSerialized.set({valueField(kGridH, mAttributes.gridH), valueField(kGridW, mAttributes.gridW),
             valueField(kWindowH, mAttributes.windowH), valueField(kWindowW, mAttributes.windowW),
-            valueField(kThreshold, mAttributes.threshold)});
+            valueField(kThreshold, mAttributes.threshold), valueField(contract::kSizeDtype, mAttributes.sizeDtype)});
     }
     catch (...)
     {

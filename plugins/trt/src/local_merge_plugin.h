@@ -18,6 +18,7 @@ struct LocalMergeAttributes
     int32_t windowH{};
     int32_t windowW{};
     float threshold{};
+    int32_t sizeDtype{contract::kSizeDtypeDefault}; // ONNX code of the size tensor's type
 };
 
 class LocalMergePlugin final : public PluginBase
