@@ -1,4 +1,5 @@
-"""Small sample Segmenters for demos and tests, made on the spot (nothing is downloaded).
+"""Small sample Segmenters for demos and tests, made on the spot (nothing is downloaded). Not part of the
+package: samples/make_sample_checkpoint.py and the tests import it from this folder.
 
 The encoder keeps its random initialisation. The decoder is then fitted for a few seconds to a
 "posterize" task on the four bundled photos: each patch's label is the palette colour (see
@@ -17,13 +18,13 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import init_weights_vit_timm
 
-from .config import ALGMConfig, Normalization, SegmenterConfig
-from .checkpoints.research import write_research_checkpoint
-from .datasets import ADE20K_CLASSES, palette
-from .models.encoder import encode
-from .models.segmenter import Segmenter
-from .photos import SAMPLE_PHOTOS, sample_photo
-from .preprocess import make_batch, resize_rgb
+from algm_export.checkpoints.research import write_research_checkpoint
+from algm_export.config import ALGMConfig, Normalization, SegmenterConfig
+from algm_export.datasets import ADE20K_CLASSES, palette
+from algm_export.models.encoder import encode
+from algm_export.models.segmenter import Segmenter
+from algm_export.photos import SAMPLE_PHOTOS, sample_photo
+from algm_export.preprocess import make_batch, resize_rgb
 
 FIT_STEPS = 100
 FIT_TOKENS = 256
