@@ -21,8 +21,6 @@ enum Input : int32_t
     kTokenMap = 2, // [B, N] INT32
     kInputCount = 3,
 };
-constexpr std::array<int32_t, kInputCount> kInputRanks{3, 2, 2};
-constexpr std::array<int32_t, kMergeOutputCount> kOutputRanks{3, 2, 2, 0};
 
 // The kernel parameters for these input shapes; false unless they are tokens [B, T, C], sizes [B, T],
 // token map [B, N] with 1 <= T <= 1 + N (merging only ever removes tokens).
@@ -62,42 +60,14 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     return attributes;
 }
 
+std::vector<nvinfer1::PluginField> GlobalMergePlugin::serializedFields(Attributes const& attributes)
+{
+    return {valueField(kLayerNumber, attributes.layerNumber), valueField(contract::kSizeDtype, attributes.sizeDtype)};
+}
+
 GlobalMergePlugin::GlobalMergePlugin(Attributes const& attributes)
-    : mAttributes(attributes)
+    : RankedPlugin(attributes)
 {
-}
-
-nvinfer1::IPluginV3* GlobalMergePlugin::clone() noexcept
-{
-    try
-    {
-        return new GlobalMergePlugin(mAttributes);
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
-}
-
-char const* GlobalMergePlugin::getPluginName() const noexcept
-{
-    return kName;
-}
-
-int32_t GlobalMergePlugin::getNbOutputs() const noexcept
-{
-    return kMergeOutputCount;
-}
-
-int32_t GlobalMergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
-    {
-        reportError("expects tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0");
-        return -1;
-    }
-    return 0;
 }
 
 int32_t GlobalMergePlugin::getOutputDataTypes(
@@ -208,9 +178,8 @@ int32_t GlobalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, i
 {
     // Only ranks: T may be data-dependent and change between inferences without a new onShapeChange call,
     // which is why enqueue() derives the kernel parameters from its own tensor descriptions.
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    if (!ranksMatch(in, nbInputs, out, nbOutputs))
     {
-        reportError("expects tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0");
         return -1;
     }
     return 0;
@@ -236,21 +205,6 @@ int32_t GlobalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
                 outputs[kMerged], static_cast<float*>(outputs[kMergedSizes]),
                 static_cast<int32_t*>(outputs[kMergedMap]), count, params, kernelWorkspace, stream);
         }));
-}
-
-nvinfer1::PluginFieldCollection const* GlobalMergePlugin::getFieldsToSerialize() noexcept
-{
-    // Rebuilt on every call so that the fields point at this object's members, also in clones.
-    try
-    {
-        return mSerialized.set({valueField(kLayerNumber, mAttributes.layerNumber),
-            valueField(contract::kSizeDtype, mAttributes.sizeDtype)});
-    }
-    catch (...)
-    {
-        reportError("cannot list the fields to serialize");
-        return nullptr;
-    }
 }
 
 } // namespace algm::trt

@@ -19,9 +19,6 @@ constexpr char const* kWindowH = contract::attr::window_h;
 constexpr char const* kWindowW = contract::attr::window_w;
 constexpr char const* kThreshold = contract::attr::threshold;
 
-constexpr int32_t kInputCount = 1; // tokens [B, 1+N, C]
-constexpr std::array<int32_t, 1> kInputRanks{3};
-constexpr std::array<int32_t, kMergeOutputCount> kOutputRanks{3, 2, 2, 0};
 
 int64_t patchCount(LocalMergeAttributes const& attributes) noexcept
 {
@@ -88,42 +85,16 @@ std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     return attributes;
 }
 
+std::vector<nvinfer1::PluginField> LocalMergePlugin::serializedFields(Attributes const& attributes)
+{
+    return {valueField(kGridH, attributes.gridH), valueField(kGridW, attributes.gridW),
+        valueField(kWindowH, attributes.windowH), valueField(kWindowW, attributes.windowW),
+        valueField(kThreshold, attributes.threshold), valueField(contract::kSizeDtype, attributes.sizeDtype)};
+}
+
 LocalMergePlugin::LocalMergePlugin(Attributes const& attributes)
-    : mAttributes(attributes)
+    : RankedPlugin(attributes)
 {
-}
-
-nvinfer1::IPluginV3* LocalMergePlugin::clone() noexcept
-{
-    try
-    {
-        return new LocalMergePlugin(mAttributes);
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
-}
-
-char const* LocalMergePlugin::getPluginName() const noexcept
-{
-    return kName;
-}
-
-int32_t LocalMergePlugin::getNbOutputs() const noexcept
-{
-    return kMergeOutputCount;
-}
-
-int32_t LocalMergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
-    {
-        reportError("expects tokens [B, 1+N, C] and outputs of ranks 3, 2, 2, 0");
-        return -1;
-    }
-    return 0;
 }
 
 int32_t LocalMergePlugin::getOutputDataTypes(
@@ -222,9 +193,8 @@ size_t LocalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc cons
 int32_t LocalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    if (!ranksMatch(in, nbInputs, out, nbOutputs))
     {
-        reportError("expects tokens [B, 1+N, C] and outputs of ranks 3, 2, 2, 0");
         return -1;
     }
     algm::LocalMergeParams params{};
@@ -256,22 +226,6 @@ int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
                 static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]), count, params,
                 kernelWorkspace, stream);
         }));
-}
-
-nvinfer1::PluginFieldCollection const* LocalMergePlugin::getFieldsToSerialize() noexcept
-{
-    // Rebuilt on every call so that the fields point at this object's members, also in clones.
-    try
-    {
-        return mSerialized.set({valueField(kGridH, mAttributes.gridH), valueField(kGridW, mAttributes.gridW),
-            valueField(kWindowH, mAttributes.windowH), valueField(kWindowW, mAttributes.windowW),
-            valueField(kThreshold, mAttributes.threshold), valueField(contract::kSizeDtype, mAttributes.sizeDtype)});
-    }
-    catch (...)
-    {
-        reportError("cannot list the fields to serialize");
-        return nullptr;
-    }
 }
 
 } // namespace algm::trt
