@@ -90,18 +90,23 @@ class TensorRTBackend(Backend):
             self._buffers[batch] = tensors
         return self._buffers[batch]
 
-    def infer(self, batch: int) -> dict[str, object]:
-        """Run the engine on ``buffers(batch)``'s input (already on the GPU) and wait; returns the output
-        tensors, where TensorRT left them (device, or pinned host for host-resident outputs)."""
+    def enqueue(self, batch: int) -> dict[str, object]:
+        """Queue the engine on ``buffers(batch)``'s input (already on the GPU) on torch's current stream,
+        without waiting; returns the output tensors, where TensorRT writes them (device, or pinned host for
+        host-resident outputs, valid once the stream is synchronized)."""
         tensors = self.buffers(batch)
         self.context.set_input_shape(self.input_name, tuple(tensors[self.input_name].shape))
         for name, tensor in tensors.items():
             self.context.set_tensor_address(name, tensor.data_ptr())
-        stream = self._torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
+        if not self.context.execute_async_v3(self._torch.cuda.current_stream().cuda_stream):
             raise TensorRTFailure(f"{self.path}: TensorRT execution failed (see TensorRT's messages above)")
-        stream.synchronize()
         return {name: tensors[name] for name in self.output_names}
+
+    def infer(self, batch: int) -> dict[str, object]:
+        """:meth:`enqueue`, then wait for the stream."""
+        outputs = self.enqueue(batch)
+        self._torch.cuda.current_stream().synchronize()
+        return outputs
 
     def _run(self, images: np.ndarray) -> Prediction:
         batch = images.shape[0]
