@@ -33,6 +33,19 @@ Deployment fromJson(json const& info)
         }
     }
     deployment.classNames = info.at("class_names").get<std::vector<std::string>>();
+    auto const windows = info.find("windows");
+    if (windows != info.end() && !windows->is_null())
+    {
+        deployment.imSize = windows->at("im_size").get<int>();
+        deployment.windowStride = windows->at("window_stride").get<int>();
+        int const windowSize = windows->at("window_size").get<int>();
+        if (deployment.imSize <= 0 || deployment.windowStride <= 0 || windowSize != deployment.height
+            || deployment.height != deployment.width)
+        {
+            throw std::runtime_error("windows: expected positive im_size and window_stride, and window_size equal "
+                                     "to the (square) input size");
+        }
+    }
     if (deployment.classNames.empty() || deployment.classNames.size() > 256)
     {
         throw std::runtime_error("class_names: expected 1 to 256 classes (the label PNG has 8-bit indices)");

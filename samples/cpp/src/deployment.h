@@ -17,6 +17,10 @@ struct Deployment
     std::array<float, 3> mean{}; // "normalization": {"mean", "std"}, for RGB scaled to [0, 1]
     std::array<float, 3> std{};
     std::vector<std::string> classNames; // "class_names"
+    // "windows": {"im_size", "window_size", "window_stride"}: Segmenter's sliding-window inference
+    // (docs/outputs.md). 0 when the model has no such entry: then the image is resized to the input size.
+    int imSize = 0;
+    int windowStride = 0;
     std::string pluginLibrary;           // engines only: the sidecar's "plugin_library" (may be empty)
 };
 

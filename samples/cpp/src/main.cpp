@@ -14,6 +14,7 @@
 #include "png_io.h"
 #include "preprocess.h"
 #include "resize.h"
+#include "sliding.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -149,6 +150,26 @@ void printClasses(LabelMap const& labels, std::vector<std::string> const& names)
     std::printf("\n");
 }
 
+// The label map of one run at the model's input size: the model's labels, or the argmax of its logits.
+LabelMap singleWindowLabels(Inference const& inference, Deployment const& model, int classes)
+{
+    size_t const plane = static_cast<size_t>(model.width) * model.height;
+    if (!inference.labels.empty())
+    {
+        if (inference.labels.size() != plane)
+        {
+            throw std::runtime_error("labels: expected [1, H, W] at the model's input size");
+        }
+        return LabelMap{model.width, model.height, inference.labels};
+    }
+    if (inference.logits.size() != plane * static_cast<size_t>(classes))
+    {
+        throw std::runtime_error("logits: expected [1, " + std::to_string(classes) + ", " + std::to_string(model.height)
+            + ", " + std::to_string(model.width) + "] (one per class name)");
+    }
+    return argmaxClasses(inference.logits, classes, model.height, model.width);
+}
+
 int run(Options const& options)
 {
     RgbImage image;
@@ -163,34 +184,25 @@ int run(Options const& options)
     std::unique_ptr<Backend> backend = openBackend(options);
     Deployment const& model = backend->deployment();
     int const classes = static_cast<int>(model.classNames.size());
-    std::vector<float> const input = normalize(resizeBilinear(image, model.width, model.height), model.mean, model.std);
-
-    Inference const inference = backend->run(input, options.warmup, options.runs);
-    size_t const plane = static_cast<size_t>(model.width) * model.height;
+    Inference inference;
     LabelMap labels;
-    if (!inference.labels.empty())
+    if (model.imSize > 0) // the model carries Segmenter's sliding-window settings
     {
-        if (inference.labels.size() != plane)
-        {
-            throw std::runtime_error("labels: expected [1, H, W] at the model's input size");
-        }
-        labels = LabelMap{model.width, model.height, inference.labels};
+        labels = slidingLabels(*backend, image, inference.latenciesMs, inference.tokenCounts);
     }
     else
     {
-        if (inference.logits.size() != plane * static_cast<size_t>(classes))
-        {
-            throw std::runtime_error("logits: expected [1, " + std::to_string(classes) + ", "
-                + std::to_string(model.height) + ", " + std::to_string(model.width) + "] (one per class name)");
-        }
-        labels = argmaxClasses(inference.logits, classes, model.height, model.width);
+        std::vector<float> const input
+            = normalize(resizeBilinear(image, model.width, model.height), model.mean, model.std);
+        inference = backend->run(input, options.warmup, options.runs, false);
+        labels = singleWindowLabels(inference, model, classes);
+        labels = resizeNearest(labels, image.width, image.height);
     }
-    labels = resizeNearest(labels, image.width, image.height);
     writeLabelPng(options.output, labels.width, labels.height, labels.labels, palette(classes));
 
     std::printf("wrote %s (%dx%d class indices)\n", options.output.c_str(), image.width, image.height);
-    std::printf("latency: median %.3f ms over %d runs (batch 1, 3x%dx%d)\n", median(inference.latenciesMs),
-        options.runs, model.height, model.width);
+    std::printf("latency: median %.3f ms over %zu runs (batch 1, 3x%dx%d)\n", median(inference.latenciesMs),
+        inference.latenciesMs.size(), model.height, model.width);
     if (!inference.tokenCounts.empty())
     {
         std::printf("tokens after each merge (class token included):");

@@ -38,12 +38,6 @@ public:
         {
             mOutputNames.push_back(mSession->GetOutputNameAllocated(i, allocator).get());
         }
-        bool const hasLabels = std::count(mOutputNames.begin(), mOutputNames.end(), kLabels) > 0;
-        mWanted = {hasLabels ? kLabels : kLogits};
-        if (std::count(mOutputNames.begin(), mOutputNames.end(), kTokenCounts) > 0)
-        {
-            mWanted.push_back(kTokenCounts);
-        }
     }
 
     Deployment const& deployment() const override
@@ -51,15 +45,22 @@ public:
         return mDeployment;
     }
 
-    Inference run(std::vector<float> const& image, int warmup, int runs) override
+    Inference run(std::vector<float> const& image, int warmup, int runs, bool classScores) override
     {
+        // The one class output wanted: labels for a single window, scores (else logits) for a sliding window.
+        std::string const first = classScores ? (has(kScores) ? kScores : kLogits) : (has(kLabels) ? kLabels : kLogits);
+        std::vector<std::string> wanted{first};
+        if (has(kTokenCounts))
+        {
+            wanted.push_back(kTokenCounts);
+        }
         Ort::MemoryInfo const memory = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
         std::vector<int64_t> const shape{1, 3, mDeployment.height, mDeployment.width};
         Ort::Value input = Ort::Value::CreateTensor<float>(
             memory, const_cast<float*>(image.data()), image.size(), shape.data(), shape.size());
         char const* inputName = mInputName.c_str();
         std::vector<char const*> outputNames;
-        for (std::string const& name : mWanted)
+        for (std::string const& name : wanted)
         {
             outputNames.push_back(name.c_str());
         }
@@ -78,7 +79,7 @@ public:
         }
         Ort::Value const& result = outputs[0];
         size_t const count = result.GetTensorTypeAndShapeInfo().GetElementCount();
-        if (mWanted[0] == kLabels)
+        if (first == kLabels)
         {
             auto const type = result.GetTensorTypeAndShapeInfo().GetElementType();
             if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64)
@@ -98,8 +99,15 @@ public:
         }
         else
         {
-            float const* logits = result.GetTensorData<float>();
-            inference.logits.assign(logits, logits + count);
+            float const* values = result.GetTensorData<float>();
+            std::vector<float>& target = first == kScores ? inference.scores : inference.logits;
+            target.assign(values, values + count);
+            if (first == kScores)
+            {
+                std::vector<int64_t> const shape = result.GetTensorTypeAndShapeInfo().GetShape();
+                inference.scoresHeight = static_cast<int>(shape.at(2));
+                inference.scoresWidth = static_cast<int>(shape.at(3));
+            }
         }
         if (outputs.size() > 1)
         {
@@ -110,12 +118,16 @@ public:
     }
 
 private:
+    bool has(char const* name) const
+    {
+        return std::count(mOutputNames.begin(), mOutputNames.end(), name) > 0;
+    }
+
     Ort::Env mEnv;
     std::unique_ptr<Ort::Session> mSession;
     Deployment mDeployment;
     std::string mInputName;
     std::vector<std::string> mOutputNames;
-    std::vector<std::string> mWanted;
 };
 
 } // namespace

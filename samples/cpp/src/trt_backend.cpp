@@ -52,13 +52,20 @@ public:
         return mDeployment;
     }
 
-    Inference run(std::vector<float> const& image, int warmup, int runs) override
+    Inference run(std::vector<float> const& image, int warmup, int runs, bool classScores) override
     {
         mSession->setInput(
             "images", nvinfer1::Dims4{1, 3, mDeployment.height, mDeployment.width}, image);
         Inference inference;
         inference.latenciesMs = mSession->run(warmup, runs);
-        if (mSession->hasTensor(kLabels))
+        if (classScores && mSession->hasTensor(kScores))
+        {
+            HostTensor const scores = mSession->output(kScores);
+            inference.scores = elements<float>(scores);
+            inference.scoresHeight = static_cast<int>(scores.shape.d[2]);
+            inference.scoresWidth = static_cast<int>(scores.shape.d[3]);
+        }
+        else if (!classScores && mSession->hasTensor(kLabels))
         {
             HostTensor const labels = mSession->output(kLabels);
             if (labels.type == nvinfer1::DataType::kINT64)

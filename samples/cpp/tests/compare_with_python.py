@@ -4,7 +4,9 @@
 
 Exports the sample checkpoint's graphs into DIR, runs ``BINARY model.onnx PHOTO -o OUT.png`` (and, with
 --ort-ops, ``model.trt.onnx`` on our kernels) and requires the class-index PNG to agree with Python's label
-map on >= 99.9 % of the pixels and its palette to be Python's. Exit 0 pass, 1 fail.
+map (algm_export.runtime.segment) on >= 99.9 % of the pixels and its palette to be Python's. Then the same for
+a copy of model.onnx whose metadata carries sliding-window settings (window 512, stride 256), against the
+sliding-window procedure of docs/outputs.md written here in numpy/torch. Exit 0 pass, 1 fail.
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import json
+
+import onnx
+import torch
+import torch.nn.functional as F
+
 from algm_export import load_segmenter
 from algm_export.datasets import palette
 from algm_export.export.onnx_export import export_graphs
 from algm_export.photos import sample_photos
 from algm_export.runtime import segment
+from algm_export.preprocess import make_batch, resize_rgb
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 MIN_AGREEMENT = 0.999
@@ -46,6 +55,49 @@ def check(binary: Path, graph: Path, photo_png: Path, expected: np.ndarray, outp
     return ok
 
 
+WINDOW_STRIDE = 256
+
+
+def with_windows(graph: Path, stride: int) -> Path:
+    """A copy of ``graph`` whose algm_export metadata asks for sliding windows of its input size."""
+    model = onnx.load(graph)
+    for prop in model.metadata_props:
+        if prop.key == "algm_export":
+            info = json.loads(prop.value)
+            size = info["image_size"][0]
+            info["windows"] = {"im_size": size, "window_size": size, "window_stride": stride}
+            prop.value = json.dumps(info)
+    path = graph.with_name(graph.stem + ".windows.onnx")
+    onnx.save(model, path)
+    return path
+
+
+def anchors(length: int, window: int, stride: int) -> list[int]:
+    """0, stride, ... while < length - window, then length - window."""
+    return [*range(0, max(length - window, 0), stride), length - window]
+
+
+def sliding_labels(backend: OnnxRuntimeBackend, photo: np.ndarray, stride: int) -> np.ndarray:
+    """Segmenter's sliding-window inference (docs/outputs.md), full chain, for an image needing one resize."""
+    window = backend.info.image_size[0]
+    h0, w0 = photo.shape[:2]
+    scale = min(window / min(h0, w0), 4 * window / max(h0, w0))
+    height, width = int(h0 * scale + 0.5), int(w0 * scale + 0.5)
+    assert min(height, width) >= window
+    resized = resize_rgb(photo, (height, width))
+    n_cls = len(backend.info.class_names)
+    sums = np.zeros((n_cls, height, width), np.float32)
+    counts = np.zeros((height, width), np.float32)
+    for top in anchors(height, window, stride):
+        for left in anchors(width, window, stride):
+            crop = resized[top:top + window, left:left + window]
+            logits = backend.run(make_batch([crop], (window, window), backend.info.normalization)).logits[0]
+            sums[:, top:top + window, left:left + window] += logits
+            counts[top:top + window, left:left + window] += 1
+    full = F.interpolate(torch.from_numpy(sums / counts)[None], size=(h0, w0), mode="bilinear", align_corners=False)
+    return full[0].argmax(dim=0).numpy()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("binary", type=Path)
@@ -63,6 +115,7 @@ def main() -> int:
     runs = [(graphs.portable, [])]
     if args.ort_ops:
         runs.append((graphs.plugin, ["--ort-ops", args.ort_ops]))
+    windowed = with_windows(graphs.portable, WINDOW_STRIDE)
     passed = True
     for name in PHOTOS:
         photo_png = args.work / f"{name}.png"
@@ -71,6 +124,8 @@ def main() -> int:
         for graph, extra in runs:
             passed &= check(args.binary, graph, photo_png, expected, args.work / f"{name}.{graph.stem}.labels.png",
                             extra)
+        passed &= check(args.binary, windowed, photo_png, sliding_labels(backend, photos[name], WINDOW_STRIDE),
+                        args.work / f"{name}.windows.labels.png", [])
     return 0 if passed else 1
 
 
