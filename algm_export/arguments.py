@@ -139,6 +139,9 @@ def add_verify_command_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_output_argument(parser)
     add_verify_arguments(parser)
+    parser.add_argument("--ort-ops", type=Path, metavar="LIB",
+                        help="libalgm_ort_ops.so: also run model.trt.onnx with its algm nodes on our C++ kernels "
+                             "inside ONNX Runtime (parity entry onnxruntime_algm_ops, FP32 criteria)")
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from ..artifacts import FP16_GRAPH, INPUT_NAME, LOGITS, PLUGIN_GRAPH, PORTABLE_GRAPH
 from ..errors import AlgmExportError
 from ..files import write_atomically
 from ..models.segmenter import Segmenter
@@ -21,13 +22,6 @@ from .graph_edits import add_merge_outputs, attach_functions, inline_portable
 from .onnx_functions import algm
 
 DEFAULT_OPSET = 18
-INPUT_NAME = "images"
-LOGITS = "logits"
-PLUGIN_GRAPH = "model.trt.onnx"
-PORTABLE_GRAPH = "model.onnx"
-FP16_GRAPH = "model.fp16.onnx"
-INT8_GRAPH = "model.int8.onnx"  # --int8: Q/DQ on model.onnx (ONNX Runtime)
-FP16_INT8_GRAPH = "model.fp16.int8.onnx"  # --int8 --fp16: Q/DQ on model.fp16.onnx (TensorRT)
 MAX_BATCH = 1024
 
 
