@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, DEFAULT_SCOPE
+from .config import BATCH_RULES
 
 PROG = "algm-export"
 DEFAULT_OUTPUT = "algm_export_out"
@@ -68,6 +69,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                       help="1-based encoder blocks that merge: CLAP in the first, GBM in the others (e.g. 1,5)")
     algm.add_argument("--window", type=parse_size, metavar="HxW", help="CLAP window, e.g. 2x2")
     algm.add_argument("--threshold", type=float, help="CLAP similarity threshold, in (0, 1.5]")
+    algm.add_argument("--batch-rule", choices=BATCH_RULES,
+                      help="per-image: each image of a batch merges as it would alone (the default for research "
+                           "checkpoints); min: the published rule, r = minimum over the batch")
     parser.add_argument("--image-size", type=parse_size, metavar="HxW",
                         help="input size of the exported graphs (default: the training size)")
     parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks and detailed progress")

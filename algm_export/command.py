@@ -13,11 +13,11 @@ from .models.segmenter import Segmenter
 
 def algm_choice(args: argparse.Namespace) -> dict | str | None:
     """What the flags ask for: "auto", None (dense) or a dict of ALGMConfig fields to override."""
-    overrides = {k: v for k, v in (("layers", args.layers), ("window", args.window), ("threshold", args.threshold))
-                 if v is not None}
+    overrides = {k: v for k, v in (("layers", args.layers), ("window", args.window), ("threshold", args.threshold),
+                                   ("batch_rule", args.batch_rule)) if v is not None}
     if args.dense:
         if overrides:
-            raise AlgmExportError("--dense cannot be combined with --layers/--window/--threshold")
+            raise AlgmExportError("--dense cannot be combined with --layers/--window/--threshold/--batch-rule")
         return None
     return overrides or "auto"
 

@@ -14,6 +14,7 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
 
 DECODER_NAMES = ("linear", "mask_transformer")
 MAX_DIMENSION = 1 << 16  # widths, depths, classes: far above any ViT, far below what overflows memory
+BATCH_RULES = ("per-image", "min")
 MAX_PATCHES = 8192  # per image: attention and GBM scores grow with its square (8192 patches: 1024x2048 at 16 px)
 
 
@@ -24,16 +25,30 @@ class ALGMConfig:
     ``layers`` are 1-based encoder block numbers: the first runs CLAP (local merging inside
     ``window``-sized windows, for windows whose mean cosine similarity is at least ``threshold``),
     every later one runs GBM (global bipartite merging with the adaptive threshold).
+
+    ``batch_rule`` says how the images of a batch share decisions: ``per-image`` (the default) merges each
+    image exactly as it would alone (its own r, its own GBM threshold; token tensors padded to the longest
+    image, padded tokens have size 0 and are masked out of attention); ``min`` is the published rule (r is
+    the minimum over the batch, the GBM threshold a batch mean), which makes an image's output depend on
+    the other images of its batch.
     """
 
     layers: tuple[int, ...] = (1, 5)
     window: tuple[int, int] = (2, 2)
     threshold: float = 0.88
+    batch_rule: str = "per-image"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(v) for v in self.layers))
         object.__setattr__(self, "window", tuple(int(v) for v in self.window))
         object.__setattr__(self, "threshold", float(self.threshold))
+        if self.batch_rule not in BATCH_RULES:
+            raise AlgmExportError(f"unknown ALGM batch rule {self.batch_rule!r} (known: {', '.join(BATCH_RULES)})")
+
+    @property
+    def per_image(self) -> bool:
+        """Whether each image of a batch merges as it would alone."""
+        return self.batch_rule == "per-image"
 
     def validate(self, n_layers: int, grid: tuple[int, int] | None = None) -> None:
         """Raise :class:`AlgmExportError` unless the settings fit an encoder of ``n_layers`` blocks
@@ -57,12 +72,14 @@ class ALGMConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for YAML/JSON/bundles."""
-        return {"layers": list(self.layers), "window": list(self.window), "threshold": self.threshold}
+        return {"layers": list(self.layers), "window": list(self.window), "threshold": self.threshold,
+                "batch_rule": self.batch_rule}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ALGMConfig":
-        """Inverse of :meth:`to_dict`."""
-        return cls(layers=tuple(data["layers"]), window=tuple(data["window"]), threshold=float(data["threshold"]))
+    def from_dict(cls, data: dict[str, Any], missing_rule: str = "per-image") -> "ALGMConfig":
+        """Inverse of :meth:`to_dict`; ``missing_rule`` is the batch rule of data written without one."""
+        return cls(layers=tuple(data["layers"]), window=tuple(data["window"]), threshold=float(data["threshold"]),
+                   batch_rule=data.get("batch_rule", missing_rule))
 
 
 @dataclass(frozen=True)

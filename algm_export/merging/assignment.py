@@ -56,61 +56,94 @@ def window_similarity(patches: torch.Tensor, grid: tuple[int, int], window: tupl
 
 
 def local_assignment(
-    x: torch.Tensor, grid: tuple[int, int], window: tuple[int, int], threshold: float
-) -> tuple[torch.Tensor, int]:
+    x: torch.Tensor, grid: tuple[int, int], window: tuple[int, int], threshold: float, per_image: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CLAP slot assignment for ``x`` = ``[B, 1+N, C]`` (class token first).
 
-    r = min over the batch of the number of windows with similarity >= ``threshold``; each image merges
-    its r most similar windows. Output order: class token, the r merged windows by descending similarity,
-    then the tokens of the other windows in raster order. Returns (slots ``[B, 1+N]`` int64, 1 + r + N - k*r).
+    Each image's r = its number of windows with similarity >= ``threshold`` (``per_image``) or, with the
+    published rule, the minimum of those numbers over the batch; each image merges its r most similar
+    windows. Output order: class token, the r merged windows by descending similarity, then the tokens of
+    the other windows in raster order. Returns (slots ``[B, 1+N]`` int64, per-image counts ``[B]`` int64
+    = 1 + r + N - k*r); the output holds ``counts.max()`` tokens, an image's slots past its count are padding.
     """
     n_patches = x.shape[1] - 1
     k = window[0] * window[1]
     similarity = window_similarity(x[:, 1:], grid, window)
-    r = int((similarity >= threshold).sum(dim=1).min())
+    r = (similarity >= threshold).sum(dim=1)
+    if not per_image:
+        r = r.min().expand_as(r)
     window_rank = descending_ranks(similarity)
     patch_window = window_of_patch(grid, window, x.device)
     patch_rank = window_rank[:, patch_window]
-    merged = patch_rank < r
+    merged = patch_rank < r[:, None]
     kept_before = torch.cumsum((~merged).long(), dim=1) - 1
-    patch_slots = torch.where(merged, 1 + patch_rank, 1 + r + kept_before)
+    patch_slots = torch.where(merged, 1 + patch_rank, 1 + r[:, None] + kept_before)
     slots = torch.cat([torch.zeros_like(patch_slots[:, :1]), patch_slots], dim=1)
     return slots, 1 + r + n_patches - k * r
 
 
-def bipartite_scores(x: torch.Tensor, layer_number: int
+def bipartite_scores(x: torch.Tensor, layer_number: int, valid: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """GBM's float32 scores for ``x`` = ``[B, T, C]`` (class token first): the cosine matrix A x B
     ``[B, n_a, n_b]`` (class row -inf), each A token's best match and best score ``[B, n_a]``, and the
-    adaptive threshold (a 0-d tensor) of layer ``layer_number`` (see :func:`global_assignment`)."""
+    adaptive threshold of layer ``layer_number`` (see :func:`global_assignment`).
+
+    With ``valid`` (``[B, T]`` bool, False for padding tokens) the threshold is per image (``[B]``, over
+    each image's own tokens): padded B tokens are never a match and padded A tokens score -inf. Without it,
+    the published batch threshold (a 0-d tensor, means over images of per-image means and stds)."""
     units = unit_rows(x)
     a, b = units[:, ::2], units[:, 1::2]
     scores = a @ b.transpose(-1, -2)
     scores[:, 0, :] = -torch.inf
+    if valid is not None:
+        scores = scores.masked_fill(~valid[:, None, 1::2], -torch.inf)
     best_match = scores.argmax(dim=-1)
     best_score = scores.gather(-1, best_match[..., None])[..., 0]
-    candidates = best_score[:, 1:]
-    threshold = candidates.mean(dim=1).mean() + candidates.std(dim=1).mean() / layer_number
-    return scores, best_match, best_score, threshold
+    if valid is None:
+        candidates = best_score[:, 1:]
+        threshold = candidates.mean(dim=1).mean() + candidates.std(dim=1).mean() / layer_number
+        return scores, best_match, best_score, threshold
+    best_score = best_score.masked_fill(~valid[:, ::2], -torch.inf)
+    counted = valid[:, ::2][:, 1:]
+    count = counted.sum(dim=1).float()
+    candidates = best_score[:, 1:].masked_fill(~counted, 0.0)
+    means = candidates.sum(dim=1) / count
+    deviations = (candidates - means[:, None]).masked_fill(~counted, 0.0)
+    stds = ((deviations * deviations).sum(dim=1) / (count - 1.0)).sqrt()
+    return scores, best_match, best_score, means + stds / layer_number
 
 
-def global_assignment(x: torch.Tensor, layer_number: int) -> tuple[torch.Tensor, int]:
+def global_assignment(x: torch.Tensor, layer_number: int, sizes: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """GBM slot assignment for ``x`` = ``[B, T, C]`` (class token first).
 
     A = even positions (class token = A[0], never merged), B = odd positions. Each A token's best cosine
-    match in B; threshold t = mean over images of the mean best score (class token excluded) + mean over
-    images of the unbiased std of those scores / ``layer_number``; r = min over the batch of the number of
-    A tokens with score >= t; each image merges its r best-scoring A tokens into their B match.
-    Output order: the unmerged A tokens in order, then all B tokens in order. Returns (slots ``[B, T]``, T - r).
+    match in B. Per image (``sizes`` given, ``[B, T]``, 0 marking padding tokens): threshold t = the mean
+    best score of the image's A tokens (class token excluded) + their unbiased std / ``layer_number``, r =
+    the number of its A tokens with score >= t. Published rule (``sizes`` None, no padding): t = mean over
+    images of those means + mean over images of those stds / ``layer_number``, r = the minimum over the batch.
+    Each image merges its r best-scoring A tokens into their B match.
+    Output order: the unmerged A tokens in order, then the image's B tokens in order; padding tokens go to
+    slot 0 (their size 0 adds nothing). Returns (slots ``[B, T]``, per-image counts ``[B]`` = T_b - r).
     """
-    scores, best_match, best_score, threshold = bipartite_scores(x, layer_number)
+    valid = sizes > 0 if sizes is not None else None
+    scores, best_match, best_score, threshold = bipartite_scores(x, layer_number, valid)
     n_a = scores.shape[1]
-    r = int((best_score >= threshold).sum(dim=1).min())
-    merged = descending_ranks(best_score) < r
+    above = (best_score >= threshold.reshape(-1, 1)).sum(dim=1)
+    r = above if valid is not None else above.min().expand_as(above)
+    merged = descending_ranks(best_score) < r[:, None]
     kept_before = torch.cumsum((~merged).long(), dim=1) - 1
-    a_slots = torch.where(merged, n_a - r + best_match, kept_before)
-    b_slots = (n_a - r + torch.arange(scores.shape[2], device=x.device)).expand(x.shape[0], -1)
+    n_b = torch.arange(scores.shape[2], device=x.device)
+    if valid is None:
+        tokens = torch.full_like(r, x.shape[1])
+    else:
+        tokens = valid.sum(dim=1)
+    kept_a = (tokens + 1) // 2 - r
+    a_slots = torch.where(merged, kept_a[:, None] + best_match, kept_before)
+    b_slots = kept_a[:, None] + n_b
     slots = torch.empty(x.shape[:2], dtype=torch.long, device=x.device)
     slots[:, ::2] = a_slots
     slots[:, 1::2] = b_slots
-    return slots, x.shape[1] - r
+    if valid is not None:
+        slots = slots.masked_fill(~valid, 0)
+    return slots, tokens - r

@@ -6,14 +6,19 @@ count is data-dependent (declared in the fake implementations with ``new_dynamic
 
 Tensor contract (B images, T tokens with the class token first, N = grid_h * grid_w patches):
 
-* ``local_merge(x[B,T,C], grid_h, grid_w, window_h, window_w, threshold)``
+* ``local_merge(x[B,T,C], grid_h, grid_w, window_h, window_w, threshold, per_image)``
   -> ``(x'[B,T',C], sizes[B,T'] float32, token_map[B,N] int32)``
-* ``global_merge(x[B,T,C], sizes[B,T] float32, token_map[B,N] int32, layer_number)``
+* ``global_merge(x[B,T,C], sizes[B,T] float32, token_map[B,N] int32, layer_number, per_image)``
   -> ``(x'[B,T',C], sizes'[B,T'] float32, token_map'[B,N] int32)``
 * ``unmerge(values[B,T-1,K], token_map[B,N] int32)`` -> ``[B,N,K]``
 
 ``token_map[b, p]`` is the index, among the patch tokens (class token excluded), of the token that holds
 patch ``p``; merged tokens are size-weighted means of their members and ``sizes`` counts members.
+
+With ``per_image`` each image keeps its own token count T'_b = max(token_map[b]) + 2 = the number of its
+tokens with a non-zero size: the outputs are padded to T' = max_b T'_b with zero tokens of size 0. Padding
+tokens (size 0) in an input are ignored. With the published rule (``per_image`` False) all images share one
+count and nothing is padded.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ def scatter_mean(
     """Size-weighted mean of the rows of ``x`` [B,T,C] grouped by ``slots`` [B,T] into ``n_out`` rows.
 
     Accumulates in float32; returns (means in ``x.dtype`` [B,n_out,C], summed sizes float32 [B,n_out]).
+    A slot nothing lands in (padding) gets a zero row of size 0.
     """
     batch, tokens, channels = x.shape
     flat_slots = (slots + n_out * torch.arange(batch, device=x.device)[:, None]).reshape(-1)
     weighted = (x.float() * sizes[..., None]).reshape(batch * tokens, channels)
     sums = torch.zeros(batch * n_out, channels, device=x.device).index_add_(0, flat_slots, weighted)
     new_sizes = torch.zeros(batch * n_out, device=x.device).index_add_(0, flat_slots, sizes.reshape(-1))
-    means = (sums / new_sizes[:, None]).reshape(batch, n_out, channels).to(x.dtype)
+    means = (sums / new_sizes.clamp(min=1.0)[:, None]).reshape(batch, n_out, channels).to(x.dtype)
     return means, new_sizes.reshape(batch, n_out)
 
 
@@ -48,7 +54,8 @@ def replay_merge(
     after it, ``token_map`` the map before (None before the first merge), ``sizes`` likewise.
 
     A merge is fully determined by the two maps (every token holds at least one patch), so this replays
-    another backend's merge decisions in PyTorch. Returns (merged tokens, sizes).
+    another backend's merge decisions in PyTorch, image by image: each image gets max(new_map[b]) + 2 tokens,
+    padded to the longest (padding: size 0). Returns (merged tokens, sizes).
     """
     batch = x.shape[0]
     if token_map is None:
@@ -66,7 +73,7 @@ def _patch_slots(slots: torch.Tensor) -> torch.Tensor:
 
 @torch.library.custom_op("algm::local_merge", mutates_args=())
 def local_merge(
-    x: torch.Tensor, grid_h: int, grid_w: int, window_h: int, window_w: int, threshold: float
+    x: torch.Tensor, grid_h: int, grid_w: int, window_h: int, window_w: int, threshold: float, per_image: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """CLAP: merge the most similar ``window_h x window_w`` windows of the patch grid (see module doc)."""
     if x.shape[1] != 1 + grid_h * grid_w:
@@ -74,20 +81,20 @@ def local_merge(
     if grid_h % window_h or grid_w % window_w:
         raise ValueError(f"local_merge: window {window_h}x{window_w} does not tile the {grid_h}x{grid_w} grid")
     with torch.no_grad():
-        slots, n_out = local_assignment(x, (grid_h, grid_w), (window_h, window_w), threshold)
+        slots, counts = local_assignment(x, (grid_h, grid_w), (window_h, window_w), threshold, per_image)
         ones = torch.ones(x.shape[:2], device=x.device)
-        merged, sizes = scatter_mean(x, ones, slots, n_out)
+        merged, sizes = scatter_mean(x, ones, slots, int(counts.max()))
     return merged, sizes, _patch_slots(slots).to(MAP_DTYPE)
 
 
 @torch.library.custom_op("algm::global_merge", mutates_args=())
 def global_merge(
-    x: torch.Tensor, sizes: torch.Tensor, token_map: torch.Tensor, layer_number: int
+    x: torch.Tensor, sizes: torch.Tensor, token_map: torch.Tensor, layer_number: int, per_image: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """GBM: bipartite merging with the adaptive threshold of layer ``layer_number`` (see module doc)."""
     with torch.no_grad():
-        slots, n_out = global_assignment(x, layer_number)
-        merged, new_sizes = scatter_mean(x, sizes, slots, n_out)
+        slots, counts = global_assignment(x, layer_number, sizes if per_image else None)
+        merged, new_sizes = scatter_mean(x, sizes, slots, int(counts.max()))
         new_map = _patch_slots(slots).gather(1, token_map.long())
     return merged, new_sizes, new_map.to(MAP_DTYPE)
 
@@ -110,12 +117,12 @@ def _merged_shapes(x: torch.Tensor, n_patches: int) -> tuple[torch.Tensor, torch
 
 
 @local_merge.register_fake
-def _local_merge_fake(x, grid_h, grid_w, window_h, window_w, threshold):
+def _local_merge_fake(x, grid_h, grid_w, window_h, window_w, threshold, per_image):
     return _merged_shapes(x, grid_h * grid_w)
 
 
 @global_merge.register_fake
-def _global_merge_fake(x, sizes, token_map, layer_number):
+def _global_merge_fake(x, sizes, token_map, layer_number, per_image):
     return _merged_shapes(x, token_map.shape[1])
 
 

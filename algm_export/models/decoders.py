@@ -17,8 +17,8 @@ class LinearDecoder(nn.Module):
         super().__init__()
         self.head = nn.Linear(d_encoder, n_cls)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Per-token logits."""
+    def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token logits (tokens are independent: ``attn_mask`` is not needed)."""
         return self.head(tokens)
 
 
@@ -41,12 +41,15 @@ class MaskTransformerDecoder(nn.Module):
         self.proj_classes = nn.Parameter(scale * torch.randn(d_model, d_model))
         self.mask_norm = nn.LayerNorm(n_cls)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Per-token mask logits."""
+    def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-token mask logits. ``attn_mask`` ``[B, 1, 1, M]`` (additive, -inf at padding tokens) keeps
+        padding tokens out of the attention; the class embeddings are always attended."""
         n_tokens = tokens.shape[1]
         x = torch.cat([self.proj_dec(tokens), self.cls_emb.expand(tokens.shape[0], -1, -1)], dim=1)
+        if attn_mask is not None:
+            attn_mask = F.pad(attn_mask, (0, self.n_cls))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, attn_mask=attn_mask)
         x = self.decoder_norm(x)
         patches = F.normalize(x[:, :n_tokens] @ self.proj_patch, dim=-1)
         classes = F.normalize(x[:, n_tokens:] @ self.proj_classes, dim=-1)

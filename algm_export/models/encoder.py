@@ -41,9 +41,16 @@ def resize_pos_embed(pos_embed: torch.Tensor, old_grid: tuple[int, int], new_gri
     return torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1)], dim=1)
 
 
-def attention_half(block: Block, x: torch.Tensor) -> torch.Tensor:
-    """First residual half of a timm block: ``x + attn(norm1(x))``."""
-    return x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
+def attention_half(block: Block, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """First residual half of a timm block: ``x + attn(norm1(x))`` (``attn_mask``: see :func:`padding_mask`)."""
+    return x + block.drop_path1(block.ls1(block.attn(block.norm1(x), attn_mask=attn_mask)))
+
+
+def padding_mask(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention mask ``[B, 1, 1, T]`` from ``valid`` ``[B, T]`` (False: a padding token): 0 for
+    real keys, -inf for padding keys, so a real token attends exactly the tokens of its own image."""
+    zero = torch.zeros((), dtype=dtype, device=valid.device)
+    return torch.where(valid, zero, torch.full_like(zero, -torch.inf))[:, None, None, :]
 
 
 def mlp_half(block: Block, x: torch.Tensor) -> torch.Tensor:
@@ -60,8 +67,12 @@ def encode(
     Merges run between the attention residual and the MLP of the selected blocks: CLAP in the first,
     GBM in the others. ``replay_maps`` [B, merges, N], when given, dictates the merge decisions instead
     (see :func:`replay_merge`). ``merge_inputs``, when given, receives the tokens each merge starts from
-    (what its decisions are computed on, e.g. to judge another backend's decisions). Returns the normalized tokens ``[B, prefix + M, C]``, the patch->token
-    map after each merge and the token count after each merge.
+    (what its decisions are computed on, e.g. to judge another backend's decisions).
+
+    With ``algm.per_image`` the images keep their own token counts: tokens are padded to the longest image
+    and attention ignores padding keys, so each image's result is its batch-1 result. Returns the normalized
+    tokens ``[B, prefix + M, C]``, the patch->token map ``[B, N]`` after each merge, the per-image token
+    count ``[B]`` after each merge and the mask of real tokens ``[B, prefix + M]`` (None: no merge).
     """
     patch = vit.patch_embed.patch_size
     grid = (images.shape[2] // patch[0], images.shape[3] // patch[1])
@@ -74,13 +85,13 @@ def encode(
     x = vit.norm_pre(x)
 
     merge_layers = algm.layers if algm is not None else ()
-    sizes = token_map = None
+    sizes = token_map = mask = None
     maps, counts = [], []
     for number, block in enumerate(vit.blocks, start=1):
         if number not in merge_layers:
-            x = block(x)
+            x = block(x, attn_mask=mask)
             continue
-        x = attention_half(block, x)
+        x = attention_half(block, x, mask)
         if merge_inputs is not None:
             merge_inputs.append(x)
         if replay_maps is not None:
@@ -88,10 +99,14 @@ def encode(
             x, sizes = replay_merge(x, sizes, token_map, new_map)
             token_map = new_map
         elif token_map is None:
-            x, sizes, token_map = local_merge(x, grid[0], grid[1], algm.window[0], algm.window[1], algm.threshold)
+            x, sizes, token_map = local_merge(x, grid[0], grid[1], algm.window[0], algm.window[1], algm.threshold,
+                                              algm.per_image)
         else:
-            x, sizes, token_map = global_merge(x, sizes, token_map, number)
+            x, sizes, token_map = global_merge(x, sizes, token_map, number, algm.per_image)
+        valid = sizes > 0
+        if algm.per_image:
+            mask = padding_mask(valid, x.dtype)
         x = mlp_half(block, x)
         maps.append(token_map)
-        counts.append(x.shape[1])
-    return vit.norm(x), maps, counts
+        counts.append(valid.sum(dim=1))
+    return vit.norm(x), maps, counts, valid if maps else None

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import unmerge
 from .decoders import build_decoder
-from .encoder import build_vit, encode
+from .encoder import build_vit, encode, padding_mask
 
 
 class Segmenter(nn.Module):
@@ -17,8 +17,9 @@ class Segmenter(nn.Module):
 
     Images are zero-padded to a multiple of the patch size and the logits cropped back. With ALGM the
     decoder runs on the merged tokens and its outputs are spread back onto the patch grid (unmerge)
-    before the bilinear upsampling. ``token_counts`` holds the token count (class token included)
-    after each merge of the last forward call and ``token_maps`` the patch->token maps ``[B, merges, N]``.
+    before the bilinear upsampling. After each forward call, ``token_counts`` holds each image's token count
+    (class token included) after each merge ``[B, merges]`` int64 and ``token_maps`` the patch->token maps
+    ``[B, merges, N]`` int32 (both None without ALGM).
     """
 
     def __init__(self, config: SegmenterConfig, algm: ALGMConfig | None = None):
@@ -29,7 +30,7 @@ class Segmenter(nn.Module):
         self.algm = algm
         self.encoder = build_vit(config)
         self.decoder = build_decoder(config)
-        self.token_counts: list[int] = []
+        self.token_counts: torch.Tensor | None = None
         self.token_maps: torch.Tensor | None = None
 
     @property
@@ -60,13 +61,15 @@ class Segmenter(nn.Module):
         patch = self.config.patch_size
         padded = F.pad(images, (0, -width % patch, 0, -height % patch))
         grid = (padded.shape[2] // patch, padded.shape[3] // patch)
-        tokens, maps, counts = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps,
-                                     merge_inputs)
-        scores = self.decoder(tokens[:, self.encoder.num_prefix_tokens:])
+        tokens, maps, counts, valid = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps,
+                                             merge_inputs)
+        prefix = self.encoder.num_prefix_tokens
+        mask = padding_mask(valid[:, prefix:], tokens.dtype) if maps and self.algm.per_image else None
+        scores = self.decoder(tokens[:, prefix:], mask)
         if maps:
             scores = unmerge(scores, maps[-1])
         if not torch.compiler.is_exporting():
-            self.token_counts = [int(c) for c in counts]
+            self.token_counts = torch.stack(counts, dim=1) if maps else None
             self.token_maps = torch.stack(maps, dim=1) if maps else None
         masks = scores.transpose(1, 2).reshape(images.shape[0], self.config.n_cls, grid[0], grid[1])
         masks = F.interpolate(masks, size=padded.shape[2:], mode="bilinear", align_corners=False)

@@ -46,7 +46,8 @@ class DeploymentInfo:
             image_size=tuple(data["image_size"]),
             normalization=Normalization(norm["name"], tuple(norm["mean"]), tuple(norm["std"])),
             class_names=tuple(data["class_names"]),
-            algm=ALGMConfig.from_dict(data["algm"]) if data.get("algm") else None,
+            # Graphs exported before batch rules existed merged with the published (min) rule.
+            algm=ALGMConfig.from_dict(data["algm"], missing_rule="min") if data.get("algm") else None,
             precision=data.get("precision", "fp32"),
         )
 
