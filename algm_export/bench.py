@@ -54,7 +54,7 @@ class Timing:
     precision: str
     batch: int
     latency_ms: float
-    token_counts: list[int] | None
+    token_counts: list[list[int]] | None  # [B][merges]: each image's tokens after each merge
     copy_in_ms: float | None = None  # GPU rows: host -> device copy of the batch, timed apart
     copy_out_ms: float | None = None  # GPU rows: device -> host copy of the deployment outputs
 
@@ -64,7 +64,8 @@ class Timing:
         return 1000.0 * self.batch / self.latency_ms
 
 
-def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int) -> tuple[float, list[int] | None]:
+def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int
+                 ) -> tuple[float, list[list[int]] | None]:
     """Median latency (ms) of ``runs`` runs after ``warmup`` runs, and the token counts seen."""
     for _ in range(warmup):
         prediction = backend.run(images)
@@ -73,7 +74,8 @@ def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int) -
         start = time.perf_counter()
         prediction = backend.run(images)
         samples.append(1000.0 * (time.perf_counter() - start))
-    return statistics.median(samples), prediction.token_counts
+    counts = prediction.token_counts
+    return statistics.median(samples), counts.tolist() if counts is not None else None
 
 
 DEPLOYMENT_OUTPUTS = ("labels", "scores")  # what a deployment copies back (logits when the graph has neither)
@@ -126,9 +128,9 @@ def time_on_gpu(backend: Backend, images: np.ndarray, warmup: int,
                 for _ in range(runs)]
     if isinstance(backend, TensorRTBackend):
         counts = outputs.get(TOKEN_COUNTS)
-        counts = [int(c) for c in counts.cpu()] if counts is not None else None
+        counts = counts.cpu().tolist() if counts is not None else None
     else:
-        counts = list(backend.model.token_counts) if backend.model.algm else None
+        counts = backend.model.token_counts.tolist() if backend.model.algm else None
     return statistics.median(samples), statistics.median(copy_in), statistics.median(copy_out), counts
 
 
@@ -235,7 +237,7 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
                 timings.append(Timing(backend.name, precision, batch, latency, counts))
         counts = next(t.token_counts for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM")
         flop_ratios[batch] = (segmenter_flops(model.config, image_size, None, None)
-                              / segmenter_flops(model.config, image_size, algm, counts))
+                              / np.mean([segmenter_flops(model.config, image_size, algm, c) for c in counts]))
     share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
     share = merge_time_share(algm_graphs.portable, share_images, max(3, runs // 4), folder)
     return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model), "tensorrt": tensorrt}
@@ -285,13 +287,20 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
     }
 
 
+def mean_counts(counts: list[list[int]] | None) -> str:
+    """Per-image token counts [B][merges] as the mean count after each merge ("-" for a dense row)."""
+    if not counts:
+        return "-"
+    return " -> ".join(f"{value:.0f}" for value in np.mean(counts, axis=0))
+
+
 def speed_table(speed: dict) -> str:
     """The speed record as a printable table plus the summary lines."""
     rows = [[r["backend"], r["precision"], str(r["batch"]), f"{r['latency_ms']:.1f}", f"{r['images_per_s']:.2f}",
              f"{r['speedup_vs_pytorch_dense']:.2f}x",
-             " -> ".join(map(str, r["token_counts"])) if r["token_counts"] else "-"] for r in speed["rows"]]
+             mean_counts(r["token_counts"])] for r in speed["rows"]]
     table = format_table(["backend", "precision", "batch", "latency ms", "images/s", "vs pytorch dense",
-                          "tokens after merges"], rows)
+                          "tokens after merges (mean)"], rows)
     lines = [table, "",
              "FLOP ratio dense/ALGM (measured token counts): "
              + ", ".join(f"batch {b}: {r:.2f}" for b, r in speed["flop_ratio_dense_over_algm"].items()),

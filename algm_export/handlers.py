@@ -51,6 +51,7 @@ def describe(model: Segmenter, size: tuple[int, int]) -> str:
     algm = model.algm
     merging = (f"CLAP in block {algm.layers[0]} (window {algm.window[0]}x{algm.window[1]}, threshold "
                f"{algm.threshold:g})" + "".join(f", GBM in block {n}" for n in algm.layers[1:])
+               + f"; batch rule {algm.batch_rule}"
                if algm else "none (dense model)")
     params = sum(p.numel() for p in model.parameters())
     return "\n".join([
@@ -67,11 +68,11 @@ def describe(model: Segmenter, size: tuple[int, int]) -> str:
 
 
 def sample_token_counts(model: Segmenter, size: tuple[int, int], photo: str = "astronaut") -> list[int]:
-    """Token counts after each merge on one bundled sample photo."""
+    """Token counts after each merge on one bundled sample photo (empty without ALGM)."""
     images = torch.from_numpy(make_batch([sample_photo(photo)], size, model.config.normalization))
     with torch.no_grad():
         model(images)
-    return model.token_counts
+    return model.token_counts[0].tolist() if model.token_counts is not None else []
 
 
 def print_summary(model: Segmenter, size: tuple[int, int], source: Path) -> None:

@@ -35,11 +35,13 @@ _PLUGIN_ATTRS = [
     _A("plugin_version", _T.STRING, "TensorRT plugin version (\"1\")"),
     _A("plugin_namespace", _T.STRING, "TensorRT plugin namespace (\"algm\")"),
 ]
+_PER_IMAGE = _A("per_image", _T.INT, "1: each image merges as it would alone (own r and threshold, outputs padded "
+                                     "with size-0 tokens); 0: the published rule (r = batch minimum)")
 _MERGE_OUTPUTS = [
-    _P("merged", "T", "merged tokens [B, T', C], class token first"),
-    _P("merged_sizes", "S", "tokens per merged token [B, T']"),
+    _P("merged", "T", "merged tokens [B, T', C], class token first; an image's tokens past its count are zero"),
+    _P("merged_sizes", "S", "tokens per merged token [B, T'] (0: padding)"),
     _P("merged_token_map", "M", "patch -> merged patch-token index [B, N]"),
-    _P("num_tokens", "N", "T' as a 0-D tensor (the TensorRT size tensor)"),
+    _P("num_tokens", "N", "T' (the longest image's count) as a 0-D tensor (the TensorRT size tensor)"),
 ]
 
 SCHEMAS = [
@@ -53,19 +55,19 @@ SCHEMAS = [
             _A("grid_h", _T.INT, "patch grid rows"), _A("grid_w", _T.INT, "patch grid columns"),
             _A("window_h", _T.INT, "window rows"), _A("window_w", _T.INT, "window columns"),
             _A("threshold", _T.FLOAT, "mean cosine similarity a window needs to merge"),
-            *_PLUGIN_ATTRS,
+            _PER_IMAGE, *_PLUGIN_ATTRS,
         ],
     ),
     defs.OpSchema(
         GLOBAL_MERGE, DOMAIN, DOMAIN_VERSION,
         doc="ALGM GBM: bipartite merging with the adaptive threshold (see docs/plugin-ops.md).",
         inputs=[_P("tokens", "T", "tokens [B, T, C], class token first"),
-                _P("sizes", "S", "tokens per token [B, T]"),
+                _P("sizes", "S", "tokens per token [B, T] (0: padding, ignored)"),
                 _P("token_map", "M", "patch -> patch-token index [B, N]")],
         outputs=_MERGE_OUTPUTS,
         type_constraints=_TYPES,
         attributes=[_A("layer_number", _T.INT, "1-based block number: the std divisor of the threshold"),
-                    *_PLUGIN_ATTRS],
+                    _PER_IMAGE, *_PLUGIN_ATTRS],
     ),
     defs.OpSchema(
         UNMERGE, DOMAIN, DOMAIN_VERSION,

@@ -22,26 +22,28 @@ def merge_nodes(graph: gs.Graph) -> list[gs.Node]:
 
 def add_merge_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """Name the algm nodes ``algm/<Op>_<k>`` and add two graph outputs built from the merge nodes:
-    ``token_counts`` [merges] int64 (their size tensors, cast from the contract's int32) and ``token_maps`` [B, merges, N] int32."""
+    ``token_counts`` [B, merges] int64 (each image's count after each merge: max of its map + 2, the class
+    token and the patch tokens its map reaches) and ``token_maps`` [B, merges, N] int32."""
     graph = gs.import_onnx(model)
     for index, node in enumerate(n for n in graph.nodes if n.domain == DOMAIN):
         node.name = f"{NODE_PREFIX}{node.op}_{index}"
     merges = merge_nodes(graph)
     if not merges:
         return model
-    axis0, axis1 = gs.Constant("algm_axis0", np.array([0], np.int64)), gs.Constant("algm_axis1", np.array([1], np.int64))
-    # The size tensors are int32 (the contract's default, what TensorRT's header asks of size tensors);
-    # token_counts stays int64.
-    counts = [graph.layer(op="Cast", name=f"{node.name}/count_int64", attrs={"to": onnx.TensorProto.INT64},
-                          inputs=[graph.layer(op="Unsqueeze", name=f"{node.name}/count", inputs=[node.outputs[3], axis0],
-                                              outputs=[gs.Variable(f"{node.name}/count_1d", np.int32, [1])])[0]],
-                          outputs=[gs.Variable(f"{node.name}/count_1d_int64", np.int64, [1])])[0] for node in merges]
+    axis1 = gs.Constant("algm_axis1", np.array([1], np.int64))
+    two = gs.Constant("algm_two", np.array(2, np.int64))
+    counts = [graph.layer(op="Add", name=f"{node.name}/count", inputs=[graph.layer(
+        op="Cast", name=f"{node.name}/last_int64", attrs={"to": onnx.TensorProto.INT64},
+        inputs=[graph.layer(op="ReduceMax", name=f"{node.name}/last", inputs=[node.outputs[2], axis1],
+                            attrs={"keepdims": 1}, outputs=[gs.Variable(f"{node.name}/last_token", np.int32)])[0]],
+        outputs=[gs.Variable(f"{node.name}/last_token_int64", np.int64)])[0], two],
+        outputs=[gs.Variable(f"{node.name}/counts", np.int64)])[0] for node in merges]
     maps = [graph.layer(op="Unsqueeze", name=f"{node.name}/map", inputs=[node.outputs[2], axis1],
                         outputs=[gs.Variable(f"{node.name}/map_3d", np.int32)])[0] for node in merges]
     map_shape = merges[0].outputs[2].shape
-    token_counts = gs.Variable(TOKEN_COUNTS, np.int64, [len(merges)])
+    token_counts = gs.Variable(TOKEN_COUNTS, np.int64, [map_shape[0], len(merges)])
     token_maps = gs.Variable(TOKEN_MAPS, np.int32, [map_shape[0], len(merges), map_shape[1]])
-    graph.layer(op="Concat", name="algm/token_counts", inputs=counts, outputs=[token_counts], attrs={"axis": 0})
+    graph.layer(op="Concat", name="algm/token_counts", inputs=counts, outputs=[token_counts], attrs={"axis": 1})
     graph.layer(op="Concat", name="algm/token_maps", inputs=maps, outputs=[token_maps], attrs={"axis": 1})
     graph.outputs.extend([token_counts, token_maps])
     return gs.export_onnx(graph.cleanup().toposort())

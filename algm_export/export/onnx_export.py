@@ -25,15 +25,16 @@ DEFAULT_OPSET = 18
 MAX_BATCH = 1024
 
 
-def _local_merge(x, grid_h, grid_w, window_h, window_w, threshold):
+def _local_merge(x, grid_h, grid_w, window_h, window_w, threshold, per_image):
     merged, sizes, token_map, _ = algm.LocalMerge(x, grid_h=grid_h, grid_w=grid_w, window_h=window_h,
-                                                  window_w=window_w, threshold=threshold, **PLUGIN_ATTRIBUTES)
+                                                  window_w=window_w, threshold=threshold, per_image=int(per_image),
+                                                  **PLUGIN_ATTRIBUTES)
     return merged, sizes, token_map
 
 
-def _global_merge(x, sizes, token_map, layer_number):
+def _global_merge(x, sizes, token_map, layer_number, per_image):
     merged, new_sizes, new_map, _ = algm.GlobalMerge(x, sizes, token_map, layer_number=layer_number,
-                                                     **PLUGIN_ATTRIBUTES)
+                                                     per_image=int(per_image), **PLUGIN_ATTRIBUTES)
     return merged, new_sizes, new_map
 
 

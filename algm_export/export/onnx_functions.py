@@ -10,7 +10,7 @@ scatter-mean through ScatterElements(reduction="add"). Only the output token cou
 from __future__ import annotations
 
 import onnx
-from onnxscript import FLOAT, INT32, INT64, script
+from onnxscript import BOOL, FLOAT, INT32, INT64, script
 from onnxscript import opset18 as op
 from onnxscript.values import Opset
 
@@ -54,13 +54,21 @@ def ScatterMean(x, sizes, slots, n_out):
     sums = op.ScatterElements(zeros, index, weighted, axis=1, reduction="add")
     no_sizes = op.Expand(op.Constant(value_float=0.0), op.Concat(batch, n_out, axis=0))
     new_sizes = op.ScatterElements(no_sizes, slots, sizes, axis=1, reduction="add")
-    merged = op.CastLike(sums / op.Unsqueeze(new_sizes, [-1]), x)
+    divisor = op.Max(op.Unsqueeze(new_sizes, [-1]), op.Constant(value_float=1.0))  # empty (padding) slots: 0
+    merged = op.CastLike(sums / divisor, x)
     return merged, new_sizes
+
+
+@script(algm_impl, default_opset=op)
+def BatchRule(per_image_counts, per_image: int):
+    """[B, 1] counts: the per-image ones (per_image != 0) or their batch minimum for every image."""
+    chosen = op.Cast(op.Constant(value_int=per_image), to=BOOL.dtype)
+    return op.Where(chosen, per_image_counts, op.ReduceMin(per_image_counts, keepdims=1))
 
 
 @script(algm, default_opset=op)
 def LocalMerge(tokens, grid_h: int, grid_w: int, window_h: int, window_w: int, threshold: float,
-               plugin_version: str, plugin_namespace: str):
+               per_image: int, plugin_version: str, plugin_namespace: str):
     """CLAP (see algm_export.merging.assignment.local_assignment)."""
     gh = op.Unsqueeze(op.Constant(value_int=grid_h), [0])
     gw = op.Unsqueeze(op.Constant(value_int=grid_w), [0])
@@ -77,7 +85,7 @@ def LocalMerge(tokens, grid_h: int, grid_w: int, window_h: int, window_w: int, t
                                                                        op.Concat(k, k, axis=0)))
     similarity = op.ReduceSum(gram * off_diagonal, [2, 3], keepdims=0) / op.Cast(k * (k - 1), to=FLOAT.dtype)
     above = op.Cast(similarity >= op.Constant(value_float=threshold), to=INT64.dtype)
-    r = op.ReduceMin(op.ReduceSum(above, [1], keepdims=0), keepdims=1)
+    r = BatchRule(op.ReduceSum(above, [1], keepdims=1), per_image=per_image)
 
     window_rank = DescendingRanks(similarity)
     rows = op.Range(0, op.Squeeze(gh), 1) / op.Squeeze(wh)
@@ -87,7 +95,8 @@ def LocalMerge(tokens, grid_h: int, grid_w: int, window_h: int, window_w: int, t
     merged = patch_rank < r
     patch_slots = op.Where(merged, patch_rank + 1, KeptBefore(merged) + r + 1)
     slots = op.Concat(op.Expand(0, op.Concat(batch, [1], axis=0)), patch_slots, axis=1)
-    n_out = gh * gw + 1 + r - k * r
+    n_out = op.ReduceMax(gh * gw + 1 + r - k * r, keepdims=0)
+    n_out = op.Reshape(n_out, [1])
     merged_tokens, merged_sizes = ScatterMean(tokens, op.Expand(op.Constant(value_float=1.0), op.Shape(slots)),
                                               slots, n_out)
     token_map = op.Cast(patch_slots - 1, to=INT32.dtype)
@@ -95,37 +104,49 @@ def LocalMerge(tokens, grid_h: int, grid_w: int, window_h: int, window_w: int, t
 
 
 @script(algm, default_opset=op)
-def GlobalMerge(tokens, sizes, token_map, layer_number: int, plugin_version: str, plugin_namespace: str):
-    """GBM (see algm_export.merging.assignment.global_assignment)."""
+def GlobalMerge(tokens, sizes, token_map, layer_number: int, per_image: int, plugin_version: str,
+                plugin_namespace: str):
+    """GBM (see algm_export.merging.assignment.global_assignment); tokens of size 0 are padding."""
     units = UnitRows(tokens)
+    valid = sizes > op.Constant(value_float=0.0)
+    valid_a = op.Slice(valid, [0], [9223372036854775807], [1], [2])
     a = op.Slice(units, [0], [9223372036854775807], [1], [2])
     b = op.Slice(units, [1], [9223372036854775807], [1], [2])
     n_a = op.Shape(a, start=1, end=2)
     n_b = op.Shape(b, start=1, end=2)
+    minus_infinity = op.Constant(value_float=float("-inf"))
     scores = op.MatMul(a, op.Transpose(b, perm=[0, 2, 1]))
     is_class_token = op.Unsqueeze(op.Range(0, op.Squeeze(n_a), 1) == 0, [0, 2])
-    scores = op.Where(is_class_token, op.Constant(value_float=float("-inf")), scores)
+    scores = op.Where(is_class_token, minus_infinity, scores)
+    scores = op.Where(op.Unsqueeze(op.Slice(valid, [1], [9223372036854775807], [1], [2]), [1]), scores,
+                      minus_infinity)
     best_match = op.ArgMax(scores, axis=2, keepdims=0)
-    best_score = op.ReduceMax(scores, [2], keepdims=0)
+    best_score = op.Where(valid_a, op.ReduceMax(scores, [2], keepdims=0), minus_infinity)
 
-    candidates = op.Slice(best_score, [1], [9223372036854775807], [1])
-    means = op.ReduceMean(candidates, [1], keepdims=1)
-    deviations = candidates - means
-    count = op.Cast(op.Shape(candidates, start=1, end=2), to=FLOAT.dtype)
-    stds = op.Sqrt(op.ReduceSum(deviations * deviations, [1], keepdims=0) / (count - op.Constant(value_float=1.0)))
+    counted = op.Slice(valid_a, [1], [9223372036854775807], [1])
+    count = op.ReduceSum(op.Cast(counted, to=FLOAT.dtype), [1], keepdims=1)
+    zero = op.Constant(value_float=0.0)
+    candidates = op.Where(counted, op.Slice(best_score, [1], [9223372036854775807], [1]), zero)
+    means = op.ReduceSum(candidates, [1], keepdims=1) / count
+    deviations = op.Where(counted, candidates - means, zero)
+    stds = op.Sqrt(op.ReduceSum(deviations * deviations, [1], keepdims=1) / (count - op.Constant(value_float=1.0)))
     layer = op.Cast(op.Constant(value_int=layer_number), to=FLOAT.dtype)
-    threshold = op.ReduceMean(means, keepdims=0) + op.ReduceMean(stds, keepdims=0) / layer
+    chosen = op.Cast(op.Constant(value_int=per_image), to=BOOL.dtype)
+    threshold = op.Where(chosen, means + stds / layer,
+                         op.ReduceMean(means, keepdims=0) + op.ReduceMean(stds, keepdims=0) / layer)
     above = op.Cast(best_score >= threshold, to=INT64.dtype)
-    r = op.ReduceMin(op.ReduceSum(above, [1], keepdims=0), keepdims=1)
+    r = BatchRule(op.ReduceSum(above, [1], keepdims=1), per_image=per_image)
 
+    n_tokens = op.ReduceSum(op.Cast(valid, to=INT64.dtype), [1], keepdims=1)
+    kept_a = (n_tokens + 1) / 2 - r
     merged = DescendingRanks(best_score) < r
-    a_slots = op.Where(merged, best_match + n_a - r, KeptBefore(merged))
-    b_slots = op.Expand(op.Range(0, op.Squeeze(n_b), 1) + n_a - r, op.Concat(op.Shape(a, start=0, end=1), n_b, axis=0))
-    n_tokens = op.Shape(tokens, start=1, end=2)
-    position = op.Range(0, op.Squeeze(n_tokens), 1)
+    a_slots = op.Where(merged, best_match + kept_a, KeptBefore(merged))
+    b_slots = op.Range(0, op.Squeeze(n_b), 1) + kept_a
+    length = op.Shape(tokens, start=1, end=2)
+    position = op.Range(0, op.Squeeze(length), 1)
     source = op.Where(op.Mod(position, op.Constant(value_int=2)) == 0, position / 2, position / 2 + n_a)
-    slots = op.Gather(op.Concat(a_slots, b_slots, axis=1), source, axis=1)
-    n_out = n_tokens - r
+    slots = op.Where(valid, op.Gather(op.Concat(a_slots, b_slots, axis=1), source, axis=1), op.Constant(value_int=0))
+    n_out = op.Reshape(op.ReduceMax(n_tokens - r, keepdims=0), [1])
     merged_tokens, merged_sizes = ScatterMean(tokens, sizes, slots, n_out)
     patch_slots = op.Slice(slots, [1], [9223372036854775807], [1]) - 1
     new_map = op.Cast(op.GatherElements(patch_slots, op.Cast(token_map, to=INT64.dtype), axis=1), to=INT32.dtype)
@@ -140,7 +161,7 @@ def Unmerge(values, token_map, plugin_version: str, plugin_namespace: str):
     return op.GatherElements(values, op.Expand(index, shape), axis=1)
 
 
-FUNCTIONS = (UnitRows, DescendingRanks, KeptBefore, ScatterMean, LocalMerge, GlobalMerge, Unmerge)
+FUNCTIONS = (UnitRows, DescendingRanks, KeptBefore, ScatterMean, BatchRule, LocalMerge, GlobalMerge, Unmerge)
 
 
 def function_protos() -> list[onnx.FunctionProto]:

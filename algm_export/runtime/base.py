@@ -19,7 +19,7 @@ class Prediction:
     """What a backend returns for a batch."""
 
     logits: np.ndarray  # [B, n_cls, H, W] float32
-    token_counts: list[int] | None = None  # tokens (class token included) after each merge
+    token_counts: np.ndarray | None = None  # [B, merges] int64: each image's tokens (class token included) after each merge
     token_maps: np.ndarray | None = None  # [B, merges, N] int32: patch -> token after each merge
 
     def labels(self) -> np.ndarray:

@@ -67,9 +67,7 @@ class OnnxRuntimeBackend(Backend):
 
     def _run(self, images: np.ndarray) -> Prediction:
         outputs = dict(zip(self.output_names, self.session.run(None, {self.input_name: images})))
-        counts = outputs.get("token_counts")
-        return Prediction(outputs["logits"], [int(c) for c in counts] if counts is not None else None,
-                          outputs.get("token_maps"))
+        return Prediction(outputs["logits"], outputs.get("token_counts"), outputs.get("token_maps"))
 
     def end_profiling(self) -> Path:
         """Stop profiling and return the trace file (JSON)."""

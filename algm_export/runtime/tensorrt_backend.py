@@ -113,5 +113,5 @@ class TensorRTBackend(Backend):
         self.buffers(batch)[self.input_name].copy_(self._torch.from_numpy(images))
         host = {name: tensor.cpu().numpy() for name, tensor in self.infer(batch).items()}
         counts = host.get(TOKEN_COUNTS)
-        return Prediction(host[LOGITS].astype(np.float32), [int(c) for c in counts] if counts is not None else None,
+        return Prediction(host[LOGITS].astype(np.float32), counts.astype(np.int64) if counts is not None else None,
                           host.get(TOKEN_MAPS))

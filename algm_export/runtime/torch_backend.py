@@ -25,8 +25,8 @@ class TorchBackend(Backend):
             replay = torch.from_numpy(replay_maps).to(self.device) if replay_maps is not None else None
             logits = self.model(torch.from_numpy(images).to(self.device), replay_maps=replay,
                                 merge_inputs=merge_inputs).cpu().numpy()
-        maps = self.model.token_maps
-        return Prediction(logits, list(self.model.token_counts) if self.model.algm else None,
+        maps, counts = self.model.token_maps, self.model.token_counts
+        return Prediction(logits, counts.cpu().numpy() if counts is not None else None,
                           maps.cpu().numpy() if maps is not None else None)
 
     def replay(self, images: np.ndarray, token_maps: np.ndarray,
