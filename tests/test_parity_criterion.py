@@ -123,7 +123,8 @@ def swapped_window_order(model, images: np.ndarray) -> Prediction:
     clap[maps[:, 0] == first], clap[maps[:, 0] == last] = last, first
     inputs: list[torch.Tensor] = []
     torch_backend.replay(images, np.stack([clap, maps[:, 1]], axis=1), inputs)
-    slots, _ = global_assignment(inputs[1].float(), model.algm.layers[1])
+    x = inputs[1].float()
+    slots, _ = global_assignment(x, model.algm.layers[1], torch.ones(x.shape[:2]))  # one image: no padding
     gbm = np.take_along_axis((slots[:, 1:] - 1).numpy(), clap.astype(np.int64), axis=1).astype(np.int32)
     doctored = np.stack([clap, gbm], axis=1)
     replayed = torch_backend.replay(images, doctored)
@@ -160,10 +161,34 @@ def test_decisions_read_back_from_maps(tiny_model, photo_reference):
     maps = photo_reference.predictions[-1].token_maps.astype(np.int64)  # the mixed batch
     counts = photo_reference.predictions[-1].token_counts
     ranks = clap_ranks(maps[:, 0], (32, 32), (2, 2))
-    r_clap = 1024 - (counts[0] - 1)  # each merged window removes 3 tokens
-    assert ((ranks >= 0).sum(axis=1) * 3 == r_clap).all()
+    assert ((ranks >= 0).sum(axis=1) * 3 == 1025 - counts[:, 0]).all()  # each merged window removes 3 tokens
     matches = gbm_matches(maps[:, 0], maps[:, 1])
-    assert ((matches >= 0).sum(axis=1) == counts[0] - counts[1]).all()
+    assert ((matches >= 0).sum(axis=1) == counts[:, 0] - counts[:, 1]).all()
+    assert counts[0, 0] != counts[1, 0], "per image: astronaut and the white image keep their own counts"
+    with pytest.raises(MalformedMaps, match="r is shared"):
+        clap_ranks(maps[:, 0], (32, 32), (2, 2), shared_r=True)
+
+
+def test_each_image_of_a_batch_gives_its_batch1_result(tiny_model, photo_reference):
+    entry = compare(photo_reference, TorchBackend(tiny_model, SIZE), "fp32", "-")
+    assert entry["passed"], entry["failures"]
+    images = entry["batch_independence"]
+    assert [i["image"] for i in images] == ["astronaut", "white"]
+    astronaut, white = images
+    assert astronaut["same_decisions"] and astronaut["max_abs_logit"] <= 1e-4 and astronaut["label_agreement"] == 1
+    # the white image's windows and A tokens all tie: its decisions may differ by float rounding, within eps
+    assert white["same_decisions"] or white["required_epsilon"] <= CRITERIA["fp32"]["decision_epsilon"] / 3
+
+
+def test_published_batch_rule_fails_batch_independence(tiny_model, photo_reference):
+    """The published rule (r = batch minimum) is carried out exactly by this backend, so criteria 1-3 pass
+    against a reference with the same rule; its images in the mixed batch are not their batch-1 selves."""
+    published = model_with(tiny_model, batch_rule="min")
+    reference = Reference.run(TorchBackend(published, SIZE), photo_reference.cases)
+    entry = compare(reference, TorchBackend(published, SIZE), "fp32", "-")
+    assert not entry["passed"]
+    assert entry["failures"] and all("in the mixed batch vs alone" in f for f in entry["failures"]), entry["failures"]
+    assert any("decisions differ beyond near-ties" in f for f in entry["failures"])
 
 
 @pytest.mark.parametrize("where", ["backend", "reference"])

@@ -45,11 +45,13 @@ class MergeJudgement:
         return data
 
 
-def clap_ranks(new_map: np.ndarray, grid: tuple[int, int], window: tuple[int, int]) -> np.ndarray:
+def clap_ranks(new_map: np.ndarray, grid: tuple[int, int], window: tuple[int, int], shared_r: bool = False
+               ) -> np.ndarray:
     """CLAP decisions ``[B, W]``: each window's position among the merged tokens, -1 when kept.
 
-    Checks the CLAP layout (merged windows first, one token each, in a shared count r; kept patches after,
-    in raster order) and raises :class:`MalformedMaps` otherwise."""
+    Checks the CLAP layout (merged windows first, one token each, r of them per image, the same r for every
+    image with ``shared_r`` (the published rule); kept patches after, in raster order) and raises
+    :class:`MalformedMaps` otherwise."""
     patch_window = window_of_patch(grid, window, torch.device("cpu")).numpy()
     order = np.argsort(patch_window, kind="stable")
     k = window[0] * window[1]
@@ -57,7 +59,7 @@ def clap_ranks(new_map: np.ndarray, grid: tuple[int, int], window: tuple[int, in
     whole = (tokens == tokens[..., :1]).all(axis=-1)
     ranks = np.where(whole, tokens[..., 0], -1)
     r = whole.sum(axis=1)
-    if len(set(r.tolist())) > 1:
+    if shared_r and len(set(r.tolist())) > 1:
         raise MalformedMaps(f"CLAP merged {sorted(set(r.tolist()))} windows in one batch (r is shared)")
     for b in range(new_map.shape[0]):
         if sorted(ranks[b][ranks[b] >= 0].tolist()) != list(range(r[b])):
@@ -76,10 +78,10 @@ def gbm_matches(old_map: np.ndarray, new_map: np.ndarray) -> np.ndarray:
     ``old_map``/``new_map``: the patch->token maps before and after the merge. Checks GBM's layout (kept A
     tokens in order, then every B token, merged A tokens in their B token) and raises :class:`MalformedMaps`."""
     batch = old_map.shape[0]
-    tokens = int(old_map.max()) + 2  # class token included
-    n_a = (tokens + 1) // 2
-    matches = np.full((batch, n_a), -1, dtype=np.int64)
+    matches = np.full((batch, (int(old_map.max()) + 3) // 2), -1, dtype=np.int64)
     for b in range(batch):
+        tokens = int(old_map[b].max()) + 2  # this image's tokens, class token included
+        n_a = (tokens + 1) // 2
         slot = np.full(tokens, -1, dtype=np.int64)
         slot[0] = 0
         slot[old_map[b] + 1] = new_map[b] + 1
@@ -96,7 +98,7 @@ def gbm_matches(old_map: np.ndarray, new_map: np.ndarray) -> np.ndarray:
                 or not np.array_equal(a_slots[~merged], expected_a[~merged])
                 or (a_slots[merged] - base >= len(b_slots)).any() or merged.sum() != r):
             raise MalformedMaps("token map is not GBM's layout (kept A tokens, then B tokens)")
-        matches[b, merged] = a_slots[merged] - base
+        matches[b, :n_a][merged] = a_slots[merged] - base
     return matches
 
 
@@ -117,12 +119,22 @@ def _worst(amounts: dict[str, float]) -> tuple[float, str]:
     return max(0.0, amounts[what]), what if amounts[what] > 0 else "-"
 
 
+def _r_rule(per_image: bool) -> tuple[str, float, object]:
+    """How "r is too small" is measured: per image, any image that keeps a score above its threshold
+    (largest over images); with the published rule, r is a batch minimum, so only when every image does
+    (smallest over images). Returns (name, start value, combining function)."""
+    if per_image:
+        return "kept one above the threshold", -np.inf, max
+    return "r above PyTorch's in every image", np.inf, min
+
+
 def judge_clap(similarity: np.ndarray, threshold: float, ranks: np.ndarray, own: np.ndarray,
-               epsilon: float) -> tuple[int, int, float, str]:
+               epsilon: float, per_image: bool = True) -> tuple[int, int, float, str]:
     """(differing, near_boundary, required_epsilon, worst) of CLAP ranks against PyTorch's window
     similarities ``[B, W]`` and ``threshold``; ``own`` = PyTorch's own ranks."""
+    rule, start, combine = _r_rule(per_image)
     amounts = {"merged window below the threshold": -np.inf, "kept window above a merged one": -np.inf,
-               "merged windows out of order": -np.inf, "r above PyTorch's in every image": np.inf}
+               "merged windows out of order": -np.inf, rule: start}
     near = 0
     for s, rank in zip(similarity, ranks):
         merged = rank >= 0
@@ -134,8 +146,7 @@ def judge_clap(similarity: np.ndarray, threshold: float, ranks: np.ndarray, own:
         amounts["merged windows out of order"] = max(amounts["merged windows out of order"],
                                                      _order_violation(s[np.argsort(np.where(merged, rank, 1 << 30))
                                                                         [:merged.sum()]]))
-        amounts["r above PyTorch's in every image"] = min(amounts["r above PyTorch's in every image"],
-                                                          _largest(kept - threshold))
+        amounts[rule] = combine(amounts[rule], _largest(kept - threshold))
         descending = np.sort(s)[::-1]
         relevant = descending >= threshold - epsilon
         near += int((np.abs(s - threshold) < epsilon).sum())
@@ -144,14 +155,16 @@ def judge_clap(similarity: np.ndarray, threshold: float, ranks: np.ndarray, own:
     return int((ranks != own).sum()), near, required, worst
 
 
-def judge_gbm(scores: np.ndarray, best: np.ndarray, threshold: float, matches: np.ndarray, own: np.ndarray,
-              epsilon: float) -> tuple[int, int, float, str]:
+def judge_gbm(scores: np.ndarray, best: np.ndarray, thresholds: np.ndarray, matches: np.ndarray, own: np.ndarray,
+              epsilon: float, per_image: bool = True) -> tuple[int, int, float, str]:
     """(differing, near_boundary, required_epsilon, worst) of GBM matches ``[B, n_a]`` against PyTorch's
-    scores ``[B, n_a, n_b]``, best scores and adaptive threshold; ``own`` = PyTorch's own matches."""
+    scores ``[B, n_a, n_b]``, best scores and adaptive thresholds ``[B]`` (padding A tokens score -inf);
+    ``own`` = PyTorch's own matches."""
+    rule, start, combine = _r_rule(per_image)
     amounts = {"merged A token below the threshold": -np.inf, "kept A token above a merged one": -np.inf,
-               "match not the best B token": -np.inf, "r above PyTorch's in every image": np.inf}
+               "match not the best B token": -np.inf, rule: start}
     near = 0
-    for p, s, match in zip(scores, best, matches):
+    for p, s, match, threshold in zip(scores, best, matches, thresholds):
         merged = match >= 0
         kept = s[1:][~merged[1:]]  # the class token (A[0]) never merges
         amounts["merged A token below the threshold"] = max(amounts["merged A token below the threshold"],
@@ -161,14 +174,20 @@ def judge_gbm(scores: np.ndarray, best: np.ndarray, threshold: float, matches: n
         chosen = p[np.flatnonzero(merged), match[merged]]
         amounts["match not the best B token"] = max(amounts["match not the best B token"],
                                                     _largest(s[merged] - chosen))
-        amounts["r above PyTorch's in every image"] = min(amounts["r above PyTorch's in every image"],
-                                                          _largest(kept - threshold))
+        amounts[rule] = combine(amounts[rule], _largest(kept - threshold))
         second = np.sort(p[1:], axis=1)[:, -2] if p.shape[1] > 1 else np.full(len(p) - 1, -np.inf)
         near += int((np.abs(s[1:] - threshold) < epsilon).sum())
         near += int(((s[1:] - second < epsilon) & (s[1:] >= threshold - epsilon)).sum())
     required, worst = _worst(amounts)
     differing = int(((matches != own)[:, 1:]).sum())
     return differing, near, required, worst
+
+
+def real_tokens(token_map: np.ndarray, length: int) -> torch.Tensor:
+    """``[B, length]`` bool: the tokens an image holds (class token and the patch tokens its map reaches);
+    the rest of a padded sequence is padding."""
+    counts = torch.from_numpy(token_map.max(axis=1) + 2)
+    return torch.arange(length)[None, :] < counts[:, None]
 
 
 def judge_merges(token_maps: np.ndarray, merge_inputs: list[torch.Tensor], algm: ALGMConfig,
@@ -183,10 +202,10 @@ def judge_merges(token_maps: np.ndarray, merge_inputs: list[torch.Tensor], algm:
         new_map = token_maps[:, index].astype(np.int64)
         if index == 0:
             similarity = window_similarity(x[:, 1:], grid, algm.window).double().numpy()
-            slots, _ = local_assignment(x, grid, algm.window, algm.threshold)
-            ranks = clap_ranks(new_map, grid, algm.window)
+            slots, _ = local_assignment(x, grid, algm.window, algm.threshold, algm.per_image)
+            ranks = clap_ranks(new_map, grid, algm.window, not algm.per_image)
             own = clap_ranks((slots[:, 1:] - 1).numpy(), grid, algm.window)
-            result = judge_clap(similarity, algm.threshold, ranks, own, epsilon)
+            result = judge_clap(similarity, algm.threshold, ranks, own, epsilon, algm.per_image)
             kind = "CLAP"
         else:
             layer = algm.layers[index]
@@ -194,11 +213,14 @@ def judge_merges(token_maps: np.ndarray, merge_inputs: list[torch.Tensor], algm:
             if x.shape[1] != int(old_map.max()) + 2:
                 raise MalformedMaps(f"merge {index + 1} starts from {x.shape[1]} tokens, the maps say "
                                     f"{int(old_map.max()) + 2}")
-            scores, _, best, threshold = (t.double().numpy() for t in bipartite_scores(x, layer))
-            slots, _ = global_assignment(x, layer)
+            sizes = real_tokens(old_map, x.shape[1]).float() if algm.per_image else None
+            valid = sizes > 0 if sizes is not None else None
+            scores, _, best, threshold = (t.double().numpy() for t in bipartite_scores(x, layer, valid))
+            slots, _ = global_assignment(x, layer, sizes)
             own_map = np.take_along_axis((slots[:, 1:] - 1).numpy(), old_map, axis=1)
             own = gbm_matches(old_map, own_map)
-            result = judge_gbm(scores, best, float(threshold), gbm_matches(old_map, new_map), own, epsilon)
+            thresholds = np.broadcast_to(threshold, (x.shape[0],))
+            result = judge_gbm(scores, best, thresholds, gbm_matches(old_map, new_map), own, epsilon, algm.per_image)
             kind = "GBM"
         judgements.append(MergeJudgement(index + 1, kind, *result))
     return judgements

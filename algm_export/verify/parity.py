@@ -14,6 +14,12 @@ passes a case when
 
 So a legitimate near-tie passes, while a graph with another threshold, window or layers, other weights,
 or wrong decisions fails (in 2 or 3). Agreement with plain PyTorch (its own decisions) is reported too.
+
+4. (batch independence) each image of a mixed batch gives the backend's own batch-1 result: the same merge
+   decisions, or else decisions PyTorch could have taken for the image alone within ε (a near-tie); with
+   the same decisions, logits within ``batch_max_abs_logit`` and labels agreeing on ``batch_label_agreement``
+   of the pixels. A graph exported with the published batch rule (r = batch minimum) fails this on a
+   batch of photos that merge differently.
 """
 
 from __future__ import annotations
@@ -33,10 +39,14 @@ from .decisions import MalformedMaps, clap_ranks, gbm_matches, judge_merges
 # share of pixels whose label equals that replay's, a pixel whose two labels' replayed logits are within
 # label_tie counting as agreeing (a tie). INT8 (Q/DQ graphs) is judged on labels against plain PyTorch FP32
 # (label_agreement_own_decisions); its decision differences are reported (at the FP16 epsilon), not judged.
+# batch_max_abs_logit / batch_label_agreement: criterion 4, an image in a mixed batch against the same
+# backend's batch-1 result (INT8: labels only, whatever the decisions).
 CRITERIA: dict[str, dict[str, float]] = {
-    "fp32": {"decision_epsilon": 1e-5, "max_abs_logit": 1e-3, "label_agreement": 0.9999, "label_tie": 0.0},
-    "fp16": {"decision_epsilon": 1e-3, "max_abs_logit": 0.25, "label_agreement": 0.995, "label_tie": 0.1},
-    "int8": {"label_agreement_own_decisions": 0.99},
+    "fp32": {"decision_epsilon": 1e-5, "max_abs_logit": 1e-3, "label_agreement": 0.9999, "label_tie": 0.0,
+             "batch_max_abs_logit": 1e-4, "batch_label_agreement": 0.9999},
+    "fp16": {"decision_epsilon": 1e-3, "max_abs_logit": 0.25, "label_agreement": 0.995, "label_tie": 0.1,
+             "batch_max_abs_logit": 0.25, "batch_label_agreement": 0.995},
+    "int8": {"label_agreement_own_decisions": 0.99, "batch_label_agreement": 0.99},
 }
 
 
@@ -69,7 +79,7 @@ def check_maps(token_maps: np.ndarray | None, expected: np.ndarray, reference: T
     if token_maps.min() < 0 or token_maps.max() >= token_maps.shape[2]:
         raise MalformedMaps("token_maps hold indices out of range")
     maps = token_maps.astype(np.int64)
-    clap_ranks(maps[:, 0], grid, algm.window)
+    clap_ranks(maps[:, 0], grid, algm.window, not algm.per_image)
     for index in range(1, maps.shape[1]):
         gbm_matches(maps[:, index - 1], maps[:, index])
 
@@ -90,8 +100,8 @@ def label_agreement(logits: np.ndarray, reference: np.ndarray, tie: float = 0.0)
 def compare_case(reference: Reference, index: int, got: Prediction, criteria: dict[str, float]) -> dict:
     """The report entry of one case: finiteness, decisions, logits and labels under replay."""
     case, expected = reference.cases[index], reference.predictions[index]
-    result = {"images": list(case.names), "batch": len(case.names), "token_counts": got.token_counts,
-              "reference_token_counts": expected.token_counts, "problems": []}
+    result = {"images": list(case.names), "batch": len(case.names), "token_counts": as_list(got.token_counts),
+              "reference_token_counts": as_list(expected.token_counts), "problems": []}
     for who, prediction in (("backend", got), ("PyTorch reference", expected)):
         if not np.isfinite(prediction.logits).all():
             result["problems"].append(f"non-finite values in the {who}'s logits")
@@ -127,11 +137,67 @@ def compare_case(reference: Reference, index: int, got: Prediction, criteria: di
     return result
 
 
+def batch_independence(reference: Reference, predictions: list[Prediction], criteria: dict[str, float]
+                       ) -> list[dict]:
+    """Criterion 4: every image of each mixed-batch case against the backend's own batch-1 case of it."""
+    alone = {case.names[0]: i for i, case in enumerate(reference.cases) if len(case.names) == 1}
+    results = []
+    for case, got in zip(reference.cases, predictions):
+        if len(case.names) < 2:
+            continue
+        for b, name in enumerate(case.names):
+            if name not in alone:
+                continue
+            single = predictions[alone[name]]
+            results.append(image_against_batch1(reference, case.images[b : b + 1], name, got, b, single, criteria))
+    return results
+
+
+def image_against_batch1(reference: Reference, image: np.ndarray, name: str, batch: Prediction, index: int,
+                         single: Prediction, criteria: dict[str, float]) -> dict:
+    """One image of a mixed batch (``batch``, row ``index``) against its batch-1 prediction ``single``."""
+    logits = batch.logits[index : index + 1]
+    result = {"image": name, "problems": [], "same_decisions": True, "required_epsilon": 0.0,
+              "max_abs_logit": float(np.abs(logits - single.logits).max()),
+              "label_agreement": label_agreement(logits, single.logits, criteria.get("label_tie", 0.0))}
+    if batch.token_maps is None or single.token_maps is None:
+        return result
+    maps = np.ascontiguousarray(batch.token_maps[index : index + 1])
+    result["same_decisions"] = bool(np.array_equal(maps, single.token_maps))
+    if not result["same_decisions"] and "decision_epsilon" in criteria:
+        merge_inputs: list = []
+        try:
+            reference.torch.replay(image, maps, merge_inputs)
+            judged = judge_merges(maps, merge_inputs, reference.torch.model.algm, grid_of(reference.torch),
+                                  criteria["decision_epsilon"])
+            result["required_epsilon"] = max(m.required_epsilon for m in judged)
+        except MalformedMaps as error:
+            result["problems"].append(f"its token_maps in the batch are not valid merges ({error})")
+    return result
+
+
+def _independence_failures(entry: dict, criteria: dict) -> list[str]:
+    missed = []
+    for image in entry.get("batch_independence", []):
+        where = f"{image['image']} in the mixed batch vs alone"
+        missed += [f"{where}: {problem}" for problem in image["problems"]]
+        if "decision_epsilon" in criteria and image["required_epsilon"] > criteria["decision_epsilon"]:
+            missed.append(f"{where}: decisions differ beyond near-ties (need eps {image['required_epsilon']:.3g})")
+        if image["same_decisions"] or "decision_epsilon" not in criteria:
+            if "batch_max_abs_logit" in criteria and image["max_abs_logit"] > criteria["batch_max_abs_logit"]:
+                missed.append(f"{where}: max |logit difference| {image['max_abs_logit']:.3g} > "
+                              f"{criteria['batch_max_abs_logit']:g}")
+            if image["label_agreement"] < criteria["batch_label_agreement"]:
+                missed.append(f"{where}: label agreement {image['label_agreement']:.5f} < "
+                              f"{criteria['batch_label_agreement']}")
+    return missed
+
+
 def compare(reference: Reference, backend: Backend, precision: str, graph: str) -> dict:
     """The ``parity`` entry of the report for ``backend``."""
     criteria = CRITERIA[precision]
-    cases = [compare_case(reference, i, backend.run(case.images), criteria)
-             for i, case in enumerate(reference.cases)]
+    predictions = [backend.run(case.images) for case in reference.cases]
+    cases = [compare_case(reference, i, got, criteria) for i, got in enumerate(predictions)]
     measured = [c for c in cases if not c["problems"]]
     pixels = [c["batch"] for c in measured]
 
@@ -157,6 +223,7 @@ def compare(reference: Reference, backend: Backend, precision: str, graph: str) 
         "near_boundary": sum(c.get("near_boundary", 0) for c in measured),
         "required_epsilon": largest("required_epsilon"),
         "cases": cases,
+        "batch_independence": batch_independence(reference, predictions, criteria),
         "criteria": criteria,
     }
     entry["failures"] = failures(entry)
@@ -164,12 +231,17 @@ def compare(reference: Reference, backend: Backend, precision: str, graph: str) 
     return entry
 
 
+def as_list(counts: np.ndarray | None) -> list[list[int]] | None:
+    """Per-image token counts ``[B, merges]`` as plain lists (JSON)."""
+    return None if counts is None else np.asarray(counts).tolist()
+
+
 def count_difference(case: dict) -> int:
-    """Largest difference between the backend's and PyTorch's token counts in one case."""
+    """Largest difference between the backend's and PyTorch's token counts (any image, any merge) in one case."""
     got, expected = case["token_counts"] or [], case["reference_token_counts"] or []
-    if len(got) != len(expected):
-        return max(len(got), len(expected)) * 10**6
-    return max((abs(a - b) for a, b in zip(got, expected)), default=0)
+    if np.shape(got) != np.shape(expected):
+        return max(np.size(got), np.size(expected)) * 10**6
+    return int(np.abs(np.asarray(got) - np.asarray(expected)).max(initial=0))
 
 
 def _case_failures(case: dict, criteria: dict) -> list[str]:
@@ -196,4 +268,4 @@ def failures(entry: dict) -> list[str]:
     for case in entry["cases"]:
         label = case["images"][0] if case["batch"] == 1 else f"batch of {case['batch']}"
         missed += [f"{label}: {reason}" for reason in _case_failures(case, entry["criteria"])]
-    return missed
+    return missed + _independence_failures(entry, entry["criteria"])
