@@ -47,9 +47,13 @@ def test_pipeline_outputs_and_parity(pipeline_run):
         assert entry["max_abs_logit"] <= 1e-3 and entry["label_agreement"] >= 0.9999
         assert entry["required_epsilon"] <= entry["criteria"]["decision_epsilon"]
         assert all(len(case["merges"]) == 2 for case in entry["cases"])
-    counts = parity["onnxruntime_fp32"]["reference_token_counts"]
+    *singles, mixed = parity["onnxruntime_fp32"]["reference_token_counts"]
+    counts = [c[0] for c in singles]
     assert len({tuple(c) for c in counts}) >= 4, "token counts should differ between photos"
     assert all(c[0] < 1025 and c[1] < c[0] for c in counts)
+    assert mixed == counts, "per image: each photo of the mixed batch keeps its own counts"
+    for name, entry in parity.items():
+        assert [i["image"] for i in entry["batch_independence"]] == list(SAMPLE_PHOTOS), name
     assert parity["onnxruntime_fp16"]["label_agreement"] >= 0.995
     assert "token_count_difference" in parity["onnxruntime_fp16"]
     assert "onnxruntime_fp16" in printed and "passed" in printed and "polygraphy run" in printed
