@@ -306,6 +306,7 @@ def speed_table(speed: dict) -> str:
              + ", ".join(f"batch {b}: {r:.2f}" for b, r in speed["flop_ratio_dense_over_algm"].items()),
              "ONNX Runtime ALGM speedup over ONNX Runtime dense: "
              + ", ".join(f"batch {b}: {r:.2f}x" for b, r in speed["onnxruntime_algm_speedup_over_dense"].items()),
+             *batch_lines(speed),
              f"merge/unmerge nodes: {100 * speed['merge_unmerge_time_share_onnxruntime']:.1f} % of ONNX Runtime "
              "ALGM node time (batch 1, profiled)",
              *int8_lines(speed.get("onnxruntime_int8_algm", {})),
@@ -321,6 +322,18 @@ def speed_table(speed: dict) -> str:
     elif tensorrt:
         lines.append(f"TensorRT rows: {tensorrt['gpu']}, TensorRT {tensorrt['tensorrt_version']}")
     return "\n".join(lines)
+
+
+def batch_lines(speed: dict) -> list[str]:
+    """How much of the FLOP ratio ONNX Runtime realises per batch, and how much of batch 1's speedup each
+    larger batch keeps (with per-image merging a batch should keep it: each image merges as it would alone)."""
+    flops, measured = speed["flop_ratio_dense_over_algm"], speed["onnxruntime_algm_speedup_over_dense"]
+    lines = ["ONNX Runtime speedup / FLOP ratio: "
+             + ", ".join(f"batch {b}: {measured[b] / flops[b]:.2f}" for b in measured)]
+    if "1" in measured and len(measured) > 1:
+        lines.append("ONNX Runtime speedup kept relative to batch 1: "
+                     + ", ".join(f"batch {b}: {measured[b] / measured['1']:.2f}" for b in measured if b != "1"))
+    return lines
 
 
 def int8_lines(int8: dict) -> list[str]:

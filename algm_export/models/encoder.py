@@ -10,6 +10,11 @@ from timm.models.vision_transformer import Block, VisionTransformer
 
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import global_merge, local_merge, replay_merge
+from .packing import Packing, packed_attention_half
+
+# Per-image rule: after the first merge the Linear layers run on the packed real tokens of all images
+# (True) or on the tokens padded to the longest image (False); attention works per image either way.
+PACK_TOKENS = True
 
 
 def build_vit(config: SegmenterConfig) -> VisionTransformer:
@@ -85,13 +90,15 @@ def encode(
     x = vit.norm_pre(x)
 
     merge_layers = algm.layers if algm is not None else ()
-    sizes = token_map = mask = None
+    sizes = token_map = mask = packing = None
     maps, counts = [], []
     for number, block in enumerate(vit.blocks, start=1):
+        x = attention_half(block, x, mask) if packing is None else packed_attention_half(block, x, packing)
         if number not in merge_layers:
-            x = block(x, attn_mask=mask)
+            x = mlp_half(block, x)
             continue
-        x = attention_half(block, x, mask)
+        if packing is not None:
+            x = packing.unpack(x)
         if merge_inputs is not None:
             merge_inputs.append(x)
         if replay_maps is not None:
@@ -104,9 +111,14 @@ def encode(
         else:
             x, sizes, token_map = global_merge(x, sizes, token_map, number, algm.per_image)
         valid = sizes > 0
-        if algm.per_image:
+        if algm.per_image and PACK_TOKENS:
+            packing = Packing.of(sizes, x.dtype)
+            x = packing.pack(x)
+        elif algm.per_image:
             mask = padding_mask(valid, x.dtype)
         x = mlp_half(block, x)
         maps.append(token_map)
         counts.append(valid.sum(dim=1))
+    if packing is not None:
+        x = packing.unpack(x)
     return vit.norm(x), maps, counts, valid if maps else None

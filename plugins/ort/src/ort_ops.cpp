@@ -43,6 +43,26 @@ int32_t intAttribute(Ort::ConstKernelInfo const& info, char const* op, char cons
     return static_cast<int32_t>(value);
 }
 
+// The kernels implement the published batch rule only (r = batch minimum): a node asking for per-image
+// merging (per_image = 1, the exporter's default) is refused instead of being run with the other rule.
+void requirePublishedRule(Ort::ConstKernelInfo const& info, char const* op)
+{
+    int64_t perImage = 0;
+    try
+    {
+        perImage = info.GetAttribute<int64_t>(algm::contract::attr::per_image);
+    }
+    catch (Ort::Exception const&)
+    {
+        perImage = 0; // graphs exported before the attribute existed: the published rule
+    }
+    if (perImage != 0)
+    {
+        fail(op, "per_image = 1 (per-image merging) is not implemented in the C++ kernels yet; export with "
+                 "--batch-rule min to use them, or run the graph's function bodies");
+    }
+}
+
 int32_t extent(int64_t value, char const* op)
 {
     if (value < 0 || value > std::numeric_limits<int32_t>::max())
@@ -115,6 +135,7 @@ struct LocalMergeKernel
         params.windowH = intAttribute(attributes, op, algm::contract::attr::window_h, 1);
         params.windowW = intAttribute(attributes, op, algm::contract::attr::window_w, 1);
         params.threshold = attributes.GetAttribute<float>(algm::contract::attr::threshold);
+        requirePublishedRule(attributes, op);
     }
 
     void Compute(OrtKernelContext* raw)
@@ -153,6 +174,7 @@ struct GlobalMergeKernel
         : layerNumber(intAttribute(
             Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge, algm::contract::attr::layer_number, 1))
     {
+        requirePublishedRule(Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge);
     }
 
     void Compute(OrtKernelContext* raw)

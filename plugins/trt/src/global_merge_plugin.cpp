@@ -42,7 +42,8 @@ bool makeParams(nvinfer1::PluginTensorDesc const* in, int32_t layerNumber, algm:
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::fieldNames()
 {
-    return {fieldName(kLayerNumber, PluginFieldType::kINT32), fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
+    return {fieldName(kLayerNumber, PluginFieldType::kINT32), fieldName(contract::attr::per_image, PluginFieldType::kINT32),
+        fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
 std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
@@ -51,6 +52,7 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     FieldReader reader(fields);
     Attributes attributes;
     reader.readInt32(kLayerNumber, attributes.layerNumber, 1);
+    requirePublishedBatchRule(reader);
     readSizeDtype(reader, attributes.sizeDtype);
     if (!reader.ok())
     {

@@ -46,7 +46,8 @@ std::vector<nvinfer1::PluginField> LocalMergePlugin::fieldNames()
 {
     return {fieldName(kGridH, PluginFieldType::kINT32), fieldName(kGridW, PluginFieldType::kINT32),
         fieldName(kWindowH, PluginFieldType::kINT32), fieldName(kWindowW, PluginFieldType::kINT32),
-        fieldName(kThreshold, PluginFieldType::kFLOAT32), fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
+        fieldName(kThreshold, PluginFieldType::kFLOAT32), fieldName(contract::attr::per_image, PluginFieldType::kINT32),
+        fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
 std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
@@ -59,6 +60,7 @@ std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     reader.readInt32(kWindowH, attributes.windowH, 1);
     reader.readInt32(kWindowW, attributes.windowW, 1);
     reader.readFloat32(kThreshold, attributes.threshold);
+    requirePublishedBatchRule(reader);
     readSizeDtype(reader, attributes.sizeDtype);
     if (reader.ok())
     {
