@@ -37,7 +37,7 @@ def photos_case(request, tiny_model, block1_tokens):
     x1 = block1_tokens[BATCHES[request.param]]
     vit = tiny_model.encoder
     with torch.no_grad():
-        x, sizes, token_map = ops.local_merge(x1, *GRID, *WINDOW, THRESHOLD)
+        x, sizes, token_map = ops.local_merge(x1, *GRID, *WINDOW, THRESHOLD, False)
         x = mlp_half(vit.blocks[0], x)
         for block in vit.blocks[1 : GBM_LAYER - 1]:
             x = block(x)
@@ -68,12 +68,12 @@ def assert_within_half_ulp(actual: np.ndarray, expected: np.ndarray) -> None:
 
 def local_both(x: torch.Tensor, grid=GRID, window=WINDOW, threshold=THRESHOLD):
     ours = kernels.local_merge(x.numpy(), grid, window, threshold)
-    return ours, ops.local_merge(x, *grid, *window, threshold)
+    return ours, ops.local_merge(x, *grid, *window, threshold, False)  # the kernels: published rule
 
 
 def global_both(x: torch.Tensor, sizes: torch.Tensor, token_map: torch.Tensor, layer=GBM_LAYER):
     ours = kernels.global_merge(x.numpy(), sizes.numpy(), token_map.numpy(), layer)
-    return ours, ops.global_merge(x, sizes, token_map, layer)
+    return ours, ops.global_merge(x, sizes, token_map, layer, False)
 
 
 # --- real photos -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from algm_export.cli import main
@@ -37,24 +38,35 @@ def graphs_folder(pipeline_run, tmp_path_factory) -> Path:
     return folder
 
 
-def test_verify_with_our_kernels_in_onnxruntime(ort_ops, graphs_folder, research_checkpoint, capsys):
+def published_rule(source: Path, target: Path) -> Path:
+    """``source`` (model.trt.onnx) with its merge nodes and metadata switched to the published batch rule
+    (per_image = 0), the rule the C++ kernels implement; the function bodies follow the attribute."""
+    model = onnx.load(source)
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.name == "per_image":
+                attribute.i = 0
+    entry = next(p for p in model.metadata_props if p.key == "algm_export")
+    data = json.loads(entry.value)
+    data["algm"]["batch_rule"] = "min"
+    entry.value = json.dumps(data)
+    onnx.save(model, target)
+    return target
+
+
+def test_per_image_graphs_are_refused_by_our_kernels(ort_ops, graphs_folder, research_checkpoint, capsys):
+    """The kernels implement the published rule only: a per-image node (the default export) is refused in
+    one line, never run with the other rule."""
     code = main(["verify", str(research_checkpoint), "-o", str(graphs_folder), "--ort-ops", str(ort_ops)])
-    printed = capsys.readouterr().out
-    report = json.loads((graphs_folder / "report.json").read_text())
-    entry = report["parity"]["onnxruntime_algm_ops"]
-    assert code == 0, printed
-    assert entry["graph"] == "model.trt.onnx" and entry["passed"], entry.get("failures")
-    assert entry["max_abs_logit"] <= 1e-3 and entry["label_agreement"] >= 0.9999
-    assert entry["token_count_difference"] == 0
-    # The same decisions as the graph's own standard-op bodies, on every case.
-    assert entry["token_counts"] == report["parity"]["onnxruntime_fp32_trt_graph"]["token_counts"]
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "per_image = 1 (per-image merging) is not implemented" in err
 
 
 def test_algm_nodes_run_our_kernels_not_the_function_bodies(ort_ops, graphs_folder, photo_batch):
     images = photo_batch[:2].numpy()
-    ours = OnnxRuntimeBackend(graphs_folder / "model.trt.onnx", custom_ops=ort_ops,
-                              profile_prefix=str(graphs_folder / "profile"))
-    functions = OnnxRuntimeBackend(graphs_folder / "model.trt.onnx")
+    graph = published_rule(graphs_folder / "model.trt.onnx", graphs_folder / "model.min.trt.onnx")
+    ours = OnnxRuntimeBackend(graph, custom_ops=ort_ops, profile_prefix=str(graphs_folder / "profile"))
+    functions = OnnxRuntimeBackend(graph)
     got, expected = ours.run(images), functions.run(images)
     events = json.loads(ours.end_profiling().read_text())
     kinds = {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].startswith("algm/")}
