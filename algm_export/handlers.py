@@ -80,7 +80,7 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"dry run: nothing written (would write to {args.output}/)")
         return 0
     options = VerifyOptions(args.images, args.verify_batch)
-    return run_pipeline(model, args.output, size, args.fp16, options, engine_options(args), args.verbose)
+    return run_pipeline(model, args.output, size, args.fp16, options, engine_options(args), args.verbose, args.outputs)
 
 
 def build_command(args: argparse.Namespace) -> int:

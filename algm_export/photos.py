@@ -33,6 +33,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit grayscale: keep the top 8 bits
+                gray = (np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise AlgmExportError(f"{path}: not a readable image ({type(error).__name__})") from error

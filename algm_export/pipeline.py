@@ -15,6 +15,7 @@ from .files import prepare_output_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .runtime.outputs import DEFAULT_OUTPUTS
 from .runtime.torch_backend import TorchBackend
 from .verify.cases import make_cases
 from .verify.parity import Reference, compare
@@ -161,15 +162,16 @@ def autoregistering_library(tensorrt: TensorRTOutcome) -> str:
 
 
 def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool, options: VerifyOptions,
-                 engine: TensorRTOptions, verbose: bool = False) -> int:
-    """Export, build the engine (with ``fp16``), verify and report; returns the exit code (1: parity failed)."""
+                 engine: TensorRTOptions, verbose: bool = False, outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> int:
+    """Export (with the deployment ``outputs``), build the engine (with ``fp16``), verify and report; returns the
+    exit code (1: parity failed)."""
     check_output_folder(folder)
     options.check()
     photos = verification_photos(options.images)
     progress = Progress(3 if fp16 else 2)
     prepare_output_folder(folder)
     with progress.stage(f"export ONNX to {folder}/"):
-        graphs = export_graphs(model, folder, image_size, fp16=fp16, verbose=verbose)
+        graphs = export_graphs(model, folder, image_size, fp16=fp16, verbose=verbose, outputs=outputs)
         for path in (graphs.portable, graphs.plugin, graphs.fp16):
             if path is not None:
                 print(f"      {path.name:<16} {path.stat().st_size / 1e6:6.1f} MB")

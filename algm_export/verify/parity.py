@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime.base import Backend, Prediction
+from ..runtime.outputs import LOGITS, SCORES
 from ..runtime.torch_backend import TorchBackend
 from .cases import Case
 
@@ -45,28 +46,34 @@ def _same_maps(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 def compare(reference: Reference, backend: Backend, precision: str, graph: str) -> dict:
     """The ``parity`` entry of the report for ``backend``."""
     cases, worst, worst_own, abs_sum, count, agree, pixels, mismatches = [], 0.0, 0.0, 0.0, 0, 0, 0, 0
+    floats = [name for name in (SCORES, LOGITS) if name in backend.info.outputs]  # what was exported
+    size = backend.info.image_size
     for case, expected in zip(reference.cases, reference.predictions):
         got = backend.run(case.images)
         same_decisions = _same_maps(got.token_maps, expected.token_maps)
         target = expected if same_decisions else reference.torch.replay(case.images, got.token_maps)
-        difference = np.abs(got.logits - target.logits)
-        own_difference = float(np.abs(got.logits - expected.logits).max())
-        equal_labels = int((got.labels() == expected.labels()).sum())
-        worst, worst_own = max(worst, float(difference.max())), max(worst_own, own_difference)
-        abs_sum += float(difference.sum(dtype=np.float64))
-        count += difference.size
+        differences = [np.abs(got.outputs[name] - target.outputs[name]) for name in floats]
+        case_worst = max((float(d.max()) for d in differences), default=0.0)
+        own_difference = max((float(np.abs(got.outputs[name] - expected.outputs[name]).max()) for name in floats),
+                             default=0.0)
+        labels = expected.labels(size)
+        equal_labels = int((got.labels(size) == labels).sum())
+        worst, worst_own = max(worst, case_worst), max(worst_own, own_difference)
+        abs_sum += sum(float(d.sum(dtype=np.float64)) for d in differences)
+        count += sum(d.size for d in differences)
         agree += equal_labels
-        pixels += expected.logits.shape[0] * expected.logits.shape[2] * expected.logits.shape[3]
+        pixels += labels.size
         mismatches += not same_decisions
         cases.append({
-            "images": list(case.names), "batch": len(case.names), "max_abs_logit": float(difference.max()),
-            "label_agreement": equal_labels / (expected.logits.shape[0] * np.prod(expected.logits.shape[2:])),
+            "images": list(case.names), "batch": len(case.names), "max_abs_logit": case_worst,
+            "label_agreement": equal_labels / labels.size,
             "token_counts": got.token_counts, "reference_token_counts": expected.token_counts,
             "same_merge_decisions": same_decisions, "max_abs_logit_own_decisions": own_difference,
         })
     entry = {
         "graph": graph,
         "precision": precision,
+        "outputs": list(backend.info.outputs),
         "max_abs_logit": worst,
         "mean_abs_logit": abs_sum / max(count, 1),
         "label_agreement": agree / max(pixels, 1),
