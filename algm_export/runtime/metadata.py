@@ -34,10 +34,16 @@ class DeploymentInfo:
     @classmethod
     def of(cls, model, image_size: tuple[int, int], precision: str = "fp32",
            outputs: tuple[str, ...] = OUTPUT_NAMES) -> "DeploymentInfo":
-        """The info of a Segmenter exported at ``image_size`` with the deployment ``outputs``."""
+        """The info of a Segmenter exported at ``image_size`` with the deployment ``outputs``; its sliding-window
+        settings scaled to windows of the export height when that differs from the checkpoint's window."""
         config = model.config
+        windows = config.windows()
+        if windows.window_size != image_size[0]:
+            scale = image_size[0] / windows.window_size
+            windows = WindowSettings(round(windows.im_size * scale), image_size[0],
+                                     max(1, round(windows.window_stride * scale)))
         return cls(tuple(image_size), config.normalization, config.names(), model.algm, precision, tuple(outputs),
-                   config.windows(), config.patch_size)
+                   windows, config.patch_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types (JSON)."""
