@@ -147,13 +147,19 @@ def time_predict(backends: dict[str, Backend], model: Segmenter, folder: Path, p
 
 
 def time_outputs(backends: list[Backend], images: np.ndarray, warmup: int, runs: int) -> list[dict]:
-    """Per-window latency of every output choice (batch of ``images``) for each backend."""
+    """Per-window latency of every output choice (batch of ``images``) for each backend: the choices take turns
+    run after run (interleaved), so that a change in machine load affects them alike; medians."""
     rows = []
     for backend in backends:
         for outputs in OUTPUT_CHOICES:
-            latency, _ = time_backend(backend, images, warmup, runs, outputs)
-            rows.append({"backend": backend.name, "outputs": ",".join(outputs), "batch": len(images),
-                         "latency_ms": round(latency, 2)})
+            for _ in range(max(1, warmup)):  # also builds ONNX Runtime's pruned session for the choice
+                backend.run(images, outputs)
+        samples: dict[tuple[str, ...], list[float]] = {outputs: [] for outputs in OUTPUT_CHOICES}
+        for _ in range(runs):
+            for outputs in OUTPUT_CHOICES:
+                samples[outputs].append(median_ms(lambda: backend.run(images, outputs), 0, 1)[0])
+        rows.extend({"backend": backend.name, "outputs": ",".join(outputs), "batch": len(images),
+                     "latency_ms": round(statistics.median(times), 2)} for outputs, times in samples.items())
     return rows
 
 

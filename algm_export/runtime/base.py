@@ -9,6 +9,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import AlgmExportError
+from ..preprocess import make_batch
 from .metadata import DeploymentInfo
 from .outputs import LABELS, LOGITS, SCORES, labels_from_scores
 
@@ -69,6 +70,11 @@ class Backend(ABC):
             raise AlgmExportError(f"{self.name}: this model has no {', '.join(missing)} output (it has "
                                   f"{', '.join(self.info.outputs)}; re-export with --outputs)")
         return self._run(np.ascontiguousarray(images, dtype=np.float32), wanted)
+
+    def preprocess(self, photos: Sequence[np.ndarray]) -> np.ndarray:
+        """RGB uint8 photos -> one normalized batch, each photo resized to the export size (aspect ratio not
+        kept: for real images use :func:`segment`, Segmenter's sliding window)."""
+        return make_batch(photos, self.info.image_size, self.info.normalization)
 
 
 def segment(backend: Backend, photos: Sequence[np.ndarray], batch: int = 4, windows=None) -> list[np.ndarray]:
