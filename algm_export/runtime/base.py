@@ -8,6 +8,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..config import WindowSettings
 from ..errors import AlgmExportError
 from ..preprocess import make_batch
 from .metadata import DeploymentInfo
@@ -77,14 +78,15 @@ class Backend(ABC):
         return make_batch(photos, self.info.image_size, self.info.normalization)
 
 
-def segment(backend: Backend, photos: Sequence[np.ndarray], batch: int = 4, windows=None) -> list[np.ndarray]:
+def segment(backend: Backend, photos: Sequence[np.ndarray], batch: int = 4, windows: WindowSettings | None = None
+            ) -> list[np.ndarray]:
     """Label maps ``[h, w]`` int32 of RGB uint8 photos, each at its photo's own size, with Segmenter's sliding
     window (settings: ``windows``, a :class:`WindowSettings`, default the model's; ``batch`` windows per run)."""
     return list(segment_stream(backend, photos, batch, windows))
 
 
-def segment_stream(backend: Backend, frames: Iterable[np.ndarray], batch: int = 4, windows=None
-                   ) -> Iterator[np.ndarray]:
+def segment_stream(backend: Backend, frames: Iterable[np.ndarray], batch: int = 4,
+                   windows: WindowSettings | None = None) -> Iterator[np.ndarray]:
     """Streaming :func:`segment` for video: RGB uint8 frames in (any iterable, consumed lazily), label maps out
     in order, each as soon as its windows have run; windows of consecutive frames share batches of ``batch``."""
     from .sliding import SlidingWindow
