@@ -64,7 +64,7 @@ def test_checkpoint_files_with_overlay_and_merges(research_checkpoint, inputs, t
     assert code == 0, err
     assert "with pytorch" in out
     overlay = Image.open(tmp_path / "chelsea_overlay.png")
-    assert overlay.mode == "RGB" and overlay.size[1] == 300 and overlay.size[0] > 451  # image + legend
+    assert overlay.mode == "RGB" and overlay.size[1] >= 300 and overlay.size[0] > 451  # image + legend
     merges = Image.open(tmp_path / "rocket_merges.png")
     assert merges.size[0] > 2 * 512  # two windows for a 427x640 photo resized to 512x767
 
