@@ -9,11 +9,12 @@ from ..errors import AlgmExportError
 from .base import Backend
 
 ENGINE_SUFFIXES = (".plan", ".engine")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin", ".tar", "")
 
 
 def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False) -> Backend:
-    """An ONNX file runs in ONNX Runtime; a ``.plan``/``.engine`` file in TensorRT; anything else is loaded as a
-    checkpoint (research format or bundle) and runs in PyTorch at its sliding-window size."""
+    """A ``.plan``/``.engine`` file runs in TensorRT; a checkpoint (``.pth``, ``.pt``, ``.ckpt``, ...: research
+    format or bundle) in PyTorch at its sliding-window size; anything else (``.onnx``) in ONNX Runtime."""
     path = Path(path)
     if not path.is_file():
         raise AlgmExportError(f"{path}: no such file")
@@ -21,7 +22,7 @@ def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False) -> Bac
         from .tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(path)
-    if path.suffix == ".onnx":
+    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path)
