@@ -264,8 +264,10 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
     print("  timing every output choice, batch 1 ...", flush=True)
     algm_backends = [backend for backend, precision in backends if backend.name.endswith("ALGM") and precision == "fp32"]
     outputs = time_outputs(algm_backends, share_images, warmup, runs)
-    print("  timing our PyTorch ALGM and the research code's way of running it, batch 1 ...", flush=True)
-    research = time_research_style(model, share_images, warmup, runs)
+    print("  timing our PyTorch ALGM and the research code's way of running it, batch 1, training size ...",
+          flush=True)
+    research_images = make_batch([photos[names[0]]], model.config.image_size, model.config.normalization)
+    research = time_research_style(model, research_images, warmup, runs)  # the restatement: training size only
     predict = {"status": "skipped", "reason": "--frames 0"}
     if frames:
         print(f"  timing predict on {frames} 1920x1080 video frames, ONNX Runtime dense and ALGM ...", flush=True)
