@@ -51,7 +51,7 @@ class TensorRTBackend(Backend):
                         tensorrt.int32: torch.int32, tensorrt.int64: torch.int64}
         self._torch = torch
 
-    def _run(self, images: np.ndarray) -> Prediction:
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
         torch = self._torch
         if not self.batch_range[0] <= images.shape[0] <= self.batch_range[1]:
             raise AlgmExportError(f"{self.path}: batch {images.shape[0]} is outside the engine's profile "
@@ -59,18 +59,18 @@ class TensorRTBackend(Backend):
         batch = torch.from_numpy(images).cuda()
         self.context.set_input_shape(self.input_name, tuple(batch.shape))
         self.context.set_tensor_address(self.input_name, batch.data_ptr())
-        outputs = {}
+        buffers = {}  # the engine computes every output; only the wanted ones are copied to the host
         for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
             if min(shape, default=0) < 0:
                 raise AlgmExportError(f"{self.path}: output {name} has a data-dependent shape {shape}")
-            outputs[name] = torch.empty(shape, dtype=self._dtypes[self.engine.get_tensor_dtype(name)], device="cuda")
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
+            buffers[name] = torch.empty(shape, dtype=self._dtypes[self.engine.get_tensor_dtype(name)], device="cuda")
+            self.context.set_tensor_address(name, buffers[name].data_ptr())
         stream = torch.cuda.current_stream()
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise AlgmExportError(f"{self.path}: TensorRT execution failed")
         stream.synchronize()
-        host = {name: tensor.cpu().numpy() for name, tensor in outputs.items()}
-        counts = host.get("token_counts")
-        return Prediction(host["logits"].astype(np.float32), [int(c) for c in counts] if counts is not None else None,
-                          host.get("token_maps"))
+        counts = buffers.get("token_counts")
+        return Prediction({name: buffers[name].cpu().numpy() for name in outputs},
+                          [int(c) for c in counts.cpu()] if counts is not None else None,
+                          buffers["token_maps"].cpu().numpy() if "token_maps" in buffers else None)
