@@ -63,7 +63,7 @@ def test_plugin_graph_follows_the_node_contract(pipeline_run):
     assert sum(n.op_type == "LayerNormalization" for n in model.graph.node) == 31
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch.dim_param and not batch.dim_value
-    assert [o.name for o in model.graph.output] == ["logits", "token_counts", "token_maps"]
+    assert [o.name for o in model.graph.output] == ["labels", "scores", "token_counts", "token_maps"]
 
 
 def test_portable_graph_has_standard_ops_only(pipeline_run):
@@ -81,7 +81,7 @@ def test_fp16_graph_typing(pipeline_run):
     model = onnx.load(pipeline_run[2] / "model.fp16.onnx")
     graph_types = {v.name: v.type.tensor_type.elem_type for v in
                    list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)}
-    assert graph_types["images"] == graph_types["logits"] == onnx.TensorProto.FLOAT
+    assert graph_types["images"] == graph_types["scores"] == onnx.TensorProto.FLOAT
     weights = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer]
     halves = sum(w.size for w in weights if w.dtype == np.float16)
     assert halves > 0.95 * sum(w.size for w in weights if w.dtype.kind == "f")
