@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, DEFAULT_SCOPE
 from .errors import AlgmExportError
-from .output_names import DEFAULT_OUTPUTS, parse_outputs
+from .artifacts import DEFAULT_OUTPUTS, parse_outputs
 
 PROG = "algm-export"
 DEFAULT_OUTPUT = "algm_export_out"
@@ -156,6 +156,9 @@ def add_verify_command_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_output_argument(parser)
     add_verify_arguments(parser)
+    parser.add_argument("--ort-ops", type=Path, metavar="LIB",
+                        help="libalgm_ort_ops.so: also run model.trt.onnx with its algm nodes on our C++ kernels "
+                             "inside ONNX Runtime (parity entry onnxruntime_algm_ops, FP32 criteria)")
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:

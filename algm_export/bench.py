@@ -28,11 +28,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from .artifacts import INT8_GRAPH, LABELS, LOGITS, OUTPUT_NAMES, SCORES, TOKEN_COUNTS
 from .calibration.int8 import Int8Settings, write_int8_graphs
 from .command import export_size, load_model
 from .errors import AlgmExportError
 from .export.graph_edits import NODE_PREFIX
-from .export.onnx_export import INT8_GRAPH, export_graphs
+from .export.onnx_export import export_graphs
 from .files import check_output_target, prepare_output_folder, replaced_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
@@ -41,7 +42,6 @@ from .preprocess import make_batch, resize_rgb
 from .reference.research_algm import reference_forward
 from .runtime.base import Backend
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
-from .runtime.outputs import LABELS, LOGITS, OUTPUT_NAMES, SCORES
 from .runtime.sliding import SlidingWindow
 from .runtime.torch_backend import TorchBackend
 from .trt.availability import Unavailable, tensorrt_environment
@@ -59,6 +59,8 @@ class Timing:
     batch: int
     latency_ms: float
     token_counts: list[int] | None
+    copy_in_ms: float | None = None  # GPU rows: host -> device copy of the batch, timed apart
+    copy_out_ms: float | None = None  # GPU rows: device -> host copy of the deployment outputs
 
     @property
     def images_per_second(self) -> float:
@@ -164,6 +166,62 @@ def time_outputs(backends: list[Backend], images: np.ndarray, warmup: int, runs:
     return rows
 
 
+DEPLOYMENT_OUTPUTS = ("labels", "scores")  # what a deployment copies back (logits when the graph has neither)
+
+
+def _event_ms(torch, work) -> tuple[float, object]:
+    """Milliseconds between CUDA events recorded around ``work()`` on the current stream, and its result."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    result = work()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop), result
+
+
+def time_on_gpu(backend: Backend, images: np.ndarray, warmup: int,
+                runs: int) -> tuple[float, float, float, list[int] | None]:
+    """GPU rows: median inference time with the batch already on the GPU in buffers reused across runs (CUDA
+    events), then the median host->device copy of the batch and device->host copy of the deployment outputs,
+    timed apart; and the token counts. ``backend`` is a TensorRTBackend or a TorchBackend on "cuda"."""
+    from .runtime.tensorrt_backend import TensorRTBackend
+
+    batch = images.shape[0]
+    if isinstance(backend, TensorRTBackend):
+        device_input = backend.buffers(batch)[backend.input_name]
+
+        def infer():
+            return backend.enqueue(batch)
+
+        def deployment(outputs):
+            return [outputs[n] for n in DEPLOYMENT_OUTPUTS if n in outputs] or [outputs[LOGITS]]
+    else:
+        device_input = torch.empty(images.shape, dtype=torch.float32, device="cuda")
+
+        def infer():
+            with torch.no_grad():
+                return {"labels": backend.model(device_input).argmax(dim=1)}
+
+        def deployment(outputs):
+            return [outputs["labels"]]
+    host = torch.from_numpy(images).pin_memory()
+    copy_in = [_event_ms(torch, lambda: device_input.copy_(host, non_blocking=True))[0] for _ in range(runs)]
+    for _ in range(warmup):
+        _event_ms(torch, infer)
+    samples, outputs = [], None
+    for _ in range(runs):
+        elapsed, outputs = _event_ms(torch, infer)
+        samples.append(elapsed)
+    copy_out = [_event_ms(torch, lambda: [t.to("cpu", non_blocking=True) for t in deployment(outputs)])[0]
+                for _ in range(runs)]
+    if isinstance(backend, TensorRTBackend):
+        counts = outputs.get(TOKEN_COUNTS)
+        counts = [int(c) for c in counts.cpu()] if counts is not None else None
+    else:
+        counts = list(backend.model.token_counts) if backend.model.algm else None
+    return statistics.median(samples), statistics.median(copy_in), statistics.median(copy_out), counts
+
+
 def merge_time_share(graph: Path, images: np.ndarray, runs: int, folder: Path) -> float:
     """Fraction of ONNX Runtime node time spent in the inlined merge/unmerge nodes (profiled)."""
     backend = OnnxRuntimeBackend(graph, profile_prefix=str(folder / "ort_profile"))
@@ -261,8 +319,12 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
                             model.config.normalization)
         for backend, precision in backends:
             print(f"  timing {backend.name} {precision} batch {batch} ...", flush=True)
-            latency, counts = time_backend(backend, images, warmup, runs)
-            timings.append(Timing(backend.name, precision, batch, latency, counts))
+            if on_gpu(backend.name):
+                latency, copy_in, copy_out, counts = time_on_gpu(backend, images, warmup, runs)
+                timings.append(Timing(backend.name, precision, batch, latency, counts, copy_in, copy_out))
+            else:
+                latency, counts = time_backend(backend, images, warmup, runs)
+                timings.append(Timing(backend.name, precision, batch, latency, counts))
         counts = next(t.token_counts for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM")
         flop_ratios[batch] = (segmenter_flops(model.config, image_size, None, None)
                               / segmenter_flops(model.config, image_size, algm, counts))
@@ -284,19 +346,25 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
             "outputs": outputs, "research_style_pytorch": research, "predict_1080p": predict}
 
 
+def on_gpu(backend_name: str) -> bool:
+    """Whether a row runs on the GPU (its latency excludes the copies, reported apart)."""
+    return backend_name.startswith("tensorrt") or backend_name.endswith("(cuda)")
+
+
 def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
                  image_size: tuple[int, int], model: Segmenter) -> dict:
     """The ``speed`` entry of report.json."""
     rows = []
     for timing in timings:
-        on_gpu = timing.backend.startswith("tensorrt") or timing.backend.endswith("(cuda)")
-        baseline = "pytorch dense (cuda)" if on_gpu else "pytorch dense"  # same device as the row
+        baseline = "pytorch dense (cuda)" if on_gpu(timing.backend) else "pytorch dense"  # same device as the row
         base = next(t for t in timings if t.batch == timing.batch and t.backend == baseline)
         rows.append({
             "backend": timing.backend, "precision": timing.precision, "batch": timing.batch,
             "latency_ms": round(timing.latency_ms, 2), "images_per_s": round(timing.images_per_second, 3),
             "speedup_vs_pytorch_dense": round(base.latency_ms / timing.latency_ms, 3),
             "token_counts": timing.token_counts,
+            **({"copy_in_ms": round(timing.copy_in_ms, 3), "copy_out_ms": round(timing.copy_out_ms, 3)}
+               if timing.copy_in_ms is not None else {}),
         })
     ort_speedups, int8 = {}, {}
     for batch in flop_ratios:
@@ -341,6 +409,11 @@ def speed_table(speed: dict) -> str:
     lines.extend(["", outputs_table(speed["outputs"]), "", research_line(speed["research_style_pytorch"]),
                   predict_line(speed["predict_1080p"])])
     tensorrt = speed.get("tensorrt", {})
+    copies = [r for r in speed["rows"] if "copy_in_ms" in r]
+    if copies:
+        lines.append("GPU rows: inference only (batch already on the GPU, CUDA events); copies timed apart: "
+                     + ", ".join(f"{r['backend']} batch {r['batch']}: in {r['copy_in_ms']:.2f} ms, "
+                                 f"out {r['copy_out_ms']:.2f} ms" for r in copies))
     if tensorrt.get("status") == "skipped":
         lines.append(f"TensorRT rows: skipped ({tensorrt['reason']})")
     elif tensorrt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -106,6 +107,15 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+def _exit_at_once(signum, frame) -> None:
+    """Signal handler while arguments parse and the heavy modules import: nothing is written yet, so exit
+    at once. (A KeyboardInterrupt raised inside ``import torch`` can leave torch half-initialised and turn
+    into a RecursionError on the way out.)"""
+    interrupted = signum == signal.SIGINT
+    os.write(2, f"{PROG}: {'interrupted' if interrupted else 'terminated'}\n".encode())
+    os._exit(130 if interrupted else 143)
+
+
 def build_parser() -> Parser:
     """The root parser with one subparser per command; errors raise :class:`UsageError`."""
     parser = Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
@@ -147,13 +157,29 @@ def _handler(name: str) -> Callable[[argparse.Namespace], int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``algm-export`` console script; returns the exit code."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGINT, _exit_at_once)
+        signal.signal(signal.SIGTERM, _exit_at_once)
+    try:
+        return _run(argv, in_main_thread)
+    finally:
+        if in_main_thread:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+def _run(argv: Sequence[str] | None, in_main_thread: bool) -> int:
     verbose = False
     try:
         args = parse_arguments(sys.argv[1:] if argv is None else argv)
         verbose = args.verbose
-        return _handler(args.command)(args)
+        handler = _handler(args.command)
+        if in_main_thread:  # from here on files may be written: unwind through the cleanup code
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _terminate)
+        return handler(args)
     except UsageError as error:
         print(error, file=sys.stderr)
         return 2

@@ -38,6 +38,16 @@ def class_names_for(dataset: str | None, n_cls: int) -> tuple[str, ...]:
 
 
 def palette(n_cls: int) -> np.ndarray:
-    """A fixed, well-spread RGB colour per class: ``[n_cls, 3]`` uint8."""
-    rng = np.random.default_rng(20240617)
-    return rng.integers(32, 256, size=(n_cls, 3), dtype=np.uint8)
+    """The PASCAL VOC bit palette, ``[n_cls, 3]`` uint8 (at most 256 classes): bits 0, 1, 2 of the class index
+    go to the top bit of R, G, B, bits 3, 4, 5 to the next bit, and so on. The C++ runtime
+    (samples/cpp/src/labels.cpp) computes the same colours."""
+    if not 0 < n_cls <= 256:
+        raise ValueError(f"the palette has 256 colours, asked for {n_cls}")
+    colours = np.zeros((n_cls, 3), dtype=np.uint8)
+    for index in range(n_cls):
+        label = index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                colours[index, channel] |= ((label >> channel) & 1) << shift
+            label >>= 3
+    return colours

@@ -12,7 +12,7 @@ from .command import export_size, load_model
 from .calibration.int8 import Int8Settings
 from .calibration.scopes import DEFAULT_SCOPE
 from .errors import AlgmExportError
-from .export.onnx_export import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
+from .artifacts import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
 from .files import check_output_target, replaced_folder
 from .models.segmenter import Segmenter
 from .photos import sample_photo
@@ -119,10 +119,9 @@ def build_command(args: argparse.Namespace) -> int:
             outcome = tensorrt_stage(staging, engine)
         if outcome.backend is None:
             report = load_report(staging)
-            report["tensorrt"] = {"status": "skipped", "reason": outcome.skipped}
-            report.setdefault("parity", {})[TENSORRT_BACKEND] = {"skipped": outcome.skipped}
+            report.setdefault("parity", {})[TENSORRT_BACKEND], report["tensorrt"] = outcome.entries()
             save_report(staging, report)
-            return 0
+            return 1 if outcome.failed else 0
         with progress.stage("verify the engine against PyTorch"):
             report = verify(model, staging, size, options, photos, [], [outcome], shown=args.output)
     return print_outcome(args.output, report)
@@ -156,8 +155,10 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
 
 def verify_command(args: argparse.Namespace) -> int:
     """``algm-export verify MODEL -o DIR``."""
+    if args.ort_ops is not None and not args.ort_ops.is_file():
+        raise AlgmExportError(f"--ort-ops {args.ort_ops}: no such file")
     model, size = model_for_graphs(args)
-    options = VerifyOptions(args.images, args.verify_batch)
+    options = VerifyOptions(args.images, args.verify_batch, args.ort_ops)
     options.check()
     photos = verification_photos(args.images)
     with replaced_folder(args.output, keep=None) as staging:

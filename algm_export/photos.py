@@ -98,7 +98,7 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
         raise AlgmExportError(f"{folder}: not a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise AlgmExportError(f"{folder}: contains no files")
+        raise AlgmExportError(f"{folder}: contains no readable images")
     return files
 
 

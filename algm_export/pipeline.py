@@ -14,17 +14,19 @@ import numpy as np
 from .calibration.cache import CACHE_NAME as CALIBRATION_CACHE
 from .calibration.int8 import Int8Settings, write_int8_graphs
 from .errors import AlgmExportError
-from .export.onnx_export import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH, export_graphs
+from .artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
+from .export.onnx_export import export_graphs
 from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
-from .runtime.outputs import DEFAULT_OUTPUTS
+from .artifacts import DEFAULT_OUTPUTS
 from .runtime.torch_backend import TorchBackend
 from .verify.cases import make_cases
 from .verify.parity import Reference, compare
 from .runtime.base import Backend
-from .trt.availability import AUTOREGISTER_LIBRARY_NAME, PLUGIN_LIBRARY_NAME, Unavailable, tensorrt_environment
+from .trt.availability import (AUTOREGISTER_LIBRARY_NAME, PLUGIN_LIBRARY_NAME, TensorRTFailure, Unavailable,
+                               tensorrt_environment)
 from .trt.strategy import BuildStrategy, int8_strategy_for, strategy_for
 from .verify.polygraphy_files import as_shell, onnxrt_command, tensorrt_command, write_polygraphy_files
 from .verify.report import load_report, parity_table, save_report
@@ -34,6 +36,7 @@ TENSORRT_BACKEND = "tensorrt_fp16"
 TIMING_CACHE = "timing.cache"
 INT8_ENGINE_NAME = "model.fp16.int8.plan"
 TENSORRT_INT8_BACKEND = "tensorrt_int8"
+ORT_OPS_BACKEND = "onnxruntime_algm_ops"  # model.trt.onnx with its algm nodes on libalgm_ort_ops.so
 
 # Backends verified on this machine: report key -> (graph file, precision).
 ONNXRUNTIME_BACKENDS = {
@@ -82,6 +85,7 @@ class VerifyOptions:
 
     images: Path | None
     mixed_batch: int
+    ort_ops: Path | None = None  # libalgm_ort_ops.so: adds the onnxruntime_algm_ops entry
 
     def check(self) -> None:
         """AlgmExportError for settings that cannot work."""
@@ -108,27 +112,41 @@ class TensorRTOutcome:
     skipped: str | None = None
     details: dict | None = None
     kind: EngineKind = FP16_ENGINE
+    failed: str | None = None
+
+    def entries(self) -> tuple[dict, dict]:
+        """The ``parity`` and ``tensorrt`` report entries when there is no backend to verify."""
+        if self.failed:
+            return {"passed": False, "failures": [self.failed]}, {"status": "failed", "reason": self.failed}
+        return {"skipped": self.skipped}, {"status": "skipped", "reason": self.skipped}
 
 
 def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: EngineKind = FP16_ENGINE) -> TensorRTOutcome:
     """Build the engine of ``kind`` (FP16, or INT8 from the FP16 Q/DQ graph) when TensorRT, a GPU and the
-    plugin library are present; else say why not."""
+    plugin library are present; else say why not.
+
+    Every TensorRT-side problem is one line: a missing prerequisite is a skip, a TensorRT failure (parser,
+    builder, engine) is recorded as a failed stage, bad input (AlgmExportError) propagates (exit 2)."""
     try:
         tensorrt, gpu, library = tensorrt_environment(options.plugin_library)
         strategy = kind.strategy(tensorrt)
+        from .runtime.tensorrt_backend import TensorRTBackend
+        from .trt.builder import EngineRequest, build_engine
+
+        request = EngineRequest(folder, kind.engine, options.batch, library, options.workspace_mb,
+                                options.timing_cache or folder / TIMING_CACHE, options.verbose, strategy)
+        engine = build_engine(tensorrt, request, gpu)
+        backend = TensorRTBackend(engine, library, kind.backend)
     except Unavailable as reason:
         print(f"      skipped: {reason}")
         return TensorRTOutcome(skipped=str(reason), kind=kind)
-    from .runtime.tensorrt_backend import TensorRTBackend
-    from .trt.builder import EngineRequest, build_engine
-
-    request = EngineRequest(folder, kind.engine, options.batch, library, options.workspace_mb,
-                            options.timing_cache or folder / TIMING_CACHE, options.verbose, strategy)
-    engine = build_engine(tensorrt, request, gpu)
+    except TensorRTFailure as failure:
+        print(f"      failed: {failure}")
+        return TensorRTOutcome(failed=str(failure), kind=kind)
     print(f"      {engine.name} built for {gpu} with TensorRT {tensorrt.__version__}")
     details = {"engine": engine.name, "gpu": gpu, "tensorrt_version": tensorrt.__version__,
                "plugin_library": str(library)}
-    return TensorRTOutcome(TensorRTBackend(engine, library, kind.backend), details=details, kind=kind)
+    return TensorRTOutcome(backend, details=details, kind=kind)
 
 
 def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
@@ -151,6 +169,9 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
     for name, (graph, precision) in ONNXRUNTIME_BACKENDS.items():
         if (folder / graph).is_file() and (graphs is None or graph in graphs):
             parity[name] = compare(reference, OnnxRuntimeBackend(folder / graph, name), precision, graph)
+    if options.ort_ops is not None:
+        backend = OnnxRuntimeBackend(folder / PLUGIN_GRAPH, ORT_OPS_BACKEND, custom_ops=options.ort_ops)
+        parity[ORT_OPS_BACKEND] = compare(reference, backend, "fp32", PLUGIN_GRAPH)
     commands = {name: as_shell(onnxrt_command(shown / entry["graph"], shown, entry["precision"]))
                 for name, entry in parity.items()}
     report = load_report(folder)
@@ -181,9 +202,12 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
 def tensorrt_entries(reference: Reference, tensorrt: TensorRTOutcome) -> tuple[dict, dict]:
     """The ``parity`` and ``tensorrt`` report entries of the engine stage."""
     if tensorrt.backend is None:
-        return {"skipped": tensorrt.skipped}, {"status": "skipped", "reason": tensorrt.skipped}
+        return tensorrt.entries()
     kind = tensorrt.kind
-    return compare(reference, tensorrt.backend, kind.precision, kind.engine), {"status": "built", **tensorrt.details}
+    try:
+        return compare(reference, tensorrt.backend, kind.precision, kind.engine), {"status": "built", **tensorrt.details}
+    except TensorRTFailure as failure:
+        return TensorRTOutcome(failed=str(failure), kind=kind).entries()
 
 
 def autoregistering_library(tensorrt: TensorRTOutcome) -> str:

@@ -12,9 +12,8 @@ import onnx
 from onnxruntime.quantization import CalibrationMethod, QuantType, create_calibrator
 from onnxruntime.quantization.calibrate import TensorsData
 
-from algm_export.export.onnx_export import (
-    FP16_GRAPH, FP16_INT8_GRAPH, INPUT_NAME, INT8_GRAPH, PORTABLE_GRAPH, check_graph, save_model, with_metadata,
-)
+from algm_export.artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INPUT_NAME, INT8_GRAPH, PORTABLE_GRAPH
+from algm_export.export.onnx_export import check_graph, save_model, with_metadata
 from algm_export.runtime.metadata import DeploymentInfo
 
 from .cache import CACHE_NAME, cache_key, load_ranges, save_ranges

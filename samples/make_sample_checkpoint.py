@@ -7,8 +7,8 @@
 The folder receives checkpoint.pth (a dict with 'model') and variant.yml, exactly as the ALGM
 research code writes them: ViT/16 encoder, 2-block mask-transformer decoder, ADE20K's 150 classes,
 ALGM in blocks 1 and 5 (window 2x2, threshold 0.88). The encoder keeps its seeded random weights; the
-decoder is fitted for a few seconds to label each patch with the palette colour nearest to it on the
-bundled photos (see algm_export/samples.py). The labels are not ADE20K semantics, but every stage of
+decoder is fitted for a few seconds to label each patch with the target colour nearest to it on the
+bundled photos (see samples/sample_models.py). The labels are not ADE20K semantics, but every stage of
 the pipeline runs on it, merges really happen, and label maps have trained-model-like margins.
 """
 
@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from algm_export import ALGMConfig
-from algm_export.samples import PRESETS, write_sample_checkpoint
+from sample_models import PRESETS, write_sample_checkpoint
 
 
 def main() -> int:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+# Helpers that live beside the package, not in it: tests/ (cpu_kernels) and samples/ (sample_models).
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "samples")]
+
 from algm_export.photos import SAMPLE_PHOTOS, sample_photos
 from algm_export.preprocess import make_batch
 from algm_export.checkpoints.research import write_research_checkpoint
-from algm_export.samples import make_sample_segmenter
+from sample_models import make_sample_segmenter
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 

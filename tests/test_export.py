@@ -57,7 +57,7 @@ def test_plugin_graph_follows_the_node_contract(pipeline_run):
     assert len(local.output) == 4 and len(global_.output) == 4 and len(unmerge.output) == 1
     types = {v.name: v.type.tensor_type for v in list(model.graph.value_info) + list(model.graph.output)}
     size_tensor = types[local.output[3]]
-    assert size_tensor.elem_type == onnx.TensorProto.INT64 and len(size_tensor.shape.dim) == 0
+    assert size_tensor.elem_type == onnx.TensorProto.INT32 and len(size_tensor.shape.dim) == 0  # TensorRT size tensor
     assert types[local.output[2]].elem_type == onnx.TensorProto.INT32
     assert {f.name for f in model.functions} >= {"LocalMerge", "GlobalMerge", "Unmerge"}
     assert sum(n.op_type == "LayerNormalization" for n in model.graph.node) == 31

@@ -173,7 +173,7 @@ def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos
 
 @pytest.mark.parametrize("argv, message", [
     (["--int8", "--calib-images", "{tmp}/missing"], "not a folder of images"),
-    (["--int8", "--calib-images", "{tmp}/empty"], "contains no files"),
+    (["--int8", "--calib-images", "{tmp}/empty"], "contains no readable images"),
     (["--int8", "--calib-images", "{tmp}/not_images"], "not a readable image"),
     (["--int8", "--calib-count", "0"], "--calib-count must be >= 1, got 0"),
     (["--int8", "--int8-scope", "bogus"], "--int8-scope must be one of after-merge, all-linear, got 'bogus'"),

@@ -1,4 +1,4 @@
-"""The C++ CPU kernels (libalgm_cpu.so through algm_export.kernels) against the PyTorch algm ops.
+"""The C++ CPU kernels (libalgm_cpu.so through tests/cpu_kernels.py) against the PyTorch algm ops.
 
 Selections (token counts, token maps, sizes) must be identical; FP32 values within 1e-5; FP16 values
 within one FP16 ulp of the PyTorch op run on the same FP16 input; Unmerge exact.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from algm_export import kernels
+import cpu_kernels as kernels
 from algm_export.errors import AlgmExportError
 from algm_export.merging import ops
 from algm_export.models.encoder import attention_half, mlp_half

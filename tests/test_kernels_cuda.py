@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from algm_export import kernels
+import cpu_kernels as kernels
 
 BUILD_DIR = Path(__file__).resolve().parents[1] / "build" / "plugins-cuda"
 SKIPPED_EXIT_CODE = 77  # algm_cuda_check: no usable GPU

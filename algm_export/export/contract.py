@@ -1,22 +1,25 @@
 """The ONNX node contract of the ``algm`` ops (documented in docs/plugin-ops.md).
 
-One place names the ops, their inputs/outputs/attributes and the plugin registry keys, so that the
-exporter, the ONNX schemas, the standard-op function bodies and the TensorRT plugins agree.
+The names, attributes and registry keys come from ``algm_export/ops_contract.json``, the one source that
+CMake also turns into ``algm/contract.h`` for the kernels, the TensorRT plugins and the ONNX Runtime
+custom ops; this module adds the ONNX schemas.
 """
 
 from __future__ import annotations
 
-from onnx import defs
+from onnx import TensorProto, defs
 
-DOMAIN = "algm"
-DOMAIN_VERSION = 1
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = "algm"
+from ..ops_contract import CONTRACT, DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
+DOMAIN_VERSION = CONTRACT["domain_version"]
 PLUGIN_ATTRIBUTES = {"plugin_version": PLUGIN_VERSION, "plugin_namespace": PLUGIN_NAMESPACE}
+# The size tensor (num_tokens) of the exported nodes is INT32, as NvInferRuntime.h requires of size
+# tensors and as the plugins emit by default. (The plugins also take an optional TensorRT field
+# CONTRACT["size_dtype_attribute"] = 7 for INT64 size tensors, for graphs following NVIDIA's NonZero
+# sample; the exporter never writes it.)
 
-LOCAL_MERGE = "LocalMerge"
-GLOBAL_MERGE = "GlobalMerge"
-UNMERGE = "Unmerge"
+
+LOCAL_MERGE, GLOBAL_MERGE, UNMERGE = CONTRACT["ops"]
 MERGE_OPS = (LOCAL_MERGE, GLOBAL_MERGE)
 
 _P = defs.OpSchema.FormalParameter
@@ -26,7 +29,7 @@ _TYPES = [
     ("T", ["tensor(float)", "tensor(float16)"], "activations: FP32 or FP16"),
     ("S", ["tensor(float)"], "token sizes: always FP32"),
     ("M", ["tensor(int32)"], "patch -> token map"),
-    ("N", ["tensor(int64)"], "0-D size tensor: the output token count"),
+    ("N", [f"tensor({CONTRACT['size_dtype_default']})"], "0-D size tensor: the output token count"),
 ]
 _PLUGIN_ATTRS = [
     _A("plugin_version", _T.STRING, "TensorRT plugin version (\"1\")"),

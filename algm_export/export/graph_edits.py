@@ -7,11 +7,10 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import inliner
 
+from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
 from .contract import DOMAIN, MERGE_OPS
 from .onnx_functions import algm_impl, function_protos
 
-TOKEN_COUNTS = "token_counts"
-TOKEN_MAPS = "token_maps"
 NODE_PREFIX = "algm/"
 
 
@@ -23,7 +22,7 @@ def merge_nodes(graph: gs.Graph) -> list[gs.Node]:
 
 def add_merge_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """Name the algm nodes ``algm/<Op>_<k>`` and add two graph outputs built from the merge nodes:
-    ``token_counts`` [merges] int64 (their size tensors) and ``token_maps`` [B, merges, N] int32."""
+    ``token_counts`` [merges] int64 (their size tensors, cast from the contract's int32) and ``token_maps`` [B, merges, N] int32."""
     graph = gs.import_onnx(model)
     for index, node in enumerate(n for n in graph.nodes if n.domain == DOMAIN):
         node.name = f"{NODE_PREFIX}{node.op}_{index}"
@@ -31,8 +30,12 @@ def add_merge_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     if not merges:
         return model
     axis0, axis1 = gs.Constant("algm_axis0", np.array([0], np.int64)), gs.Constant("algm_axis1", np.array([1], np.int64))
-    counts = [graph.layer(op="Unsqueeze", name=f"{node.name}/count", inputs=[node.outputs[3], axis0],
-                          outputs=[gs.Variable(f"{node.name}/count_1d", np.int64, [1])])[0] for node in merges]
+    # The size tensors are int32 (the contract's default, what TensorRT's header asks of size tensors);
+    # token_counts stays int64.
+    counts = [graph.layer(op="Cast", name=f"{node.name}/count_int64", attrs={"to": onnx.TensorProto.INT64},
+                          inputs=[graph.layer(op="Unsqueeze", name=f"{node.name}/count", inputs=[node.outputs[3], axis0],
+                                              outputs=[gs.Variable(f"{node.name}/count_1d", np.int32, [1])])[0]],
+                          outputs=[gs.Variable(f"{node.name}/count_1d_int64", np.int64, [1])])[0] for node in merges]
     maps = [graph.layer(op="Unsqueeze", name=f"{node.name}/map", inputs=[node.outputs[2], axis1],
                         outputs=[gs.Variable(f"{node.name}/map_3d", np.int32)])[0] for node in merges]
     map_shape = merges[0].outputs[2].shape

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from ..runtime.outputs import LABELS, LOGITS, OUTPUT_NAMES, SCORES
+from ..artifacts import LABELS, LOGITS, OUTPUT_NAMES, SCORES
 
 GRID_SCORES = "grid_scores"  # the exported model's own output: [B, h, w, n_cls], channels last
 NCHW, NHWC = [0, 3, 1, 2], [0, 2, 3, 1]

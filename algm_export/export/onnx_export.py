@@ -11,11 +11,12 @@ from pathlib import Path
 import onnx
 import torch
 
+from ..artifacts import FP16_GRAPH, INPUT_NAME, LOGITS, PLUGIN_GRAPH, PORTABLE_GRAPH
 from ..errors import AlgmExportError
 from ..files import write_atomically
 from ..models.segmenter import Segmenter
 from ..runtime.metadata import METADATA_KEY, DeploymentInfo
-from ..runtime.outputs import DEFAULT_OUTPUTS
+from ..artifacts import DEFAULT_OUTPUTS
 from .contract import PLUGIN_ATTRIBUTES, register_schemas
 from .fp16 import convert_to_fp16
 from .graph_edits import add_merge_outputs, attach_functions, inline_portable
@@ -23,12 +24,6 @@ from .heads import GRID_SCORES, add_heads
 from .onnx_functions import algm
 
 DEFAULT_OPSET = 18
-INPUT_NAME = "images"
-PLUGIN_GRAPH = "model.trt.onnx"
-PORTABLE_GRAPH = "model.onnx"
-FP16_GRAPH = "model.fp16.onnx"
-INT8_GRAPH = "model.int8.onnx"  # --int8: Q/DQ on model.onnx (ONNX Runtime)
-FP16_INT8_GRAPH = "model.fp16.int8.onnx"  # --int8 --fp16: Q/DQ on model.fp16.onnx (TensorRT)
 MAX_BATCH = 1024
 
 

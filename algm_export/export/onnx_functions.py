@@ -14,6 +14,7 @@ from onnxscript import FLOAT, INT32, INT64, script
 from onnxscript import opset18 as op
 from onnxscript.values import Opset
 
+from ..ops_contract import NORM_EPSILON
 from .contract import DOMAIN, DOMAIN_VERSION
 
 algm = Opset(DOMAIN, DOMAIN_VERSION)
@@ -25,7 +26,7 @@ algm_impl = Opset(DOMAIN + ".impl", 1)
 def UnitRows(x):
     """Rows of x in float32 scaled to unit L2 norm (zero rows stay zero)."""
     values = op.Cast(x, to=FLOAT.dtype)
-    return values / op.Max(op.ReduceL2(values, [-1], keepdims=1), op.Constant(value_float=1e-12))
+    return values / op.Max(op.ReduceL2(values, [-1], keepdims=1), op.Constant(value_float=NORM_EPSILON))
 
 
 @script(algm_impl, default_opset=op)
@@ -90,7 +91,7 @@ def LocalMerge(tokens, grid_h: int, grid_w: int, window_h: int, window_w: int, t
     merged_tokens, merged_sizes = ScatterMean(tokens, op.Expand(op.Constant(value_float=1.0), op.Shape(slots)),
                                               slots, n_out)
     token_map = op.Cast(patch_slots - 1, to=INT32.dtype)
-    return merged_tokens, merged_sizes, token_map, op.Squeeze(n_out)
+    return merged_tokens, merged_sizes, token_map, op.Cast(op.Squeeze(n_out), to=INT32.dtype)
 
 
 @script(algm, default_opset=op)
@@ -128,7 +129,7 @@ def GlobalMerge(tokens, sizes, token_map, layer_number: int, plugin_version: str
     merged_tokens, merged_sizes = ScatterMean(tokens, sizes, slots, n_out)
     patch_slots = op.Slice(slots, [1], [9223372036854775807], [1]) - 1
     new_map = op.Cast(op.GatherElements(patch_slots, op.Cast(token_map, to=INT64.dtype), axis=1), to=INT32.dtype)
-    return merged_tokens, merged_sizes, new_map, op.Squeeze(n_out)
+    return merged_tokens, merged_sizes, new_map, op.Cast(op.Squeeze(n_out), to=INT32.dtype)
 
 
 @script(algm, default_opset=op)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-NORM_EPS = 1e-12
+from ..ops_contract import NORM_EPSILON
+
+NORM_EPS = NORM_EPSILON
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import unmerge
-from ..runtime.outputs import LABELS, LOGITS, SCORES, argmax_labels, upsample
+from ..artifacts import LABELS, LOGITS, SCORES
+from ..runtime.outputs import argmax_labels, upsample
 from .decoders import build_decoder
 from .encoder import build_vit, encode
 

@@ -13,7 +13,8 @@ from ..errors import AlgmExportError
 from ..photos import as_rgb8
 from ..preprocess import make_batch
 from .metadata import DeploymentInfo
-from .outputs import LABELS, LOGITS, SCORES, labels_from_scores
+from ..artifacts import LABELS, LOGITS, SCORES
+from .outputs import labels_from_scores
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import ALGMConfig, Normalization, WindowSettings
 from ..errors import AlgmExportError
-from .outputs import LOGITS, OUTPUT_NAMES
+from ..artifacts import LOGITS, OUTPUT_NAMES
 
 METADATA_KEY = "algm_export"
 

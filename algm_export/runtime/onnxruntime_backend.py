@@ -16,9 +16,19 @@ from .metadata import DeploymentInfo
 QUIET = 3  # ONNX Runtime log severity: errors only
 
 
-def session_options(threads: int | None = None, profile_prefix: str | None = None) -> ort.SessionOptions:
-    """Session options: quiet logs, all graph optimizations, optional thread count and profiling."""
+def session_options(threads: int | None = None, profile_prefix: str | None = None,
+                    custom_ops_library: Path | None = None) -> ort.SessionOptions:
+    """Session options: quiet logs, all graph optimizations, optional thread count, profiling and custom-op
+    library (e.g. libalgm_ort_ops.so)."""
     options = ort.SessionOptions()
+    if custom_ops_library is not None:
+        if not custom_ops_library.is_file():
+            raise AlgmExportError(f"{custom_ops_library}: no such custom-op library")
+        try:
+            options.register_custom_ops_library(str(custom_ops_library))
+        except Exception as error:  # noqa: BLE001 - ORT raises its own Fail type
+            raise AlgmExportError(f"{custom_ops_library}: ONNX Runtime cannot load it as a custom-op library "
+                                  f"({str(error).strip()[:160]})") from error
     options.log_severity_level = QUIET
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
@@ -30,16 +40,23 @@ def session_options(threads: int | None = None, profile_prefix: str | None = Non
 
 
 class OnnxRuntimeBackend(Backend):
-    """An exported graph (``model.onnx``, ``model.trt.onnx`` or ``model.fp16.onnx``) in ONNX Runtime."""
+    """An exported graph (``model.onnx``, ``model.trt.onnx`` or ``model.fp16.onnx``) in ONNX Runtime.
+
+    With ``custom_ops`` (libalgm_ort_ops.so) the graph's algm nodes run our C++ kernels: the model-local
+    function bodies are stripped first, so that no node can fall back to its standard-op body (ONNX Runtime
+    1.32 prefers a registered custom op over a model-local function anyway; without the library the stripped
+    graph does not load)."""
 
     def __init__(self, path: str | os.PathLike, name: str | None = None, threads: int | None = None,
-                 providers: list[str] | None = None, profile_prefix: str | None = None):
+                 providers: list[str] | None = None, profile_prefix: str | None = None,
+                 custom_ops: str | os.PathLike | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise AlgmExportError(f"{self.path}: no such file")
+        options = session_options(threads, profile_prefix, Path(custom_ops) if custom_ops else None)
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads, profile_prefix),
-                                                providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(_without_functions(self.path) if custom_ops else str(self.path),
+                                                options, providers=providers or ["CPUExecutionProvider"])
         except Exception as error:  # ORT raises its own InvalidProtobuf/Fail/... types
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise AlgmExportError(f"{self.path}: ONNX Runtime cannot load it as an ONNX model ({message[:160]})") \
@@ -75,3 +92,12 @@ class OnnxRuntimeBackend(Backend):
     def end_profiling(self) -> Path:
         """Stop profiling and return the trace file (JSON)."""
         return Path(self.session.end_profiling())
+
+
+def _without_functions(path: Path) -> bytes:
+    """The serialized graph at ``path`` without its model-local function bodies."""
+    import onnx
+
+    from ..export.graph_edits import strip_functions
+
+    return strip_functions(onnx.load(path)).SerializeToString()

@@ -6,10 +6,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..output_names import DEFAULT_OUTPUTS, LABELS, LOGITS, OUTPUT_NAMES, SCORES, parse_outputs
-
-__all__ = ["DEFAULT_OUTPUTS", "LABELS", "LOGITS", "OUTPUT_NAMES", "SCORES", "argmax_labels", "labels_from_scores",
-           "parse_outputs", "upsample"]
 
 def upsample(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear (half-pixel, ``align_corners=False``) resize of ``[B, C, h, w]`` class scores to ``size``.

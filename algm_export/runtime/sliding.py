@@ -19,7 +19,8 @@ from ..config import WindowSettings
 from ..errors import AlgmExportError
 from ..preprocess import normalize, resize_rgb
 from .base import Backend
-from .outputs import LABELS, LOGITS, SCORES, upsample
+from ..artifacts import LABELS, LOGITS, SCORES
+from .outputs import upsample
 
 LONG_SIDE_CAP = 4  # the long side is at most 4 x im_size (mmseg's (2048, 512) rescale)
 CANDIDATES_PER_CELL = 2  # classes kept per patch-grid cell when averaging windows

@@ -16,8 +16,21 @@ DEFAULT_LIBRARY_FOLDERS = tuple(root / build / "trt" for root in (Path.cwd(), RE
                                 for build in ("build", "build/plugins"))
 
 
+PLUGIN_NAMESPACE = "algm"
+PLUGIN_VERSION = "1"
+PLUGIN_NAMES = ("LocalMerge", "GlobalMerge", "Unmerge")
+
+# Plugin libraries loaded into this process, by resolved path: TensorRT's registry refuses a second
+# load_library of creators it already holds, and keeps them registered until the process ends.
+_LOADED_LIBRARIES: dict[Path, object] = {}
+
+
 class Unavailable(Exception):
     """TensorRT stages cannot run here; ``str()`` says why in one line."""
+
+
+class TensorRTFailure(Exception):
+    """TensorRT itself failed (parser, builder, deserialization, execution); ``str()`` is one line."""
 
 
 def import_tensorrt() -> ModuleType:
@@ -62,3 +75,25 @@ def tensorrt_environment(plugin_library: str | os.PathLike | None = None) -> tup
     tensorrt = import_tensorrt()
     gpu = require_gpu()
     return tensorrt, gpu, find_plugin_library(plugin_library)
+
+
+def plugins_registered(tensorrt: ModuleType) -> bool:
+    """Whether the registry already holds all three algm creators (from any library, e.g. the
+    self-registering flavour preloaded by polygraphy or LD_PRELOAD)."""
+    registry = tensorrt.get_plugin_registry()
+    return all(registry.get_creator(name, PLUGIN_VERSION, PLUGIN_NAMESPACE) is not None for name in PLUGIN_NAMES)
+
+
+def load_plugin_library(tensorrt: ModuleType, library: Path) -> None:
+    """Register the algm plugin creators once per process: a library already loaded (same resolved path)
+    or creators already in the registry are not loaded again; TensorRTFailure when loading fails."""
+    key = Path(library).resolve()
+    if key in _LOADED_LIBRARIES or plugins_registered(tensorrt):
+        return
+    try:
+        handle = tensorrt.get_plugin_registry().load_library(str(key))
+    except Exception as error:  # noqa: BLE001 - the bindings raise RuntimeError/TypeError variants
+        raise TensorRTFailure(f"{key}: TensorRT could not load the plugin library ({error})") from error
+    if handle is None:
+        raise TensorRTFailure(f"{key}: TensorRT could not load the plugin library")
+    _LOADED_LIBRARIES[key] = handle  # the handle keeps the library mapped

@@ -14,14 +14,13 @@ from types import ModuleType
 
 import onnx
 
+from ..artifacts import INPUT_NAME, sidecar_path
 from ..errors import AlgmExportError
 from ..export.graph_edits import strip_functions
-from ..export.onnx_export import INPUT_NAME
 from ..files import write_atomically
 from ..runtime.metadata import DeploymentInfo
+from .availability import TensorRTFailure, load_plugin_library
 from .strategy import BuildStrategy, strategy_for
-
-SIDECAR_SUFFIX = ".json"
 
 
 @dataclass(frozen=True)
@@ -36,14 +35,6 @@ class EngineRequest:
     timing_cache: Path | None = None
     verbose: bool = False
     strategy: BuildStrategy | None = None  # default: the FP16 route of the installed TensorRT
-
-
-def load_plugins(tensorrt: ModuleType, library: Path):
-    """Register the algm plugin creators (IPluginRegistry.load_library -> getCreators); keep the handle."""
-    handle = tensorrt.get_plugin_registry().load_library(str(library))
-    if handle is None:
-        raise AlgmExportError(f"{library}: TensorRT could not load the plugin library")
-    return handle
 
 
 def _progress_monitor(tensorrt: ModuleType):
@@ -77,12 +68,15 @@ def _parse(tensorrt: ModuleType, builder, logger, graph: Path, model: onnx.Model
     # Without the function bodies every algm node must resolve to our plugins.
     if not parser.parse(strip_functions(model).SerializeToString()):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-        raise AlgmExportError(f"{graph}: TensorRT's ONNX parser failed: {errors}")
+        raise TensorRTFailure(f"{graph}: TensorRT's ONNX parser failed: {errors}")
     return network, parser
 
 
 def build_engine(tensorrt: ModuleType, request: EngineRequest, gpu_name: str) -> Path:
-    """Build ``request.engine_name`` (+ ``.json`` sidecar) in ``request.folder``; returns the engine path."""
+    """Build ``request.engine_name`` (+ ``.json`` sidecar) in ``request.folder``; returns the engine path.
+
+    Raises AlgmExportError for bad input (a missing graph), Unavailable when this TensorRT cannot build
+    FP16 engines, TensorRTFailure when TensorRT fails."""
     strategy = request.strategy or strategy_for(tensorrt)
     graph = request.folder / strategy.graph
     if not graph.is_file():
@@ -90,7 +84,7 @@ def build_engine(tensorrt: ModuleType, request: EngineRequest, gpu_name: str) ->
     model = onnx.load(graph)
     info = DeploymentInfo.from_onnx(str(graph), model)
     logger = tensorrt.Logger(tensorrt.Logger.VERBOSE if request.verbose else tensorrt.Logger.WARNING)
-    plugins = load_plugins(tensorrt, request.plugin_library)
+    load_plugin_library(tensorrt, request.plugin_library)
     builder = tensorrt.Builder(logger)
     network, _parser = _parse(tensorrt, builder, logger, graph, model, strategy)
     config = builder.create_builder_config()
@@ -108,7 +102,7 @@ def build_engine(tensorrt: ModuleType, request: EngineRequest, gpu_name: str) ->
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise AlgmExportError(f"TensorRT could not build an engine from {graph} (see TensorRT's messages above)")
+        raise TensorRTFailure(f"TensorRT could not build an engine from {graph} (see TensorRT's messages above)")
     engine = write_atomically(request.folder / request.engine_name, lambda p: p.write_bytes(bytes(serialized)))
     if request.timing_cache:
         cache = config.get_timing_cache().serialize()
@@ -128,6 +122,5 @@ def build_engine(tensorrt: ModuleType, request: EngineRequest, gpu_name: str) ->
         "plugin_library": str(request.plugin_library),
         "build_seconds": round(time.perf_counter() - start, 1),
     }
-    write_atomically(engine.with_name(engine.name + SIDECAR_SUFFIX), lambda p: p.write_text(json.dumps(sidecar, indent=2)))
-    del plugins  # the registry keeps the creators registered for this process
+    write_atomically(sidecar_path(engine), lambda p: p.write_text(json.dumps(sidecar, indent=2)))
     return engine

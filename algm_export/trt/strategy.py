@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..export.onnx_export import FP16_GRAPH, FP16_INT8_GRAPH, PLUGIN_GRAPH
+from ..artifacts import FP16_GRAPH, FP16_INT8_GRAPH, PLUGIN_GRAPH
 from .availability import Unavailable
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime.base import Backend, Prediction
-from ..runtime.outputs import LOGITS, SCORES
+from ..artifacts import LOGITS, SCORES
 from ..runtime.torch_backend import TorchBackend
 from .cases import Case
 from .decisions import MalformedMaps, clap_ranks, gbm_matches, judge_merges

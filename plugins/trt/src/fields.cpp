@@ -68,25 +68,53 @@ FieldReader::FieldReader(nvinfer1::PluginFieldCollection const& fields) noexcept
 
 void FieldReader::readInt32(char const* name, int32_t& value, int32_t minimum, int32_t maximum)
 {
-    void const* data = find(name, PluginFieldType::kINT32);
+    nvinfer1::PluginField const* field = find(name, PluginFieldType::kINT32, true);
+    if (field != nullptr)
+    {
+        readInteger(*field, value, minimum, maximum);
+    }
+}
+
+void FieldReader::readOptionalInt32(char const* name, int32_t& value, int32_t minimum, int32_t maximum)
+{
+    nvinfer1::PluginField const* field = find(name, PluginFieldType::kINT32, false);
+    if (field != nullptr)
+    {
+        readInteger(*field, value, minimum, maximum);
+    }
+}
+
+void FieldReader::readInteger(nvinfer1::PluginField const& field, int32_t& value, int32_t minimum, int32_t maximum)
+{
+    void const* data = dataOf(field, PluginFieldType::kINT32);
     if (data == nullptr)
     {
         return;
     }
-    int32_t read{};
-    std::memcpy(&read, data, sizeof(read)); // the field data need not be aligned
+    int64_t read{};
+    if (field.type == PluginFieldType::kINT64)
+    {
+        std::memcpy(&read, data, sizeof(int64_t)); // the field data need not be aligned
+    }
+    else
+    {
+        int32_t narrow{};
+        std::memcpy(&narrow, data, sizeof(narrow));
+        read = narrow;
+    }
     if (read < minimum || read > maximum)
     {
-        fail(quoted(name) + " = " + std::to_string(read) + " is out of range [" + std::to_string(minimum) + ", "
+        fail(quoted(field.name) + " = " + std::to_string(read) + " is out of range [" + std::to_string(minimum) + ", "
             + std::to_string(maximum) + "]");
         return;
     }
-    value = read;
+    value = static_cast<int32_t>(read);
 }
 
 void FieldReader::readFloat32(char const* name, float& value)
 {
-    void const* data = find(name, PluginFieldType::kFLOAT32);
+    nvinfer1::PluginField const* field = find(name, PluginFieldType::kFLOAT32, true);
+    void const* data = field != nullptr ? dataOf(*field, PluginFieldType::kFLOAT32) : nullptr;
     if (data == nullptr)
     {
         return;
@@ -119,7 +147,7 @@ std::string const& FieldReader::error() const noexcept
     return mError;
 }
 
-void const* FieldReader::find(char const* name, PluginFieldType type)
+nvinfer1::PluginField const* FieldReader::find(char const* name, PluginFieldType type, bool required)
 {
     if (mFields.nbFields > 0 && mFields.fields == nullptr)
     {
@@ -141,22 +169,28 @@ void const* FieldReader::find(char const* name, PluginFieldType type)
         }
         found = &field;
     }
-    if (found == nullptr)
+    if (found == nullptr && required)
     {
         fail("missing " + quoted(name) + " (" + typeName(type) + ")");
-        return nullptr;
     }
-    if (found->type != type)
+    return found;
+}
+
+void const* FieldReader::dataOf(nvinfer1::PluginField const& field, PluginFieldType type)
+{
+    bool const widened = type == PluginFieldType::kINT32 && field.type == PluginFieldType::kINT64;
+    if (field.type != type && !widened)
     {
-        fail(quoted(name) + " has type " + typeName(found->type) + ", expected " + typeName(type));
+        fail(quoted(field.name) + " has type " + typeName(field.type) + ", expected " + typeName(type)
+            + (type == PluginFieldType::kINT32 ? " or kINT64" : ""));
         return nullptr;
     }
-    if (found->length != 1 || found->data == nullptr)
+    if (field.length != 1 || field.data == nullptr)
     {
-        fail(quoted(name) + " must hold exactly one value (length " + std::to_string(found->length) + ")");
+        fail(quoted(field.name) + " must hold exactly one value (length " + std::to_string(field.length) + ")");
         return nullptr;
     }
-    return found->data;
+    return field.data;
 }
 
 } // namespace algm::trt

@@ -45,9 +45,13 @@ class FieldReader
 public:
     explicit FieldReader(nvinfer1::PluginFieldCollection const& fields) noexcept;
 
-    // Field `name`: one kINT32 value in [minimum, maximum].
+    // Field `name`: one kINT32 or kINT64 value (the ONNX parser gives kINT32; other V3 callers may pass
+    // kINT64) in [minimum, maximum].
     void readInt32(char const* name, int32_t& value, int32_t minimum,
         int32_t maximum = std::numeric_limits<int32_t>::max());
+
+    // As readInt32, but an absent field leaves `value` (its default) unchanged.
+    void readOptionalInt32(char const* name, int32_t& value, int32_t minimum, int32_t maximum);
 
     // Field `name`: one finite kFLOAT32 value.
     void readFloat32(char const* name, float& value);
@@ -59,8 +63,13 @@ public:
     std::string const& error() const noexcept;
 
 private:
-    // The data of field `name` if it is present once, with `type` and one value; else records why not.
-    void const* find(char const* name, nvinfer1::PluginFieldType type);
+    // Field `name` if it is present once; else records why not (when `required`) and returns nullptr.
+    nvinfer1::PluginField const* find(char const* name, nvinfer1::PluginFieldType type, bool required);
+
+    // The data of `field` if it has one value of `type` (or kINT64 where `type` is kINT32); else records why not.
+    void const* dataOf(nvinfer1::PluginField const& field, nvinfer1::PluginFieldType type);
+
+    void readInteger(nvinfer1::PluginField const& field, int32_t& value, int32_t minimum, int32_t maximum);
 
     nvinfer1::PluginFieldCollection const& mFields;
     std::string mError;

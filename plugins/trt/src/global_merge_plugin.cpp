@@ -12,7 +12,7 @@ namespace
 using nvinfer1::DataType;
 using nvinfer1::PluginFieldType;
 
-constexpr char kLayerNumber[] = "layer_number";
+constexpr char const* kLayerNumber = contract::attr::layer_number;
 
 enum Input : int32_t
 {
@@ -21,8 +21,6 @@ enum Input : int32_t
     kTokenMap = 2, // [B, N] INT32
     kInputCount = 3,
 };
-constexpr std::array<int32_t, kInputCount> kInputRanks{3, 2, 2};
-constexpr std::array<int32_t, kMergeOutputCount> kOutputRanks{3, 2, 2, 0};
 
 // The kernel parameters for these input shapes; false unless they are tokens [B, T, C], sizes [B, T],
 // token map [B, N] with 1 <= T <= 1 + N (merging only ever removes tokens).
@@ -44,7 +42,7 @@ bool makeParams(nvinfer1::PluginTensorDesc const* in, int32_t layerNumber, algm:
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::fieldNames()
 {
-    return {fieldName(kLayerNumber, PluginFieldType::kINT32)};
+    return {fieldName(kLayerNumber, PluginFieldType::kINT32), fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
 std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
@@ -53,6 +51,7 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     FieldReader reader(fields);
     Attributes attributes;
     reader.readInt32(kLayerNumber, attributes.layerNumber, 1);
+    readSizeDtype(reader, attributes.sizeDtype);
     if (!reader.ok())
     {
         error = reader.error();
@@ -61,42 +60,14 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     return attributes;
 }
 
+std::vector<nvinfer1::PluginField> GlobalMergePlugin::serializedFields(Attributes const& attributes)
+{
+    return {valueField(kLayerNumber, attributes.layerNumber), valueField(contract::kSizeDtype, attributes.sizeDtype)};
+}
+
 GlobalMergePlugin::GlobalMergePlugin(Attributes const& attributes)
-    : mAttributes(attributes)
+    : RankedPlugin(attributes)
 {
-}
-
-nvinfer1::IPluginV3* GlobalMergePlugin::clone() noexcept
-{
-    try
-    {
-        return new GlobalMergePlugin(mAttributes);
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
-}
-
-char const* GlobalMergePlugin::getPluginName() const noexcept
-{
-    return kName;
-}
-
-int32_t GlobalMergePlugin::getNbOutputs() const noexcept
-{
-    return kMergeOutputCount;
-}
-
-int32_t GlobalMergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
-    {
-        reportError("expects tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0");
-        return -1;
-    }
-    return 0;
 }
 
 int32_t GlobalMergePlugin::getOutputDataTypes(
@@ -114,7 +85,7 @@ int32_t GlobalMergePlugin::getOutputDataTypes(
             typeName(inputTypes[kTokens]), typeName(inputTypes[kSizes]), typeName(inputTypes[kTokenMap]));
         return -1;
     }
-    setMergeOutputTypes(inputTypes[kTokens], outputTypes);
+    setMergeOutputTypes(inputTypes[kTokens], sizeTensorType(mAttributes.sizeDtype), outputTypes);
     return 0;
 }
 
@@ -172,7 +143,9 @@ bool GlobalMergePlugin::supportsFormatCombination(
     case kTokens: return desc.format == nvinfer1::TensorFormat::kLINEAR && isActivationType(desc.type);
     case kSizes: return isLinearOf(desc, DataType::kFLOAT);
     case kTokenMap: return isLinearOf(desc, DataType::kINT32);
-    default: return supportsMergeOutput(pos - kInputCount, desc, inOut[kTokens].desc.type);
+    default:
+        return supportsMergeOutput(
+            pos - kInputCount, desc, inOut[kTokens].desc.type, sizeTensorType(mAttributes.sizeDtype));
     }
 }
 
@@ -196,7 +169,8 @@ size_t GlobalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc con
             describe(tokens).text, describe(map).text);
         return 0;
     }
-    return algm::globalMergeWorkspaceSize(params);
+    size_t const kernels = algm::globalMergeWorkspaceSize(params);
+    return kernels == 0 ? 0 : kCountScratchBytes + kernels;
 }
 
 int32_t GlobalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
@@ -204,9 +178,8 @@ int32_t GlobalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, i
 {
     // Only ranks: T may be data-dependent and change between inferences without a new onShapeChange call,
     // which is why enqueue() derives the kernel parameters from its own tensor descriptions.
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    if (!ranksMatch(in, nbInputs, out, nbOutputs))
     {
-        reportError("expects tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0");
         return -1;
     }
     return 0;
@@ -225,24 +198,13 @@ int32_t GlobalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             describe(inputDesc[kSizes].dims).text, describe(inputDesc[kTokenMap].dims).text);
         return -1;
     }
-    return launchResult(algm::cuda::globalMerge(toKernelType(inputDesc[kTokens].type), inputs[kTokens],
-        static_cast<float const*>(inputs[kSizes]), static_cast<int32_t const*>(inputs[kTokenMap]), outputs[kMerged],
-        static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]),
-        static_cast<int64_t*>(outputs[kNumTokens]), params, workspace, stream));
-}
-
-nvinfer1::PluginFieldCollection const* GlobalMergePlugin::getFieldsToSerialize() noexcept
-{
-    // Rebuilt on every call so that the fields point at this object's members, also in clones.
-    try
-    {
-        return mSerialized.set({valueField(kLayerNumber, mAttributes.layerNumber)});
-    }
-    catch (...)
-    {
-        reportError("cannot list the fields to serialize");
-        return nullptr;
-    }
+    return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,
+        [&](int64_t* count, void* kernelWorkspace) {
+            return algm::cuda::globalMerge(toKernelType(inputDesc[kTokens].type), inputs[kTokens],
+                static_cast<float const*>(inputs[kSizes]), static_cast<int32_t const*>(inputs[kTokenMap]),
+                outputs[kMerged], static_cast<float*>(outputs[kMergedSizes]),
+                static_cast<int32_t*>(outputs[kMergedMap]), count, params, kernelWorkspace, stream);
+        }));
 }
 
 } // namespace algm::trt

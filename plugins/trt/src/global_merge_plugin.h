@@ -2,8 +2,9 @@
 #pragma once
 
 #include "fields.h"
-#include "plugin_base.h"
+#include "ranked_plugin.h"
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,13 +15,16 @@ namespace algm::trt
 struct GlobalMergeAttributes
 {
     int32_t layerNumber{}; // 1-based block number: divides the std term of the threshold
+    int32_t sizeDtype{contract::kSizeDtypeDefault}; // ONNX code of the size tensor's type
 };
 
-class GlobalMergePlugin final : public PluginBase
+class GlobalMergePlugin final : public RankedPlugin<GlobalMergePlugin, GlobalMergeAttributes>
 {
 public:
-    using Attributes = GlobalMergeAttributes;
-    static constexpr char kName[] = "GlobalMerge";
+    static constexpr std::array<int32_t, 3> kInputRanks{3, 2, 2};
+    static constexpr std::array<int32_t, 4> kOutputRanks{3, 2, 2, 0};
+    static constexpr char kShapes[] = "tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0";
+    static constexpr char const* kName = contract::kGlobalMerge;
 
     // The fields createPlugin() needs, for the creator's getFieldNames().
     static std::vector<nvinfer1::PluginField> fieldNames();
@@ -30,16 +34,10 @@ public:
 
     explicit GlobalMergePlugin(Attributes const& attributes);
 
-    // IPluginV3
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    char const* getPluginName() const noexcept override;
+    // getFieldsToSerialize(): the attributes as fields pointing at `attributes`.
+    static std::vector<nvinfer1::PluginField> serializedFields(Attributes const& attributes);
 
     // IPluginV3OneBuild
-    int32_t getNbOutputs() const noexcept override;
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
         nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
@@ -55,11 +53,6 @@ public:
         int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
-
-private:
-    Attributes mAttributes;
-    FieldCollection mSerialized;
 };
 
 } // namespace algm::trt

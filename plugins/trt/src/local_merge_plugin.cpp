@@ -13,15 +13,12 @@ namespace
 using nvinfer1::DataType;
 using nvinfer1::PluginFieldType;
 
-constexpr char kGridH[] = "grid_h";
-constexpr char kGridW[] = "grid_w";
-constexpr char kWindowH[] = "window_h";
-constexpr char kWindowW[] = "window_w";
-constexpr char kThreshold[] = "threshold";
+constexpr char const* kGridH = contract::attr::grid_h;
+constexpr char const* kGridW = contract::attr::grid_w;
+constexpr char const* kWindowH = contract::attr::window_h;
+constexpr char const* kWindowW = contract::attr::window_w;
+constexpr char const* kThreshold = contract::attr::threshold;
 
-constexpr int32_t kInputCount = 1; // tokens [B, 1+N, C]
-constexpr std::array<int32_t, 1> kInputRanks{3};
-constexpr std::array<int32_t, kMergeOutputCount> kOutputRanks{3, 2, 2, 0};
 
 int64_t patchCount(LocalMergeAttributes const& attributes) noexcept
 {
@@ -49,7 +46,7 @@ std::vector<nvinfer1::PluginField> LocalMergePlugin::fieldNames()
 {
     return {fieldName(kGridH, PluginFieldType::kINT32), fieldName(kGridW, PluginFieldType::kINT32),
         fieldName(kWindowH, PluginFieldType::kINT32), fieldName(kWindowW, PluginFieldType::kINT32),
-        fieldName(kThreshold, PluginFieldType::kFLOAT32)};
+        fieldName(kThreshold, PluginFieldType::kFLOAT32), fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
 std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
@@ -62,6 +59,7 @@ std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     reader.readInt32(kWindowH, attributes.windowH, 1);
     reader.readInt32(kWindowW, attributes.windowW, 1);
     reader.readFloat32(kThreshold, attributes.threshold);
+    readSizeDtype(reader, attributes.sizeDtype);
     if (reader.ok())
     {
         if (patchCount(attributes) >= std::numeric_limits<int32_t>::max())
@@ -87,42 +85,16 @@ std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     return attributes;
 }
 
+std::vector<nvinfer1::PluginField> LocalMergePlugin::serializedFields(Attributes const& attributes)
+{
+    return {valueField(kGridH, attributes.gridH), valueField(kGridW, attributes.gridW),
+        valueField(kWindowH, attributes.windowH), valueField(kWindowW, attributes.windowW),
+        valueField(kThreshold, attributes.threshold), valueField(contract::kSizeDtype, attributes.sizeDtype)};
+}
+
 LocalMergePlugin::LocalMergePlugin(Attributes const& attributes)
-    : mAttributes(attributes)
+    : RankedPlugin(attributes)
 {
-}
-
-nvinfer1::IPluginV3* LocalMergePlugin::clone() noexcept
-{
-    try
-    {
-        return new LocalMergePlugin(mAttributes);
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
-}
-
-char const* LocalMergePlugin::getPluginName() const noexcept
-{
-    return kName;
-}
-
-int32_t LocalMergePlugin::getNbOutputs() const noexcept
-{
-    return kMergeOutputCount;
-}
-
-int32_t LocalMergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
-    {
-        reportError("expects tokens [B, 1+N, C] and outputs of ranks 3, 2, 2, 0");
-        return -1;
-    }
-    return 0;
 }
 
 int32_t LocalMergePlugin::getOutputDataTypes(
@@ -138,7 +110,7 @@ int32_t LocalMergePlugin::getOutputDataTypes(
         reportError("tokens must be FP32 or FP16, got %s", typeName(inputTypes[0]));
         return -1;
     }
-    setMergeOutputTypes(inputTypes[0], outputTypes);
+    setMergeOutputTypes(inputTypes[0], sizeTensorType(mAttributes.sizeDtype), outputTypes);
     return 0;
 }
 
@@ -197,7 +169,7 @@ bool LocalMergePlugin::supportsFormatCombination(
     {
         return desc.format == nvinfer1::TensorFormat::kLINEAR && isActivationType(desc.type);
     }
-    return supportsMergeOutput(pos - kInputCount, desc, inOut[0].desc.type);
+    return supportsMergeOutput(pos - kInputCount, desc, inOut[0].desc.type, sizeTensorType(mAttributes.sizeDtype));
 }
 
 size_t LocalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
@@ -214,15 +186,15 @@ size_t LocalMergePlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc cons
         reportError("cannot size the workspace for tokens of at most %s", describe(inputs[0].max).text);
         return 0;
     }
-    return algm::localMergeWorkspaceSize(params);
+    size_t const kernels = algm::localMergeWorkspaceSize(params);
+    return kernels == 0 ? 0 : kCountScratchBytes + kernels;
 }
 
 int32_t LocalMergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
     nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    if (!ranksMatch(in, nbInputs, out, nbOutputs))
     {
-        reportError("expects tokens [B, 1+N, C] and outputs of ranks 3, 2, 2, 0");
         return -1;
     }
     algm::LocalMergeParams params{};
@@ -248,25 +220,12 @@ int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             mAttributes.gridW);
         return -1;
     }
-    return launchResult(algm::cuda::localMerge(toKernelType(inputDesc[0].type), inputs[0], outputs[kMerged],
-        static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]),
-        static_cast<int64_t*>(outputs[kNumTokens]), params, workspace, stream));
-}
-
-nvinfer1::PluginFieldCollection const* LocalMergePlugin::getFieldsToSerialize() noexcept
-{
-    // Rebuilt on every call so that the fields point at this object's members, also in clones.
-    try
-    {
-        return mSerialized.set({valueField(kGridH, mAttributes.gridH), valueField(kGridW, mAttributes.gridW),
-            valueField(kWindowH, mAttributes.windowH), valueField(kWindowW, mAttributes.windowW),
-            valueField(kThreshold, mAttributes.threshold)});
-    }
-    catch (...)
-    {
-        reportError("cannot list the fields to serialize");
-        return nullptr;
-    }
+    return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,
+        [&](int64_t* count, void* kernelWorkspace) {
+            return algm::cuda::localMerge(toKernelType(inputDesc[0].type), inputs[0], outputs[kMerged],
+                static_cast<float*>(outputs[kMergedSizes]), static_cast<int32_t*>(outputs[kMergedMap]), count, params,
+                kernelWorkspace, stream);
+        }));
 }
 
 } // namespace algm::trt

@@ -5,22 +5,33 @@
 namespace algm::trt
 {
 
-void setMergeOutputTypes(nvinfer1::DataType tokenType, nvinfer1::DataType* types) noexcept
+nvinfer1::DataType sizeTensorType(int32_t onnxDtype) noexcept
+{
+    return onnxDtype == contract::kOnnxInt64 ? nvinfer1::DataType::kINT64 : nvinfer1::DataType::kINT32;
+}
+
+void readSizeDtype(FieldReader& reader, int32_t& onnxDtype)
+{
+    reader.readOptionalInt32(contract::kSizeDtype, onnxDtype, contract::kOnnxInt32, contract::kOnnxInt64);
+}
+
+void setMergeOutputTypes(nvinfer1::DataType tokenType, nvinfer1::DataType sizeType, nvinfer1::DataType* types) noexcept
 {
     types[kMerged] = tokenType;
     types[kMergedSizes] = nvinfer1::DataType::kFLOAT;
     types[kMergedMap] = nvinfer1::DataType::kINT32;
-    types[kNumTokens] = kSizeTensorType;
+    types[kNumTokens] = sizeType;
 }
 
-bool supportsMergeOutput(int32_t output, nvinfer1::PluginTensorDesc const& desc, nvinfer1::DataType tokenType) noexcept
+bool supportsMergeOutput(int32_t output, nvinfer1::PluginTensorDesc const& desc, nvinfer1::DataType tokenType,
+    nvinfer1::DataType sizeType) noexcept
 {
     switch (output)
     {
     case kMerged: return isLinearOf(desc, tokenType);
     case kMergedSizes: return isLinearOf(desc, nvinfer1::DataType::kFLOAT);
     case kMergedMap: return isLinearOf(desc, nvinfer1::DataType::kINT32);
-    case kNumTokens: return isLinearOf(desc, kSizeTensorType);
+    case kNumTokens: return isLinearOf(desc, sizeType);
     default: return false;
     }
 }

@@ -1,6 +1,7 @@
 // What the three algm plugins share: the IPluginV3 plumbing, version, namespace and error reporting.
 #pragma once
 
+#include "algm/contract.h"
 #include "algm/kernels.h"
 
 #include <NvInferRuntime.h>
@@ -8,9 +9,9 @@
 namespace algm::trt
 {
 
-// Registry keys: the ONNX nodes carry plugin_version = "1" and plugin_namespace = "algm" (docs/plugin-ops.md).
-inline constexpr char kPluginVersion[] = "1";
-inline constexpr char kPluginNamespace[] = "algm";
+// Registry keys: the ONNX nodes carry plugin_version and plugin_namespace (docs/plugin-ops.md).
+using contract::kPluginNamespace;
+using contract::kPluginVersion;
 
 // One object implements all three capability interfaces, as TensorRT expects of a plugin used for
 // building (core + build + runtime) and for running a deserialized engine (core + runtime).

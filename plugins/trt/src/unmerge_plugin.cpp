@@ -18,8 +18,6 @@ enum Input : int32_t
     kInputCount = 2,
 };
 constexpr int32_t kOutputCount = 1;
-constexpr std::array<int32_t, kInputCount> kInputRanks{3, 2};
-constexpr std::array<int32_t, kOutputCount> kOutputRanks{3};
 
 // The kernel parameters for values [B, M, K] (M >= 1) and a token map [B, N]; false for other shapes.
 bool makeParams(nvinfer1::PluginTensorDesc const* in, algm::UnmergeParams& params) noexcept
@@ -46,39 +44,14 @@ std::optional<UnmergeAttributes> UnmergePlugin::parse(
     return Attributes{};
 }
 
-UnmergePlugin::UnmergePlugin(Attributes const& /*attributes*/) {}
-
-nvinfer1::IPluginV3* UnmergePlugin::clone() noexcept
+std::vector<nvinfer1::PluginField> UnmergePlugin::serializedFields(Attributes const& /*attributes*/)
 {
-    try
-    {
-        return new UnmergePlugin(Attributes{});
-    }
-    catch (...)
-    {
-        return nullptr;
-    }
+    return {};
 }
 
-char const* UnmergePlugin::getPluginName() const noexcept
+UnmergePlugin::UnmergePlugin(Attributes const& attributes)
+    : RankedPlugin(attributes)
 {
-    return kName;
-}
-
-int32_t UnmergePlugin::getNbOutputs() const noexcept
-{
-    return kOutputCount;
-}
-
-int32_t UnmergePlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
-{
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
-    {
-        reportError("expects values [B, M, K], a token map [B, N] and one output [B, N, K]");
-        return -1;
-    }
-    return 0;
 }
 
 int32_t UnmergePlugin::getOutputDataTypes(
@@ -138,9 +111,8 @@ int32_t UnmergePlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32
 {
     // Only ranks: M may be data-dependent and change between inferences without a new onShapeChange call,
     // which is why enqueue() derives the kernel parameters from its own tensor descriptions.
-    if (!ranksAre(in, nbInputs, kInputRanks) || !ranksAre(out, nbOutputs, kOutputRanks))
+    if (!ranksMatch(in, nbInputs, out, nbOutputs))
     {
-        reportError("expects values [B, M, K], a token map [B, N] and one output [B, N, K]");
         return -1;
     }
     return 0;
@@ -159,19 +131,6 @@ int32_t UnmergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     }
     return launchResult(algm::cuda::unmerge(toKernelType(inputDesc[kValues].type), inputs[kValues],
         static_cast<int32_t const*>(inputs[kTokenMap]), outputs[0], params, stream));
-}
-
-nvinfer1::PluginFieldCollection const* UnmergePlugin::getFieldsToSerialize() noexcept
-{
-    try
-    {
-        return mSerialized.set({});
-    }
-    catch (...)
-    {
-        reportError("cannot list the fields to serialize");
-        return nullptr;
-    }
 }
 
 } // namespace algm::trt

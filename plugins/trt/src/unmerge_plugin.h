@@ -2,8 +2,9 @@
 #pragma once
 
 #include "fields.h"
-#include "plugin_base.h"
+#include "ranked_plugin.h"
 
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,11 +17,13 @@ struct UnmergeAttributes
 {
 };
 
-class UnmergePlugin final : public PluginBase
+class UnmergePlugin final : public RankedPlugin<UnmergePlugin, UnmergeAttributes>
 {
 public:
-    using Attributes = UnmergeAttributes;
-    static constexpr char kName[] = "Unmerge";
+    static constexpr std::array<int32_t, 2> kInputRanks{3, 2};
+    static constexpr std::array<int32_t, 1> kOutputRanks{3};
+    static constexpr char kShapes[] = "values [B, M, K], a token map [B, N] and one output [B, N, K]";
+    static constexpr char const* kName = contract::kUnmerge;
 
     // The fields createPlugin() needs, for the creator's getFieldNames(): none.
     static std::vector<nvinfer1::PluginField> fieldNames();
@@ -30,16 +33,10 @@ public:
 
     explicit UnmergePlugin(Attributes const& attributes);
 
-    // IPluginV3
-    nvinfer1::IPluginV3* clone() noexcept override;
-
-    // IPluginV3OneCore
-    char const* getPluginName() const noexcept override;
+    // getFieldsToSerialize(): the attributes as fields pointing at `attributes`.
+    static std::vector<nvinfer1::PluginField> serializedFields(Attributes const& attributes);
 
     // IPluginV3OneBuild (no workspace: the default getWorkspaceSize() returns 0)
-    int32_t getNbOutputs() const noexcept override;
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
         nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
@@ -53,10 +50,6 @@ public:
         int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
-
-private:
-    FieldCollection mSerialized;
 };
 
 } // namespace algm::trt

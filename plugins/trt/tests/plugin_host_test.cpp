@@ -377,8 +377,24 @@ void checkFieldValidation(Creators const& creators)
     }
     {
         Fields fields;
-        fields.int64("layer_number", 3);
-        checkRejected(global, fields.collection(), "field 'layer_number' has type kINT64, expected kINT32");
+        fields.int64("layer_number", int64_t{1} << 40);
+        checkRejected(global, fields.collection(), "field 'layer_number' = 1099511627776 is out of range");
+    }
+    {
+        Fields fields;
+        fields.int64("layer_number", 3); // kINT64 integer fields are accepted when in range, as by other V3 creators
+        PluginPtr plugin(global.createPlugin("node", fields.collection(), TensorRTPhase::kBUILD));
+        CHECK(plugin != nullptr && int32Field(runtime(*plugin)->getFieldsToSerialize(), "layer_number") == 3);
+    }
+    {
+        Fields fields = globalMergeFields();
+        fields.float32("size_dtype", 7.F);
+        checkRejected(global, fields.collection(), "field 'size_dtype' has type kFLOAT32, expected kINT32 or kINT64");
+    }
+    {
+        Fields fields = globalMergeFields();
+        fields.int32("size_dtype", 1); // ONNX FLOAT: not an integer size tensor type
+        checkRejected(global, fields.collection(), "field 'size_dtype' = 1 is out of range [6, 7]");
     }
 
     // Unknown fields are ignored (TensorRT only passes listed ones), and Unmerge needs none.
@@ -471,11 +487,11 @@ void checkLocalMerge(IPluginCreatorV3One& creator)
     }
     CHECK(b->getNbOutputs() == 4);
 
-    // Types: outputs follow the tokens; sizes FP32, map INT32, size tensor INT64.
+    // Types: outputs follow the tokens; sizes FP32, map INT32, size tensor INT32 (the default).
     auto const fp16 = outputTypes(*b, {DataType::kHALF});
-    CHECK((fp16 == std::vector<DataType>{DataType::kHALF, DataType::kFLOAT, DataType::kINT32, DataType::kINT64}));
+    CHECK((fp16 == std::vector<DataType>{DataType::kHALF, DataType::kFLOAT, DataType::kINT32, DataType::kINT32}));
     auto const fp32 = outputTypes(*b, {DataType::kFLOAT});
-    CHECK((fp32 == std::vector<DataType>{DataType::kFLOAT, DataType::kFLOAT, DataType::kINT32, DataType::kINT64}));
+    CHECK((fp32 == std::vector<DataType>{DataType::kFLOAT, DataType::kFLOAT, DataType::kINT32, DataType::kINT32}));
     CHECK(outputTypes(*b, {DataType::kINT32}).empty());
     CHECK(errorMentions("tokens must be FP32 or FP16"));
 
@@ -491,8 +507,8 @@ void checkLocalMerge(IPluginCreatorV3One& creator)
     CHECK(supports(*b, 1, {h, h, f}));
     CHECK(!supports(*b, 1, {h, h, h}));
     CHECK(supports(*b, 1, {h, h, f, dynamicDesc(DataType::kINT32)}));
-    CHECK(supports(*b, 1, {h, h, f, dynamicDesc(DataType::kINT32), dynamicDesc(DataType::kINT64)}));
-    CHECK(!supports(*b, 1, {h, h, f, dynamicDesc(DataType::kINT32), dynamicDesc(DataType::kINT32)}));
+    CHECK(supports(*b, 1, {h, h, f, dynamicDesc(DataType::kINT32), dynamicDesc(DataType::kINT32)}));
+    CHECK(!supports(*b, 1, {h, h, f, dynamicDesc(DataType::kINT32), dynamicDesc(DataType::kINT64)}));
 
     // Shapes: tokens [B, 1025, 384] with a dynamic batch.
     {
@@ -533,7 +549,7 @@ void checkLocalMerge(IPluginCreatorV3One& creator)
     in[0].max = dims({4, 1025, 384});
     std::vector<DynamicPluginTensorDesc> out{dynamicDesc(DataType::kHALF, {-1, -1, 384}),
         dynamicDesc(DataType::kFLOAT, {-1, -1}), dynamicDesc(DataType::kINT32, {-1, 1024}),
-        dynamicDesc(DataType::kINT64, {})};
+        dynamicDesc(DataType::kINT32, {})};
     CHECK(b->configurePlugin(in.data(), 1, out.data(), 4) == 0);
     CHECK(b->configurePlugin(in.data(), 1, out.data(), 3) != 0);
     CHECK(errorMentions("expects tokens [B, 1+N, C]"));
@@ -543,7 +559,7 @@ void checkLocalMerge(IPluginCreatorV3One& creator)
     IPluginV3OneRuntime* r = runtime(*plugin);
     std::vector<PluginTensorDesc> outDescs{tensorDesc(DataType::kHALF, {2, 1025, 384}),
         tensorDesc(DataType::kFLOAT, {2, 1025}), tensorDesc(DataType::kINT32, {2, 1024}),
-        tensorDesc(DataType::kINT64, {})};
+        tensorDesc(DataType::kINT32, {})};
     PluginTensorDesc good = tensorDesc(DataType::kHALF, {2, 1025, 384});
     CHECK(r->onShapeChange(&good, 1, outDescs.data(), 4) == 0);
     PluginTensorDesc bad = tensorDesc(DataType::kHALF, {2, 1024, 384});
@@ -572,7 +588,7 @@ void checkGlobalMerge(IPluginCreatorV3One& creator)
     CHECK(b->getNbOutputs() == 4);
 
     auto const fp16 = outputTypes(*b, {DataType::kHALF, DataType::kFLOAT, DataType::kINT32});
-    CHECK((fp16 == std::vector<DataType>{DataType::kHALF, DataType::kFLOAT, DataType::kINT32, DataType::kINT64}));
+    CHECK((fp16 == std::vector<DataType>{DataType::kHALF, DataType::kFLOAT, DataType::kINT32, DataType::kINT32}));
     CHECK(outputTypes(*b, {DataType::kHALF, DataType::kHALF, DataType::kINT32}).empty());
     CHECK(errorMentions("FP32 sizes"));
 
@@ -588,8 +604,8 @@ void checkGlobalMerge(IPluginCreatorV3One& creator)
     CHECK(!supports(*b, 3, {h, f, i64}));
     CHECK(supports(*b, 3, {h, f, i32, h}));
     CHECK(!supports(*b, 3, {h, f, i32, f}));
-    CHECK(supports(*b, 3, {f, f, i32, f, f, i32, i64}));
-    CHECK(!supports(*b, 3, {f, f, i32, f, f, i32, i32}));
+    CHECK(supports(*b, 3, {f, f, i32, f, f, i32, i32}));
+    CHECK(!supports(*b, 3, {f, f, i32, f, f, i32, i64}));
     CHECK(!supports(*b, 1, {f}));
 
     // Shapes: the token count comes from an earlier merge's size tensor; N = 1024 is static.
@@ -624,7 +640,7 @@ void checkGlobalMerge(IPluginCreatorV3One& creator)
     in[2].max = dims({4, 1024});
     std::vector<DynamicPluginTensorDesc> out{dynamicDesc(DataType::kHALF, {-1, -1, 384}),
         dynamicDesc(DataType::kFLOAT, {-1, -1}), dynamicDesc(DataType::kINT32, {-1, 1024}),
-        dynamicDesc(DataType::kINT64, {})};
+        dynamicDesc(DataType::kINT32, {})};
     CHECK(b->configurePlugin(in.data(), 3, out.data(), 4) == 0);
     CHECK(b->getWorkspaceSize(in.data(), 3, out.data(), 4) > 0);
     in[2] = dynamicDesc(DataType::kINT32, {-1, 1024, 1});
@@ -636,7 +652,7 @@ void checkGlobalMerge(IPluginCreatorV3One& creator)
         tensorDesc(DataType::kFLOAT, {2, 641}), tensorDesc(DataType::kINT32, {2, 1024})};
     std::vector<PluginTensorDesc> outs{tensorDesc(DataType::kHALF, {2, 641, 384}),
         tensorDesc(DataType::kFLOAT, {2, 641}), tensorDesc(DataType::kINT32, {2, 1024}),
-        tensorDesc(DataType::kINT64, {})};
+        tensorDesc(DataType::kINT32, {})};
     CHECK(r->onShapeChange(ins.data(), 3, outs.data(), 4) == 0);
     CHECK(r->onShapeChange(ins.data(), 2, outs.data(), 4) != 0);
     CHECK(errorMentions("expects tokens [B, T, C]"));
@@ -690,13 +706,75 @@ void checkUnmerge(IPluginCreatorV3One& creator)
     CHECK(b->getWorkspaceSize(in.data(), 2, out.data(), 1) == 0);
 }
 
+// The size tensor type: INT32 by default (NvInferRuntime.h), INT64 with size_dtype = 7, for both merges, through
+// types, formats and the serialization round trip.
+void checkSizeTensorTypes(Creators const& creators)
+{
+    for (int32_t const dtype : {6, 7})
+    {
+        DataType const expected = dtype == 7 ? DataType::kINT64 : DataType::kINT32;
+        DataType const other = dtype == 7 ? DataType::kINT32 : DataType::kINT64;
+        Fields local = localMergeFields();
+        local.int32("size_dtype", dtype);
+        Fields global = globalMergeFields();
+        global.int64("size_dtype", dtype);
+        PluginPtr merges[2]{PluginPtr(creators.localMerge->createPlugin("l", local.collection(), TensorRTPhase::kBUILD)),
+            PluginPtr(creators.globalMerge->createPlugin("g", global.collection(), TensorRTPhase::kBUILD))};
+        std::vector<DataType> const inputs[2]{{DataType::kFLOAT}, {DataType::kFLOAT, DataType::kFLOAT, DataType::kINT32}};
+        for (int i = 0; i < 2; ++i)
+        {
+            if (!CHECK(merges[i] != nullptr))
+            {
+                continue;
+            }
+            IPluginV3OneBuild* b = build(*merges[i]);
+            CHECK(outputTypes(*b, inputs[i]).at(3) == expected);
+            std::vector<DynamicPluginTensorDesc> descs;
+            for (DataType type : inputs[i])
+            {
+                descs.push_back(dynamicDesc(type));
+            }
+            descs.push_back(dynamicDesc(DataType::kFLOAT));
+            descs.push_back(dynamicDesc(DataType::kFLOAT));
+            descs.push_back(dynamicDesc(DataType::kINT32));
+            descs.push_back(dynamicDesc(expected));
+            CHECK(supports(*b, static_cast<int32_t>(inputs[i].size()), descs));
+            descs.back() = dynamicDesc(other);
+            CHECK(!supports(*b, static_cast<int32_t>(inputs[i].size()), descs));
+            // Serialized and restored (runtime phase) with the same type.
+            PluginPtr restored((i == 0 ? creators.localMerge : creators.globalMerge)
+                                   ->createPlugin("r", runtime(*merges[i])->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
+            CHECK(restored != nullptr && int32Field(runtime(*restored)->getFieldsToSerialize(), "size_dtype") == dtype);
+        }
+    }
+}
+
+// --print-fields: each creator's field names and types, one "Op field TYPE" line each (for the Python test that
+// compares them with the ONNX node contract).
+void printFields(Creators const& creators)
+{
+    for (IPluginCreatorV3One* creator : {creators.localMerge, creators.globalMerge, creators.unmerge})
+    {
+        PluginFieldCollection const* names = creator->getFieldNames();
+        for (int32_t i = 0; names != nullptr && i < names->nbFields; ++i)
+        {
+            std::printf("%s %s %s\n", creator->getPluginName(), names->fields[i].name,
+                names->fields[i].type == PluginFieldType::kINT32 ? "INT32"
+                    : names->fields[i].type == PluginFieldType::kFLOAT32 ? "FLOAT32" : "OTHER");
+        }
+        std::printf("%s namespace=%s version=%s\n", creator->getPluginName(), creator->getPluginNamespace(),
+            creator->getPluginVersion());
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
-    if (argc != 2)
+    bool const printOnly = argc == 3 && std::strcmp(argv[2], "--print-fields") == 0;
+    if (argc != 2 && !printOnly)
     {
-        std::fprintf(stderr, "usage: %s path/to/libalgm_plugins.so\n", argv[0]);
+        std::fprintf(stderr, "usage: %s path/to/libalgm_plugins.so [--print-fields]\n", argv[0]);
         return 2;
     }
     void* library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -715,13 +793,20 @@ int main(int argc, char** argv)
     setLoggerFinder(&gLoggerFinder);
 
     Creators const creators = checkCreators(getCreators);
+    if (printOnly && creators.localMerge != nullptr && creators.globalMerge != nullptr && creators.unmerge != nullptr)
+    {
+        printFields(creators);
+        return algm::test::gFailures == 0 ? 0 : 1;
+    }
     if (creators.localMerge != nullptr && creators.globalMerge != nullptr && creators.unmerge != nullptr)
     {
         checkFieldNames(*creators.localMerge,
             {{"grid_h", PluginFieldType::kINT32}, {"grid_w", PluginFieldType::kINT32},
                 {"window_h", PluginFieldType::kINT32}, {"window_w", PluginFieldType::kINT32},
-                {"threshold", PluginFieldType::kFLOAT32}});
-        checkFieldNames(*creators.globalMerge, {{"layer_number", PluginFieldType::kINT32}});
+                {"threshold", PluginFieldType::kFLOAT32}, {"size_dtype", PluginFieldType::kINT32}});
+        checkFieldNames(*creators.globalMerge,
+            {{"layer_number", PluginFieldType::kINT32}, {"size_dtype", PluginFieldType::kINT32}});
+        checkSizeTensorTypes(creators);
         checkFieldNames(*creators.unmerge, {});
         checkFieldValidation(creators);
         checkLocalMerge(*creators.localMerge);

@@ -49,30 +49,23 @@ LabelMap resizeNearest(LabelMap const& map, int width, int height)
     return out;
 }
 
-RgbImage colorize(LabelMap const& map)
+std::vector<uint8_t> palette(int classes)
 {
-    RgbImage image;
-    image.width = map.width;
-    image.height = map.height;
-    image.pixels.resize(map.labels.size() * 3);
-    for (size_t pixel = 0; pixel < map.labels.size(); ++pixel)
+    // Bits 0, 1, 2 of the class index go to the top bit of R, G, B; bits 3, 4, 5 to the next; and so on.
+    std::vector<uint8_t> colours(static_cast<size_t>(classes) * 3, 0);
+    for (int index = 0; index < classes; ++index)
     {
-        // Bits 0, 1, 2 of the label go to the top bit of R, G, B; bits 3, 4, 5 to the next; and so on.
-        uint32_t label = static_cast<uint32_t>(map.labels[pixel]);
-        uint8_t rgb[3] = {0, 0, 0};
+        uint32_t label = static_cast<uint32_t>(index);
         for (int shift = 7; shift >= 0 && label != 0; --shift, label >>= 3)
         {
             for (int c = 0; c < 3; ++c)
             {
-                rgb[c] = static_cast<uint8_t>(rgb[c] | (((label >> c) & 1U) << shift));
+                colours[static_cast<size_t>(index) * 3 + static_cast<size_t>(c)]
+                    |= static_cast<uint8_t>(((label >> c) & 1U) << shift);
             }
         }
-        for (int c = 0; c < 3; ++c)
-        {
-            image.pixels[pixel * 3 + static_cast<size_t>(c)] = rgb[c];
-        }
     }
-    return image;
+    return colours;
 }
 
 std::vector<int64_t> classHistogram(LabelMap const& map, int classes)

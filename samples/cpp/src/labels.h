@@ -1,4 +1,4 @@
-// From logits to a colour label map.
+// From logits to a class-index label map.
 #pragma once
 
 #include "image.h"
@@ -23,8 +23,9 @@ LabelMap argmaxClasses(std::vector<float> const& logits, int classes, int height
 // Nearest-neighbour resize (PIL's Image.NEAREST sampling: source = floor((x + 0.5) * in / out)).
 LabelMap resizeNearest(LabelMap const& map, int width, int height);
 
-// Colours by a fixed palette: class k gets the PASCAL VOC colour of k (bits of k spread over R, G, B).
-RgbImage colorize(LabelMap const& map);
+// The class palette shared with Python (algm_export.datasets.palette): class k gets the PASCAL VOC colour of
+// k (bits of k spread over R, G, B). `classes` RGB triples.
+std::vector<uint8_t> palette(int classes);
 
 // Pixels per class, for the classes 0 .. classes-1.
 std::vector<int64_t> classHistogram(LabelMap const& map, int classes);

@@ -1,23 +1,24 @@
-// algm_segment: semantic segmentation of one PNG with a TensorRT engine exported by algm-export.
+// algm_segment: semantic segmentation of one PNG with a model exported by algm-export.
 //
-//   algm_segment --engine model.fp16.plan --image photo.png [--output labels.png]
-//                [--plugins libalgm_plugins.so] [--runs 50] [--warmup 5]
+//   algm_segment MODEL IMAGE -o OUT.png [--ort-ops libalgm_ort_ops.so] [--plugins libalgm_plugins.so]
+//                [--runs 1] [--warmup 0]
 //
-// Reads the engine's sidecar (<engine>.json) for the input name and size, the normalization, the class
-// names and the plugin library; loads the plugins; resizes and normalizes the image like the Python
-// pipeline; runs the engine at batch 1; writes the colour label map at the image's own size; prints the
-// median latency and the token counts after each ALGM merge.
+// MODEL: an ONNX graph (.onnx, run by ONNX Runtime on the CPU; its deployment info comes from the graph's
+// metadata) or a TensorRT engine (.plan/.engine, with its sidecar <engine>.json and the algm plugins).
+// Resizes and normalizes the image like the Python pipeline (algm_export.runtime.segment), runs batch 1,
+// takes the argmax (or the graph's `labels` output), resizes the label map to the image's own size and
+// writes it as a class-index PNG with the palette shared with Python. Prints the median latency and the
+// token counts after each ALGM merge. Exit 2 for bad arguments or input files, 1 for a runtime failure.
+#include "backend.h"
 #include "labels.h"
 #include "png_io.h"
 #include "preprocess.h"
 #include "resize.h"
-#include "sidecar.h"
-#include "trt_session.h"
+#include "sliding.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <stdexcept>
@@ -28,36 +29,39 @@ namespace
 {
 using namespace sample;
 
-constexpr char kLogits[] = "logits";             // [B, classes, H, W] float32
-constexpr char kTokenCounts[] = "token_counts"; // [merges] int64, present with ALGM
-
 struct Options
 {
-    std::string engine;
+    std::string model;
     std::string image;
-    std::string output = "labels.png";
-    std::string plugins; // default: the sidecar's plugin_library
-    int runs = 50;
-    int warmup = 5;
+    std::string output;
+    std::string ortOps;  // ONNX Runtime: custom-op library for the algm nodes of model.trt.onnx
+    std::string plugins; // TensorRT: default the sidecar's plugin_library
+    int runs = 1;
+    int warmup = 0;
 };
 
-[[noreturn]] void usage(char const* problem)
+// Bad input: reported in one line, exit 2.
+struct BadInput : std::runtime_error
+{
+    using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void usage(std::string const& problem)
 {
     std::fprintf(stderr,
         "algm_segment: %s\n"
-        "usage: algm_segment --engine model.fp16.plan --image photo.png [--output labels.png]\n"
-        "                    [--plugins libalgm_plugins.so] [--runs 50] [--warmup 5]\n",
-        problem);
+        "usage: algm_segment MODEL IMAGE -o OUT.png [--ort-ops LIB] [--plugins LIB] [--runs N] [--warmup N]\n",
+        problem.c_str());
     std::exit(2);
 }
 
-int count(char const* value, char const* option, int minimum)
+int count(char const* value, std::string const& option, int minimum)
 {
     char* end = nullptr;
     long const parsed = std::strtol(value, &end, 10);
     if (end == value || *end != '\0' || parsed < minimum || parsed > 100000)
     {
-        usage((std::string(option) + " needs a whole number >= " + std::to_string(minimum)).c_str());
+        usage(option + " needs a whole number >= " + std::to_string(minimum));
     }
     return static_cast<int>(parsed);
 }
@@ -65,48 +69,40 @@ int count(char const* value, char const* option, int minimum)
 Options parseOptions(int argc, char** argv)
 {
     Options options;
-    for (int i = 1; i < argc; i += 2)
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i)
     {
         std::string const option = argv[i];
+        if (option.empty() || option[0] != '-')
+        {
+            positional.push_back(option);
+            continue;
+        }
         if (i + 1 >= argc)
         {
-            usage((option + " needs a value").c_str());
+            usage(option + " needs a value");
         }
-        char const* value = argv[i + 1];
-        if (option == "--engine")
-            options.engine = value;
-        else if (option == "--image")
-            options.image = value;
-        else if (option == "--output")
+        char const* value = argv[++i];
+        if (option == "-o" || option == "--output")
             options.output = value;
+        else if (option == "--ort-ops")
+            options.ortOps = value;
         else if (option == "--plugins")
             options.plugins = value;
         else if (option == "--runs")
-            options.runs = count(value, "--runs", 1);
+            options.runs = count(value, option, 1);
         else if (option == "--warmup")
-            options.warmup = count(value, "--warmup", 0);
+            options.warmup = count(value, option, 0);
         else
-            usage(("unknown option " + option).c_str());
+            usage("unknown option " + option);
     }
-    if (options.engine.empty() || options.image.empty())
+    if (positional.size() != 2 || options.output.empty())
     {
-        usage("--engine and --image are required");
+        usage("expected MODEL IMAGE -o OUT.png");
     }
+    options.model = positional[0];
+    options.image = positional[1];
     return options;
-}
-
-// The sidecar's plugin_library: an absolute path as written; a relative one resolved against the sidecar's
-// folder when the file is there (made absolute: dlopen searches the library path, not the working directory,
-// for names without a slash); otherwise as written.
-std::string pluginPath(std::string const& sidecarPath, std::string const& library)
-{
-    std::filesystem::path const written(library);
-    if (library.empty() || written.is_absolute())
-    {
-        return library;
-    }
-    std::filesystem::path const nextToSidecar = std::filesystem::path(sidecarPath).parent_path() / written;
-    return std::filesystem::exists(nextToSidecar) ? std::filesystem::absolute(nextToSidecar).string() : library;
 }
 
 float median(std::vector<float> values)
@@ -116,12 +112,26 @@ float median(std::vector<float> values)
     return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2.F;
 }
 
-template <typename T>
-std::vector<T> elements(HostTensor const& tensor)
+std::unique_ptr<Backend> openBackend(Options const& options)
 {
-    std::vector<T> values(tensor.bytes.size() / sizeof(T));
-    std::memcpy(values.data(), tensor.bytes.data(), values.size() * sizeof(T));
-    return values;
+    if (!std::filesystem::is_regular_file(options.model))
+    {
+        throw BadInput(options.model + ": no such file");
+    }
+    std::string const suffix = std::filesystem::path(options.model).extension().string();
+    if (suffix != ".onnx" && suffix != ".plan" && suffix != ".engine")
+    {
+        throw BadInput(options.model + ": expected an .onnx graph or a .plan/.engine TensorRT engine");
+    }
+    try // a model that cannot be opened is bad input
+    {
+        return suffix == ".onnx" ? openOnnxRuntime(options.model, options.ortOps)
+                                 : openTensorRT(options.model, options.plugins);
+    }
+    catch (std::runtime_error const& error)
+    {
+        throw BadInput(error.what());
+    }
 }
 
 void printClasses(LabelMap const& labels, std::vector<std::string> const& names)
@@ -140,59 +150,69 @@ void printClasses(LabelMap const& labels, std::vector<std::string> const& names)
     std::printf("\n");
 }
 
+// The label map of one run at the model's input size: the model's labels, or the argmax of its logits.
+LabelMap singleWindowLabels(Inference const& inference, Deployment const& model, int classes)
+{
+    size_t const plane = static_cast<size_t>(model.width) * model.height;
+    if (!inference.labels.empty())
+    {
+        if (inference.labels.size() != plane)
+        {
+            throw std::runtime_error("labels: expected [1, H, W] at the model's input size");
+        }
+        return LabelMap{model.width, model.height, inference.labels};
+    }
+    if (inference.logits.size() != plane * static_cast<size_t>(classes))
+    {
+        throw std::runtime_error("logits: expected [1, " + std::to_string(classes) + ", " + std::to_string(model.height)
+            + ", " + std::to_string(model.width) + "] (one per class name)");
+    }
+    return argmaxClasses(inference.logits, classes, model.height, model.width);
+}
+
 int run(Options const& options)
 {
-    std::string const sidecarPath = options.engine + ".json";
-    Sidecar const sidecar = readSidecar(sidecarPath);
-
-    std::string const plugins
-        = options.plugins.empty() ? pluginPath(sidecarPath, sidecar.pluginLibrary) : options.plugins;
-    if (!plugins.empty())
+    RgbImage image;
+    try
     {
-        loadPluginLibrary(plugins);
+        image = readPng(options.image);
     }
-
-    RgbImage const image = readPng(options.image);
-    std::vector<float> const input
-        = normalize(resizeBilinear(image, sidecar.width, sidecar.height), sidecar.mean, sidecar.std);
-
-    Logger logger;
-    Session session(options.engine, logger);
-    session.setInput(sidecar.inputName, nvinfer1::Dims4{1, 3, sidecar.height, sidecar.width}, input);
-    std::vector<float> const latencies = session.run(options.warmup, options.runs);
-
-    HostTensor const logits = session.output(kLogits);
-    int const classes = static_cast<int>(sidecar.classNames.size());
-    if (logits.type != nvinfer1::DataType::kFLOAT || logits.shape.nbDims != 4 || logits.shape.d[0] != 1
-        || logits.shape.d[1] != classes || logits.shape.d[2] != sidecar.height || logits.shape.d[3] != sidecar.width)
+    catch (std::runtime_error const& error)
     {
-        throw std::runtime_error("logits: expected float32 [1, " + std::to_string(classes) + ", "
-            + std::to_string(sidecar.height) + ", " + std::to_string(sidecar.width) + "] (one logit per class name)");
+        throw BadInput(error.what());
     }
-    LabelMap const labels = resizeNearest(
-        argmaxClasses(elements<float>(logits), classes, sidecar.height, sidecar.width), image.width, image.height);
-    writePng(options.output, colorize(labels));
-
-    std::printf("wrote %s (%dx%d)\n", options.output.c_str(), image.width, image.height);
-    std::printf("latency: median %.3f ms over %d runs (batch 1, 3x%dx%d; CUDA events around enqueueV3)\n",
-        median(latencies), options.runs, sidecar.height, sidecar.width);
-    bool const listsTokenCounts = std::find(sidecar.outputNames.begin(), sidecar.outputNames.end(), kTokenCounts)
-        != sidecar.outputNames.end();
-    if (listsTokenCounts && session.hasTensor(kTokenCounts))
+    std::unique_ptr<Backend> backend = openBackend(options);
+    Deployment const& model = backend->deployment();
+    int const classes = static_cast<int>(model.classNames.size());
+    Inference inference;
+    LabelMap labels;
+    if (model.imSize > 0) // the model carries Segmenter's sliding-window settings
     {
-        HostTensor const counts = session.output(kTokenCounts);
-        if (counts.type != nvinfer1::DataType::kINT64)
-        {
-            throw std::runtime_error("token_counts: expected int64");
-        }
+        labels = slidingLabels(*backend, image, inference.latenciesMs, inference.tokenCounts);
+    }
+    else
+    {
+        std::vector<float> const input
+            = normalize(resizeBilinear(image, model.width, model.height), model.mean, model.std);
+        inference = backend->run(input, options.warmup, options.runs, false);
+        labels = singleWindowLabels(inference, model, classes);
+        labels = resizeNearest(labels, image.width, image.height);
+    }
+    writeLabelPng(options.output, labels.width, labels.height, labels.labels, palette(classes));
+
+    std::printf("wrote %s (%dx%d class indices)\n", options.output.c_str(), image.width, image.height);
+    std::printf("latency: median %.3f ms over %zu runs (batch 1, 3x%dx%d)\n", median(inference.latenciesMs),
+        inference.latenciesMs.size(), model.height, model.width);
+    if (!inference.tokenCounts.empty())
+    {
         std::printf("tokens after each merge (class token included):");
-        for (int64_t tokens : elements<int64_t>(counts))
+        for (int64_t tokens : inference.tokenCounts)
         {
             std::printf(" %lld", static_cast<long long>(tokens));
         }
         std::printf("\n");
     }
-    printClasses(labels, sidecar.classNames);
+    printClasses(labels, model.classNames);
     return 0;
 }
 } // namespace
@@ -203,6 +223,11 @@ int main(int argc, char** argv)
     try
     {
         return run(options);
+    }
+    catch (BadInput const& error)
+    {
+        std::fprintf(stderr, "algm_segment: %s\n", error.what());
+        return 2;
     }
     catch (std::exception const& error)
     {

@@ -77,15 +77,19 @@ void loadPluginLibrary(std::string const& path)
     }
 }
 
-DeviceBuffer::DeviceBuffer(size_t bytes)
+DeviceBuffer::DeviceBuffer(size_t bytes, bool onHost)
     : mSize(bytes)
+    , mOnHost(onHost)
 {
-    checkCuda(cudaMalloc(&mData, bytes == 0 ? 1 : bytes), "cudaMalloc"); // never a null address
+    size_t const allocated = bytes == 0 ? 1 : bytes; // never a null address
+    checkCuda(onHost ? cudaMallocHost(&mData, allocated) : cudaMalloc(&mData, allocated),
+        onHost ? "cudaMallocHost" : "cudaMalloc");
 }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
     : mData(std::exchange(other.mData, nullptr))
     , mSize(std::exchange(other.mSize, 0))
+    , mOnHost(std::exchange(other.mOnHost, false))
 {
 }
 
@@ -93,16 +97,24 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept
 {
     if (this != &other)
     {
-        cudaFree(mData);
+        DeviceBuffer released(std::move(*this)); // frees the current memory the right way
         mData = std::exchange(other.mData, nullptr);
         mSize = std::exchange(other.mSize, 0);
+        mOnHost = std::exchange(other.mOnHost, false);
     }
     return *this;
 }
 
 DeviceBuffer::~DeviceBuffer()
 {
-    cudaFree(mData);
+    if (mOnHost)
+    {
+        cudaFreeHost(mData);
+    }
+    else
+    {
+        cudaFree(mData);
+    }
 }
 
 void* DeviceBuffer::data() const noexcept
@@ -230,7 +242,8 @@ void Session::setInput(std::string const& name, nvinfer1::Dims const& shape, std
             mAllocated[tensor] = std::move(allocator);
             continue;
         }
-        DeviceBuffer buffer(static_cast<size_t>(count) * elementSize(mEngine->getTensorDataType(tensor)));
+        bool const onHost = mEngine->getTensorLocation(tensor) == nvinfer1::TensorLocation::kHOST;
+        DeviceBuffer buffer(static_cast<size_t>(count) * elementSize(mEngine->getTensorDataType(tensor)), onHost);
         mContext->setTensorAddress(tensor, buffer.data());
         mBuffers[tensor] = std::move(buffer);
     }
@@ -293,7 +306,8 @@ HostTensor Session::output(std::string const& name) const
         throw std::runtime_error("the engine has no output '" + name + "' (or setInput was not called)");
     }
     tensor.bytes.resize(static_cast<size_t>(volume(tensor.shape)) * elementSize(tensor.type));
-    checkCuda(cudaMemcpy(tensor.bytes.data(), source, tensor.bytes.size(), cudaMemcpyDeviceToHost),
+    // cudaMemcpyDefault: `source` is device memory, or pinned host memory for host-resident outputs.
+    checkCuda(cudaMemcpy(tensor.bytes.data(), source, tensor.bytes.size(), cudaMemcpyDefault),
         std::string("download '" + name + "'").c_str());
     return tensor;
 }

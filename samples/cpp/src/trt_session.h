@@ -37,7 +37,9 @@ class DeviceBuffer
 {
 public:
     DeviceBuffer() = default;
-    explicit DeviceBuffer(size_t bytes);
+    // Device memory, or pinned host memory when `onHost` (for outputs TensorRT keeps on the host:
+    // getTensorLocation() == kHOST, as it may for shape and size tensors).
+    explicit DeviceBuffer(size_t bytes, bool onHost = false);
     DeviceBuffer(DeviceBuffer&& other) noexcept;
     DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
     DeviceBuffer(DeviceBuffer const&) = delete;
@@ -50,6 +52,7 @@ public:
 private:
     void* mData = nullptr;
     size_t mSize = 0;
+    bool mOnHost = false;
 };
 
 // Memory for an output whose shape is only known once the engine has run (a data-dependent shape):

@@ -89,6 +89,8 @@ Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32
     cudaStream_t stream);
 Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues,
     UnmergeParams const& params, cudaStream_t stream);
+// *out = *count on the device (for INT32 size tensors: the merge launchers write T' as an int64).
+Status narrowCount(int64_t const* count, int32_t* out, cudaStream_t stream);
 } // namespace cuda
 
 } // namespace algm

@@ -8,6 +8,8 @@
 // whatever the activation dtype; merged values are accumulated in float32.
 #pragma once
 
+#include "algm/contract.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -22,8 +24,8 @@
 namespace algm
 {
 
-// x / max(||x||, kNormEpsilon): F.normalize's eps, compared in float32.
-constexpr float kNormEpsilon = 1e-12f;
+// x / max(||x||, kNormEpsilon): F.normalize's eps, compared in float32 (from the op contract).
+constexpr float kNormEpsilon = contract::kNormEpsilon;
 
 // ---------------------------------------------------------------------------------------------------
 // Bits and special values
@@ -362,6 +364,28 @@ ALGM_HD inline int gbmOddSlot(int j, int countA, int merges)
 ALGM_HD inline float scatterMean(float weightedSum, float sizeSum)
 {
     return weightedSum / sizeSum;
+}
+
+// Deterministic scatter-mean of one output slot and channel: its member tokens (`members`: input rows of
+// one image in ascending order, as built by the stable counting sort of the slots) are summed one after the
+// other in float32, so every build and every run adds the same numbers in the same order (no atomics).
+// `tokens` [T, C] and `sizes` [T] (null: every token has size 1) are one image's rows. Returns the mean and
+// stores sum(size) in `sizeSum`.
+template <typename Storage>
+ALGM_HD inline float slotMean(Storage const* tokens, float const* sizes, int32_t const* members, int32_t count,
+    int64_t channels, int64_t channel, float& sizeSum)
+{
+    float weighted = 0.0f;
+    float total = 0.0f;
+    for (int32_t i = 0; i < count; ++i)
+    {
+        int64_t const row = members[i];
+        float const size = sizes ? sizes[row] : 1.0f;
+        weighted = addProduct(weighted, size, loadFloat(tokens[row * channels + channel]));
+        total = total + size;
+    }
+    sizeSum = total;
+    return scatterMean(weighted, total);
 }
 
 } // namespace algm

@@ -46,19 +46,35 @@ private:
     uintptr_t mCursor;
 };
 
+// What both merges need after their decisions: the batch counters, each input token's output slot, and the
+// deterministic scatter-mean's grouping of the tokens by slot (B images, T input tokens).
+struct MergeScratch
+{
+    int32_t* counts;  // [B] windows / A tokens above the threshold (zeroed before use)
+    int32_t* merges;  // [2] r (batch minimum of counts) and T', on the device (CUDA only)
+    int32_t* slots;   // [B, T] output slot of every input token
+    int32_t* order;   // [B, T] input rows sorted by slot, ascending inside a slot (stable)
+    int32_t* ends;    // [B, T] end of each slot's run in `order` (its start: the previous slot's end, or 0)
+
+    void carve(WorkspaceCarver& carver, size_t batch, size_t tokens)
+    {
+        counts = carver.take<int32_t>(batch);
+        merges = carver.take<int32_t>(2);
+        slots = carver.take<int32_t>(batch * tokens);
+        order = carver.take<int32_t>(batch * tokens);
+        ends = carver.take<int32_t>(batch * tokens);
+    }
+};
+
 // Scratch of LocalMerge (B images, W windows of k tokens, T = 1 + N tokens, C channels).
 struct LocalMergeWorkspace
 {
-    float* divisors;          // [B, T] unit-norm divisor of every token
-    float* gram;              // [B, W, k, k] pairwise unit dot products inside each window (diagonal unused)
-    float* similarity;        // [B, W]
-    int32_t* counts;          // [B] windows with similarity >= threshold (zeroed before use)
-    int32_t* merges;          // [2] r (batch minimum of counts) and T', on the device (CUDA only)
-    int32_t* ranks;           // [B, W] stable descending rank of each window
-    int32_t* slots;           // [B, T] output slot of every input token
-    float* sums;              // [B, T, C] float32 accumulators, row stride T (zeroed before use)
-    float* sizeSums;          // [B, T] (zeroed before use)
-    size_t bytes;             // what the layout needs from an arbitrary (unaligned) base
+    float* divisors;      // [B, T] unit-norm divisor of every token
+    float* gram;          // [B, W, k, k] pairwise unit dot products inside each window (diagonal unused)
+    float* similarity;    // [B, W]
+    int32_t* ranks;       // [B, W] stable descending rank of each window
+    MergeScratch scatter; // counters, slots, the scatter-mean's grouping
+    size_t bytes;         // what the layout needs from an arbitrary (unaligned) base
 
     LocalMergeWorkspace(void* base, LocalMergeParams const& p)
     {
@@ -70,12 +86,8 @@ struct LocalMergeWorkspace
         divisors = carver.take<float>(batch * tokens);
         gram = carver.take<float>(batch * windows * k * k);
         similarity = carver.take<float>(batch * windows);
-        counts = carver.take<int32_t>(batch);
-        merges = carver.take<int32_t>(2);
         ranks = carver.take<int32_t>(batch * windows);
-        slots = carver.take<int32_t>(batch * tokens);
-        sums = carver.take<float>(batch * tokens * static_cast<size_t>(p.channels));
-        sizeSums = carver.take<float>(batch * tokens);
+        scatter.carve(carver, batch, tokens);
         bytes = carver.boundBytes();
     }
 };
@@ -83,18 +95,14 @@ struct LocalMergeWorkspace
 // Scratch of GlobalMerge (B images, T tokens, nA = ceil(T/2) A tokens, C channels).
 struct GlobalMergeWorkspace
 {
-    float* divisors;    // [B, T]
-    float* bestScore;   // [B, nA] best cosine score of each A token (-inf for the class token)
-    int32_t* bestMatch; // [B, nA] its B index
-    float* imageStats;  // [2, B] per image: mean, then unbiased std of best_score[1:]
-    float* threshold;   // [1]
-    int32_t* counts;    // [B] A tokens with best_score >= threshold (zeroed before use)
-    int32_t* merges;    // [2] r and T', on the device (CUDA only)
-    int32_t* ranks;     // [B, nA]
-    int32_t* slots;     // [B, T]
-    float* sums;        // [B, T, C] row stride T (zeroed before use)
-    float* sizeSums;    // [B, T] (zeroed before use)
-    size_t bytes;       // what the layout needs from an arbitrary (unaligned) base
+    float* divisors;      // [B, T]
+    float* bestScore;     // [B, nA] best cosine score of each A token (-inf for the class token)
+    int32_t* bestMatch;   // [B, nA] its B index
+    float* imageStats;    // [2, B] per image: mean, then unbiased std of best_score[1:]
+    float* threshold;     // [1]
+    int32_t* ranks;       // [B, nA]
+    MergeScratch scatter; // counters, slots, the scatter-mean's grouping
+    size_t bytes;         // what the layout needs from an arbitrary (unaligned) base
 
     GlobalMergeWorkspace(void* base, GlobalMergeParams const& p)
     {
@@ -107,12 +115,8 @@ struct GlobalMergeWorkspace
         bestMatch = carver.take<int32_t>(batch * countA);
         imageStats = carver.take<float>(batch * 2);
         threshold = carver.take<float>(1);
-        counts = carver.take<int32_t>(batch);
-        merges = carver.take<int32_t>(2);
         ranks = carver.take<int32_t>(batch * countA);
-        slots = carver.take<int32_t>(batch * tokens);
-        sums = carver.take<float>(batch * tokens * static_cast<size_t>(p.channels));
-        sizeSums = carver.take<float>(batch * tokens);
+        scatter.carve(carver, batch, tokens);
         bytes = carver.boundBytes();
     }
 };

@@ -65,13 +65,13 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
     }
     *ws.threshold = gbmThreshold(sequentialMean(means, p.batch), sequentialMean(stds, p.batch), p.layerNumber);
 
-    int32_t const merges = countMergesForBatch(ws.bestScore, p.batch, countA, *ws.threshold, ws.counts);
+    int32_t const merges = countMergesForBatch(ws.bestScore, p.batch, countA, *ws.threshold, ws.scatter.counts);
     int32_t const outTokens = tokensAfterMerges(p.tokens, merges, 1);
     rankEachImage(ws.bestScore, p.batch, countA, ws.ranks);
 
     for (int64_t b = 0; b < p.batch; ++b)
     {
-        int32_t* slots = ws.slots + b * p.tokens;
+        int32_t* slots = ws.scatter.slots + b * p.tokens;
         int32_t unmergedBefore = 0;
         for (int32_t a = 0; a < countA; ++a)
         {
@@ -89,8 +89,8 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
         }
     }
 
-    writeScatterMean(tokens, sizes, ws.slots, ScatterShape{p.batch, p.tokens, p.channels, outTokens}, ws.sums,
-        ws.sizeSums, merged, mergedSizes);
+    writeScatterMean(tokens, sizes, ws.scatter.slots, ScatterShape{p.batch, p.tokens, p.channels, outTokens},
+        ws.scatter.order, ws.scatter.ends, merged, mergedSizes);
     *numTokens = outTokens;
 }
 

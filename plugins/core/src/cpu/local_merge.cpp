@@ -49,13 +49,13 @@ void localMergeImpl(Storage const* tokens, Storage* merged, float* mergedSizes, 
         }
     }
 
-    int32_t const merges = countMergesForBatch(ws.similarity, p.batch, windows, p.threshold, ws.counts);
+    int32_t const merges = countMergesForBatch(ws.similarity, p.batch, windows, p.threshold, ws.scatter.counts);
     int32_t const outTokens = tokensAfterMerges(tokenCount, merges, k - 1);
     rankEachImage(ws.similarity, p.batch, windows, ws.ranks);
 
     for (int64_t b = 0; b < p.batch; ++b)
     {
-        int32_t* slots = ws.slots + b * tokenCount;
+        int32_t* slots = ws.scatter.slots + b * tokenCount;
         slots[0] = 0;
         int32_t unmergedBefore = 0;
         for (int32_t patch = 0; patch < patches; ++patch)
@@ -67,8 +67,8 @@ void localMergeImpl(Storage const* tokens, Storage* merged, float* mergedSizes, 
         }
     }
 
-    writeScatterMean(tokens, nullptr, ws.slots, ScatterShape{p.batch, tokenCount, p.channels, outTokens}, ws.sums,
-        ws.sizeSums, merged, mergedSizes);
+    writeScatterMean(tokens, nullptr, ws.scatter.slots, ScatterShape{p.batch, tokenCount, p.channels, outTokens},
+        ws.scatter.order, ws.scatter.ends, merged, mergedSizes);
     *numTokens = outTokens;
 }
 

@@ -226,15 +226,16 @@ void enqueueGlobalMerge(Storage const* tokens, float const* sizes, int32_t const
     imageStatsKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(ws.bestScore, p.batch, s.countA, means, stds);
     thresholdKernel<<<1, 1, 0, stream>>>(means, stds, p.batch, p.layerNumber, ws.threshold);
     countAtLeastKernel<<<gridFor(static_cast<int64_t>(p.batch) * s.countA), kThreads, 0, stream>>>(
-        ws.bestScore, p.batch, s.countA, ws.threshold, ws.counts);
-    launchBatchMerges(ws.counts, p.batch, p.tokens, 1, ws.merges, numTokens, stream);
+        ws.bestScore, p.batch, s.countA, ws.threshold, ws.scatter.counts);
+    launchBatchMerges(ws.scatter.counts, p.batch, p.tokens, 1, ws.scatter.merges, numTokens, stream);
     launchRanks(ws.bestScore, p.batch, s.countA, ws.ranks, stream);
-    tokenSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.bestMatch, ws.merges, s, ws.slots);
+    tokenSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.bestMatch, ws.scatter.merges, s, ws.scatter.slots);
     composeMapKernel<<<gridFor(static_cast<int64_t>(p.batch) * p.patches), kThreads, 0, stream>>>(
-        tokenMap, ws.slots, p.batch, p.patches, p.tokens, mergedMap);
+        tokenMap, ws.scatter.slots, p.batch, p.patches, p.tokens, mergedMap);
     ScatterShape const shape{p.batch, p.tokens, p.channels};
-    launchScatterAccumulate(tokens, sizes, ws.slots, shape, ws.sums, ws.sizeSums, stream);
-    launchScatterFinalize(ws.sums, ws.sizeSums, ws.merges, shape, merged, mergedSizes, stream);
+    launchScatterOrder(ws.scatter.slots, shape, ws.scatter.order, ws.scatter.ends, stream);
+    launchScatterMean(tokens, sizes, ws.scatter.order, ws.scatter.ends, ws.scatter.merges, shape, merged,
+        mergedSizes, stream);
 }
 
 } // namespace
@@ -249,8 +250,7 @@ Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32
         return kInvalidArgument;
     }
     GlobalMergeWorkspace const ws(workspace, params);
-    size_t const tokenRows = static_cast<size_t>(params.batch) * params.tokens;
-    if (clearAccumulatorsAsync(ws, params.batch, tokenRows, params.channels, stream) != cudaSuccess)
+    if (clearCountersAsync(ws.scatter, params.batch, stream) != cudaSuccess)
     {
         return kCudaError;
     }

@@ -2,13 +2,14 @@
 #pragma once
 
 #include "algm/kernels.h"
+#include "../common/workspace_layout.h"
 
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
+
 
 namespace algm::cuda::detail
 {
@@ -33,35 +34,10 @@ __device__ inline int64_t threadCount()
     return static_cast<int64_t>(gridDim.x) * blockDim.x;
 }
 
-struct ZeroFill
+// Clears a merge's per-image counters (the only accumulators: the scatter-mean sums without atomics).
+inline cudaError_t clearCountersAsync(MergeScratch const& scratch, int32_t batch, cudaStream_t stream)
 {
-    void* buffer;
-    size_t bytes;
-};
-
-// Queues cudaMemsetAsync(0) of each buffer; the first error, if any.
-inline cudaError_t zeroFillAsync(std::initializer_list<ZeroFill> buffers, cudaStream_t stream)
-{
-    for (ZeroFill const& fill : buffers)
-    {
-        cudaError_t const error = cudaMemsetAsync(fill.buffer, 0, fill.bytes, stream);
-        if (error != cudaSuccess)
-        {
-            return error;
-        }
-    }
-    return cudaSuccess;
-}
-
-// Clears a merge workspace's accumulators: per-image counters and the float32 scatter-mean sums of
-// `tokenRows` (= batch x input tokens) rows. `Workspace` is LocalMergeWorkspace or GlobalMergeWorkspace.
-template <typename Workspace>
-cudaError_t clearAccumulatorsAsync(Workspace const& ws, int32_t batch, size_t tokenRows, int32_t channels,
-    cudaStream_t stream)
-{
-    return zeroFillAsync({{ws.counts, batch * sizeof(int32_t)}, {ws.sums, tokenRows * channels * sizeof(float)},
-                             {ws.sizeSums, tokenRows * sizeof(float)}},
-        stream);
+    return cudaMemsetAsync(scratch.counts, 0, batch * sizeof(int32_t), stream);
 }
 
 // Status of the work queued so far by a launcher (launch errors only: nothing is synchronised).

@@ -134,13 +134,14 @@ void enqueueLocalMerge(Storage const* tokens, Storage* merged, float* mergedSize
     launchUnitDivisors(tokens, tokenRows, p.channels, ws.divisors, stream);
     windowGramKernel<<<gridFor(windowRows * g.k * g.k), kThreads, 0, stream>>>(tokens, ws.divisors, g, ws.gram);
     windowSimilarityKernel<<<gridFor(windowRows), kThreads, 0, stream>>>(
-        ws.gram, g, p.threshold, ws.similarity, ws.counts);
-    launchBatchMerges(ws.counts, p.batch, 1 + g.patches, g.k - 1, ws.merges, numTokens, stream);
+        ws.gram, g, p.threshold, ws.similarity, ws.scatter.counts);
+    launchBatchMerges(ws.scatter.counts, p.batch, 1 + g.patches, g.k - 1, ws.scatter.merges, numTokens, stream);
     launchRanks(ws.similarity, p.batch, g.windows, ws.ranks, stream);
-    patchSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.merges, g, ws.slots, mergedMap);
+    patchSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.scatter.merges, g, ws.scatter.slots, mergedMap);
     ScatterShape const shape{p.batch, 1 + g.patches, p.channels};
-    launchScatterAccumulate(tokens, static_cast<float const*>(nullptr), ws.slots, shape, ws.sums, ws.sizeSums, stream);
-    launchScatterFinalize(ws.sums, ws.sizeSums, ws.merges, shape, merged, mergedSizes, stream);
+    launchScatterOrder(ws.scatter.slots, shape, ws.scatter.order, ws.scatter.ends, stream);
+    launchScatterMean(tokens, static_cast<float const*>(nullptr), ws.scatter.order, ws.scatter.ends,
+        ws.scatter.merges, shape, merged, mergedSizes, stream);
 }
 
 } // namespace
@@ -154,8 +155,7 @@ Status localMerge(DataType dtype, void const* tokens, void* merged, float* merge
         return kInvalidArgument;
     }
     LocalMergeWorkspace const ws(workspace, params);
-    size_t const tokenRows = static_cast<size_t>(params.batch) * (1 + params.gridH * params.gridW);
-    if (clearAccumulatorsAsync(ws, params.batch, tokenRows, params.channels, stream) != cudaSuccess)
+    if (clearCountersAsync(ws.scatter, params.batch, stream) != cudaSuccess)
     {
         return kCudaError;
     }

@@ -9,30 +9,38 @@ namespace algm::cuda::detail
 namespace
 {
 
-template <typename Storage>
-__global__ void scatterAccumulateKernel(Storage const* tokens, float const* sizes, int32_t const* slots,
-    ScatterShape shape, float* sums, float* sizeSums)
+__global__ void scatterOrderKernel(int32_t const* slots, ScatterShape shape, int32_t* order, int32_t* ends)
 {
-    int64_t const total = static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
+    int64_t const total = static_cast<int64_t>(shape.batch) * shape.tokens;
     for (int64_t i = threadIndex(); i < total; i += threadCount())
     {
-        int64_t const row = i / shape.channels;
-        int64_t const channel = i - row * shape.channels;
-        int64_t const image = row / shape.tokens;
-        int64_t const slotRow = image * shape.tokens + slots[row];
-        float const size = sizes ? sizes[row] : 1.0f;
-        atomicAdd(sums + slotRow * shape.channels + channel, __fmul_rn(size, loadFloat(tokens[i])));
-        if (channel == 0)
+        int64_t const image = i / shape.tokens;
+        int32_t const t = static_cast<int32_t>(i - image * shape.tokens);
+        int32_t const* imageSlots = slots + image * shape.tokens;
+        int32_t const slot = imageSlots[t];
+        int32_t smaller = 0; // tokens of earlier slots
+        int32_t before = 0;  // earlier tokens of this slot
+        int32_t after = 0;   // later tokens of this slot
+        for (int32_t other = 0; other < shape.tokens; ++other)
         {
-            atomicAdd(sizeSums + slotRow, size);
+            int32_t const otherSlot = imageSlots[other];
+            smaller += otherSlot < slot ? 1 : 0;
+            before += otherSlot == slot && other < t ? 1 : 0;
+            after += otherSlot == slot && other > t ? 1 : 0;
+        }
+        int32_t const position = smaller + before;
+        order[image * shape.tokens + position] = t;
+        if (after == 0)
+        {
+            ends[image * shape.tokens + slot] = position + 1;
         }
     }
 }
 
 // Runs over the upper bound T rows per image; rows at or past T' are skipped.
 template <typename Storage>
-__global__ void scatterFinalizeKernel(float const* sums, float const* sizeSums, int32_t const* merges,
-    ScatterShape shape, Storage* merged, float* mergedSizes)
+__global__ void scatterMeanKernel(Storage const* tokens, float const* sizes, int32_t const* order,
+    int32_t const* ends, int32_t const* merges, ScatterShape shape, Storage* merged, float* mergedSizes)
 {
     int64_t const outTokens = merges[1];
     int64_t const total = static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
@@ -41,50 +49,47 @@ __global__ void scatterFinalizeKernel(float const* sums, float const* sizeSums, 
         int64_t const row = i / shape.channels;
         int64_t const channel = i - row * shape.channels;
         int64_t const image = row / shape.tokens;
-        int64_t const token = row - image * shape.tokens;
-        if (token >= outTokens)
+        int64_t const slot = row - image * shape.tokens;
+        if (slot >= outTokens)
         {
             continue;
         }
-        int64_t const outRow = image * outTokens + token;
-        merged[outRow * shape.channels + channel] = storeAs<Storage>(scatterMean(sums[i], sizeSums[row]));
+        int32_t const* imageEnds = ends + image * shape.tokens;
+        int32_t const begin = slot > 0 ? imageEnds[slot - 1] : 0;
+        float sizeSum = 0.0f;
+        float const mean = slotMean(tokens + image * shape.tokens * shape.channels,
+            sizes ? sizes + image * shape.tokens : nullptr, order + image * shape.tokens + begin,
+            imageEnds[slot] - begin, shape.channels, channel, sizeSum);
+        int64_t const outRow = image * outTokens + slot;
+        merged[outRow * shape.channels + channel] = storeAs<Storage>(mean);
         if (channel == 0)
         {
-            mergedSizes[outRow] = sizeSums[row];
+            mergedSizes[outRow] = sizeSum;
         }
     }
 }
 
-int64_t elements(ScatterShape const& shape)
-{
-    return static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
-}
-
 } // namespace
 
-template <typename Storage>
-void launchScatterAccumulate(Storage const* tokens, float const* sizes, int32_t const* slots, ScatterShape const& shape,
-    float* sums, float* sizeSums, cudaStream_t stream)
+void launchScatterOrder(int32_t const* slots, ScatterShape const& shape, int32_t* order, int32_t* ends,
+    cudaStream_t stream)
 {
-    scatterAccumulateKernel<<<gridFor(elements(shape)), kThreads, 0, stream>>>(
-        tokens, sizes, slots, shape, sums, sizeSums);
+    scatterOrderKernel<<<gridFor(static_cast<int64_t>(shape.batch) * shape.tokens), kThreads, 0, stream>>>(
+        slots, shape, order, ends);
 }
 
 template <typename Storage>
-void launchScatterFinalize(float const* sums, float const* sizeSums, int32_t const* merges, ScatterShape const& shape,
-    Storage* merged, float* mergedSizes, cudaStream_t stream)
+void launchScatterMean(Storage const* tokens, float const* sizes, int32_t const* order, int32_t const* ends,
+    int32_t const* merges, ScatterShape const& shape, Storage* merged, float* mergedSizes, cudaStream_t stream)
 {
-    scatterFinalizeKernel<<<gridFor(elements(shape)), kThreads, 0, stream>>>(
-        sums, sizeSums, merges, shape, merged, mergedSizes);
+    int64_t const elements = static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
+    scatterMeanKernel<<<gridFor(elements), kThreads, 0, stream>>>(
+        tokens, sizes, order, ends, merges, shape, merged, mergedSizes);
 }
 
-template void launchScatterAccumulate<float>(
-    float const*, float const*, int32_t const*, ScatterShape const&, float*, float*, cudaStream_t);
-template void launchScatterAccumulate<__half>(
-    __half const*, float const*, int32_t const*, ScatterShape const&, float*, float*, cudaStream_t);
-template void launchScatterFinalize<float>(
-    float const*, float const*, int32_t const*, ScatterShape const&, float*, float*, cudaStream_t);
-template void launchScatterFinalize<__half>(
-    float const*, float const*, int32_t const*, ScatterShape const&, __half*, float*, cudaStream_t);
+template void launchScatterMean<float>(float const*, float const*, int32_t const*, int32_t const*, int32_t const*,
+    ScatterShape const&, float*, float*, cudaStream_t);
+template void launchScatterMean<__half>(__half const*, float const*, int32_t const*, int32_t const*,
+    int32_t const*, ScatterShape const&, __half*, float*, cudaStream_t);
 
 } // namespace algm::cuda::detail

@@ -4,8 +4,9 @@ These are the same kernels, from the same arithmetic (``plugins/core/include/alg
 CUDA build and the TensorRT plugins run; the tests compare them with the PyTorch ops of
 :mod:`algm_export.merging.ops`. Semantics: ``docs/plugin-ops.md``.
 
-The library comes from ``$ALGM_CPU_KERNELS`` when set, else it is built with CMake (CPU only) into
-``build/plugins-cpu`` under the repository root, or into a temporary folder when that is not writable.
+A test helper (not part of the package): the library comes from ``$ALGM_CPU_KERNELS`` when set, else it is
+built with CMake (CPU only) from this repository's ``plugins/`` into ``build/plugins-cpu``, or into a
+temporary folder when that is not writable.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AlgmExportError
+from algm_export.errors import AlgmExportError
 
 ENV_LIBRARY = "ALGM_CPU_KERNELS"
 LIBRARY_NAME = "libalgm_cpu.so"

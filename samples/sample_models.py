@@ -1,8 +1,9 @@
-"""Small sample Segmenters for demos and tests, made on the spot (nothing is downloaded).
+"""Small sample Segmenters for demos and tests, made on the spot (nothing is downloaded). Not part of the
+package: samples/make_sample_checkpoint.py and the tests import it from this folder.
 
 The encoder keeps its random initialisation. The decoder is then fitted for a few seconds to a
-"posterize" task on the four bundled photos: each patch's label is the palette colour (see
-:func:`algm_export.datasets.palette`) nearest to its mean colour. That gives the label maps the peaked
+"posterize" task on the four bundled photos: each patch's label is the target colour (see
+:func:`target_colours`) nearest to its mean colour. That gives the label maps the peaked
 logits of a trained model (FP16 parity is judged on labels, and a purely random decoder has near-ties
 everywhere) and makes the coloured label maps look like posterized photos.
 """
@@ -17,13 +18,13 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import init_weights_vit_timm
 
-from .config import ALGMConfig, Normalization, SegmenterConfig
-from .checkpoints.research import write_research_checkpoint
-from .datasets import ADE20K_CLASSES, palette
-from .models.encoder import encode
-from .models.segmenter import Segmenter
-from .photos import SAMPLE_PHOTOS, sample_photo
-from .preprocess import make_batch, resize_rgb
+from algm_export.checkpoints.research import write_research_checkpoint
+from algm_export.config import ALGMConfig, Normalization, SegmenterConfig
+from algm_export.datasets import ADE20K_CLASSES
+from algm_export.models.encoder import encode
+from algm_export.models.segmenter import Segmenter
+from algm_export.photos import SAMPLE_PHOTOS, sample_photo
+from algm_export.preprocess import make_batch, resize_rgb
 
 FIT_STEPS = 100
 FIT_TOKENS = 256
@@ -43,12 +44,19 @@ def sample_config(preset: str = "tiny", image_size: int = 512) -> SegmenterConfi
     )
 
 
+def target_colours(n_cls: int) -> np.ndarray:
+    """The posterize task's colour per class, ``[n_cls, 3]`` uint8: fixed random colours, well spread (unlike
+    the display palette, whose first colours are dark), so that the fitted decoder has the peaked logits the
+    tests rely on. A property of the sample model, not a display palette."""
+    return np.random.default_rng(20240617).integers(32, 256, size=(n_cls, 3), dtype=np.uint8)
+
+
 def posterize_targets(images: list[np.ndarray], grid: tuple[int, int], n_cls: int) -> torch.Tensor:
-    """Per-patch labels [B, N]: the palette colour nearest to each patch's mean colour."""
+    """Per-patch labels [B, N]: the target colour nearest to each patch's mean colour."""
     pixels = torch.from_numpy(np.stack(images).astype(np.float32))
     batch, height, width, _ = pixels.shape
     means = pixels.reshape(batch, grid[0], height // grid[0], grid[1], width // grid[1], 3).mean(dim=(2, 4))
-    colours = torch.from_numpy(palette(n_cls).astype(np.float32))
+    colours = torch.from_numpy(target_colours(n_cls).astype(np.float32))
     return torch.cdist(means.reshape(batch, -1, 3), colours[None].expand(batch, -1, -1)).argmin(dim=-1)
 
 
