@@ -406,8 +406,12 @@ def speed_table(speed: dict) -> str:
              "ALGM node time (batch 1, profiled)",
              *int8_lines(speed.get("onnxruntime_int8_algm", {})),
              f"machine: {speed['machine']}"]
-    lines.extend(["", outputs_table(speed["outputs"]), "", research_line(speed["research_style_pytorch"]),
-                  predict_line(speed["predict_1080p"])])
+    if "outputs" in speed:
+        lines.extend(["", outputs_table(speed["outputs"])])
+    if "research_style_pytorch" in speed:
+        lines.extend(["", research_line(speed["research_style_pytorch"])])
+    if "predict_1080p" in speed:
+        lines.append(predict_line(speed["predict_1080p"]))
     tensorrt = speed.get("tensorrt", {})
     copies = [r for r in speed["rows"] if "copy_in_ms" in r]
     if copies:
