@@ -7,7 +7,7 @@ import torch
 
 from algm_export import ALGMConfig
 from algm_export.photos import SAMPLE_PHOTOS
-from reference_algm import reference_forward
+from algm_export.reference.research_algm import reference_forward
 
 TOLERANCE = 1e-4
 PUBLISHED = ALGMConfig(batch_rule="min")  # the reference restates the published rule

@@ -71,7 +71,7 @@ class FakeBackend(Backend):
     def __init__(self, info, predictions: list[Prediction]):
         self.info, self.name, self.predictions = info, "fake", list(predictions)
 
-    def _run(self, images: np.ndarray) -> Prediction:
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
         return self.predictions.pop(0)
 
 
@@ -122,13 +122,13 @@ def swapped_window_order(model, images: np.ndarray) -> Prediction:
     clap = maps[:, 0].copy()
     clap[maps[:, 0] == first], clap[maps[:, 0] == last] = last, first
     inputs: list[torch.Tensor] = []
-    torch_backend.replay(images, np.stack([clap, maps[:, 1]], axis=1), inputs)
+    torch_backend.replay(images, np.stack([clap, maps[:, 1]], axis=1), merge_inputs=inputs)
     x = inputs[1].float()
     slots, _ = global_assignment(x, model.algm.layers[1], torch.ones(x.shape[:2]))  # one image: no padding
     gbm = np.take_along_axis((slots[:, 1:] - 1).numpy(), clap.astype(np.int64), axis=1).astype(np.int32)
     doctored = np.stack([clap, gbm], axis=1)
     replayed = torch_backend.replay(images, doctored)
-    return Prediction(replayed.logits, replayed.token_counts, doctored)
+    return Prediction(replayed.outputs, replayed.token_counts, doctored)
 
 
 def test_wrong_but_consistent_decisions_fail(tiny_model, photo_reference):
@@ -150,7 +150,7 @@ def test_malformed_token_maps_fail(tiny_model, photo_reference):
     maps[0, 0, 0] = maps[0, 0, -1]  # patch 0 joins the token of the last window: not a CLAP result
     reference = Reference(photo_reference.torch, [case], [expected])
     entry = compare(reference, FakeBackend(photo_reference.torch.info,
-                                           [Prediction(expected.logits, expected.token_counts, maps)]), "fp32", "-")
+                                           [Prediction(expected.outputs, expected.token_counts, maps)]), "fp32", "-")
     assert not entry["passed"] and "not valid merges" in entry["failures"][0]
     with pytest.raises(MalformedMaps):
         gbm_matches(expected.token_maps[:, 0].astype(np.int64), np.zeros_like(expected.token_maps[:, 1]) + 5)
@@ -196,8 +196,11 @@ def test_nan_anywhere_fails_and_the_report_stays_strict_json(tiny_model, photo_r
     case, expected = photo_reference.cases[0], photo_reference.predictions[0]
     logits = expected.logits.copy()
     logits[0, 0, 0, 0] = np.nan
-    got = Prediction(logits if where == "backend" else expected.logits, expected.token_counts, expected.token_maps)
-    poisoned = Prediction(logits, expected.token_counts, expected.token_maps) if where == "reference" else expected
+    poisoned_outputs = {**expected.outputs, "logits": logits}
+    got = Prediction(poisoned_outputs if where == "backend" else expected.outputs, expected.token_counts,
+                     expected.token_maps)
+    poisoned = Prediction(poisoned_outputs, expected.token_counts, expected.token_maps) if where == "reference" \
+        else expected
     reference = Reference(photo_reference.torch, [case], [poisoned])
     entry = compare(reference, FakeBackend(photo_reference.torch.info, [got]), "fp32", "-")
     assert not entry["passed"] and "non-finite" in entry["failures"][0]
