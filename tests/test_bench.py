@@ -56,12 +56,15 @@ def test_gpu_rows_report_copies_apart(tiny_model):
     from algm_export.bench import Timing, speed_record, speed_table
 
     timings = [Timing("pytorch dense", "fp32", 1, 100.0, None), Timing("onnxruntime dense", "fp32", 1, 50.0, None),
-               Timing("onnxruntime ALGM", "fp32", 1, 25.0, [755, 539]),
+               Timing("onnxruntime ALGM", "fp32", 1, 25.0, [[755, 539]]),
                Timing("pytorch dense (cuda)", "fp32", 1, 4.0, None, 0.3, 2.5),
-               Timing("tensorrt ALGM", "fp16", 1, 1.0, [755, 539], 0.3, 0.1)]
+               Timing("tensorrt ALGM", "fp16", 1, 1.0, [[755, 539]], 0.3, 0.1)]
     speed = speed_record(timings, {1: 1.8}, 0.02, 5, 1, (512, 512), tiny_model)
     rows = {r["backend"]: r for r in speed["rows"]}
     assert "copy_in_ms" not in rows["onnxruntime ALGM"]  # CPU rows: the run is the whole cost
     assert rows["tensorrt ALGM"]["copy_out_ms"] == 0.1 and rows["tensorrt ALGM"]["latency_ms"] == 1.0
     assert rows["tensorrt ALGM"]["speedup_vs_pytorch_dense"] == 4.0  # against PyTorch on the same GPU
-    assert "tensorrt ALGM batch 1: in 0.30 ms, out 0.10 ms" in speed_table(speed)
+    table = speed_table(speed)
+    assert "tensorrt ALGM batch 1: in 0.30 ms, out 0.10 ms" in table
+    assert "755 -> 539" in table  # the mean per-image counts after each merge
+    assert "ONNX Runtime speedup / FLOP ratio: batch 1: 1.11" in table  # dense 50 ms / ALGM 25 ms over 1.8
