@@ -21,7 +21,8 @@ def published_model(tiny_model):
     tiny_model.set_algm(ALGMConfig())
 
 
-@pytest.mark.parametrize("index", range(len(SAMPLE_PHOTOS)), ids=SAMPLE_PHOTOS)
+@pytest.mark.parametrize("index", [i if i == 0 else pytest.param(i, marks=pytest.mark.slow)
+                                   for i in range(len(SAMPLE_PHOTOS))], ids=SAMPLE_PHOTOS)
 def test_batch1_matches_reference(published_model, photo_batch, index):
     images = photo_batch[index : index + 1]
     with torch.no_grad():

@@ -104,6 +104,7 @@ def test_dense_export(dense_graphs):
         assert [o.name for o in model.graph.output] == ["labels", "scores"]  # the default deployment outputs
 
 
+@pytest.mark.slow
 def test_other_image_size_and_dense_graph_parity(tiny_model, dense_graphs, photos, tmp_path):
     from algm_export.export.onnx_export import export_graphs
     from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend

@@ -81,8 +81,10 @@ def model_with(model, **settings):
     return other
 
 
-@pytest.mark.parametrize("settings", [{"threshold": 0.885}, {"threshold": 0.87}, {"window": (1, 2)},
-                                      {"layers": (1, 6)}, {"layers": (2, 5)}])
+@pytest.mark.parametrize("settings", [pytest.param({"threshold": 0.885}, marks=pytest.mark.slow),
+                                      pytest.param({"threshold": 0.87}, marks=pytest.mark.slow), {"window": (1, 2)},
+                                      pytest.param({"layers": (1, 6)}, marks=pytest.mark.slow),
+                                      pytest.param({"layers": (2, 5)}, marks=pytest.mark.slow)])
 def test_other_merge_settings_fail_with_margin(tiny_model, photo_reference, settings):
     """A model with other ALGM settings (what a graph exported with them computes) fails under the FP16
     criterion too, the loosest, by a margin of at least 3x eps."""
