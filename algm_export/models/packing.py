@@ -38,16 +38,17 @@ class Packing:
         return cls(rows, slots, mask, batch, length)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, T, C]`` -> ``[P, C]``: the real tokens, image after image."""
-        return x.reshape(self.batch * self.length, -1).index_select(0, self.rows)
+        """``[B, T, C]`` -> ``[1, P, C]``: the real tokens, image after image (kept 3-D so that the Linear
+        layers export as MatMul + Add, as in the padded layout, which the INT8 recipe finds)."""
+        return x.reshape(1, self.batch * self.length, -1).index_select(1, self.rows)
 
     def unpack(self, packed: torch.Tensor) -> torch.Tensor:
-        """``[P, C]`` -> ``[B, T, C]``; padding positions hold a copy of their image's class token."""
-        return packed.index_select(0, self.slots).reshape(self.batch, self.length, -1)
+        """``[1, P, C]`` -> ``[B, T, C]``; padding positions hold a copy of their image's class token."""
+        return packed.index_select(1, self.slots).reshape(self.batch, self.length, -1)
 
 
 def packed_attention_half(block: Block, x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """``x + attn(norm1(x))`` for packed tokens ``[P, C]``: qkv and proj on the packed rows, the softmax
+    """``x + attn(norm1(x))`` for packed tokens ``[1, P, C]``: qkv and proj on the packed rows, the softmax
     attention per image on the padded layout (padding keys masked)."""
     attn = block.attn
     qkv = packing.unpack(attn.qkv(block.norm1(x)))
