@@ -163,7 +163,8 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
     check_output_target(args.output)
     model = load_model(args)
-    size = check_graphs(args.output, [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH, INT8_GRAPH, FP16_INT8_GRAPH], model, args.image_size)
+    graphs = [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH, INT8_GRAPH, FP16_INT8_GRAPH]
+    size = check_graphs(args.output, graphs, model, args.image_size)
     return model, export_size(model, size)
 
 

@@ -10,6 +10,7 @@ import types
 
 import onnx
 import pytest
+from PIL import Image
 
 from algm_export import pipeline
 from algm_export.arguments import ENGINES, parse_engines
@@ -120,6 +121,43 @@ def test_build_engines_option(pipeline_run, research_checkpoint, tmp_path, capsy
     assert report["int8"]["tensorrt"] == {"status": "failed", "reason": reason} and "tensorrt" not in report
     assert report["parity"] == {"tensorrt_int8": {"passed": False, "failures": [reason]}}
     assert "FP16 TensorRT engine" not in out and f"failed: {reason}" in out
+
+
+def test_build_records_and_judges_a_built_int8_engine(pipeline_run, research_checkpoint, photos, tmp_path, capsys,
+                                                     monkeypatch):
+    """The recording and judging of a built INT8 engine. The engine is a stand-in: ONNX Runtime running
+    model.fp16.int8.onnx (the graph the engine is built from); no TensorRT result is made up here."""
+    from algm_export.runtime import tensorrt_backend
+    from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from algm_export.verify.parity import CRITERIA
+
+    folder = copy_graphs(pipeline_run[2], tmp_path / "out",
+                         ("model.onnx", "model.fp16.onnx", "model.fp16.int8.onnx", "report.json"))
+    exported = json.loads((folder / "report.json").read_text())
+    library = tmp_path / "libalgm_plugins.so"
+    library.write_bytes(b"\x7fELF")
+    monkeypatch.setattr(pipeline, "tensorrt_environment", lambda lib: (fake_tensorrt(FakeRegistry()), "GPU", library))
+    monkeypatch.setattr(builder, "build_engine", lambda tensorrt, request, gpu: request.folder / request.engine_name)
+    monkeypatch.setattr(tensorrt_backend, "TensorRTBackend", lambda engine, lib, name: OnnxRuntimeBackend(
+        engine.parent / "model.fp16.int8.onnx", name))
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(photos["coffee"]).save(images / "coffee.png")  # one case: keeps the test cheap
+    code = main(["build", str(research_checkpoint), "-o", str(folder), "--engines", "int8", "--images", str(images)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((folder / "report.json").read_text())
+    entry = report["parity"]["tensorrt_int8"]
+    assert entry["passed"] and entry["criteria"] == CRITERIA["int8"] and entry["graph"] == "model.fp16.int8.plan"
+    assert [case["images"] for case in entry["cases"]] == [["coffee.png"]]
+    assert report["int8"]["tensorrt"] == {"status": "built", "engine": "model.fp16.int8.plan", "gpu": "GPU",
+                                          "tensorrt_version": "fake", "plugin_library": str(library)}
+    # What this build did not touch stays as the export wrote it.
+    assert report["tensorrt"] == exported["tensorrt"] and report["int8"]["scope"] == exported["int8"]["scope"]
+    assert {name: report["parity"][name] for name in exported["parity"] if name != "tensorrt_int8"} == {
+        name: value for name, value in exported["parity"].items() if name != "tensorrt_int8"}
+    assert "--strongly-typed" in report["polygraphy_commands"]["tensorrt_int8 (GPU machine with TensorRT)"]
+    assert set(report["polygraphy_commands"]) == set(exported["polygraphy_commands"])
 
 
 class FakeBuilder:
