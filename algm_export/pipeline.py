@@ -180,7 +180,8 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
            engines: Sequence[TensorRTOutcome] = (), shown: Path | None = None) -> dict:
     """Compare the exported graphs in ``folder`` (``graphs``, default: all present) and the TensorRT
     engines (FP16, INT8: an entry each, built or skipped) with PyTorch; write the polygraphy files and
-    report.json (with ``graphs`` given, the parity entries and commands of other backends are kept). ``shown``: the folder the printed commands name (``folder`` may be the staging folder of
+    report.json (with ``graphs`` given, the parity entries and commands of other backends are kept).
+    ``shown``: the folder the printed commands name (``folder`` may be the staging folder of
     :func:`replaced_folder`)."""
     options.check()
     shown = shown or folder
