@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, DEFAULT_SCOPE
+from .errors import AlgmExportError
+from .artifacts import DEFAULT_OUTPUTS, parse_outputs
 
 PROG = "algm-export"
 DEFAULT_OUTPUT = "algm_export_out"
+DEFAULT_PREDICT_OUTPUT = "predictions"
+DEFAULT_PREDICT_BATCH = 4
 
 
 class UsageError(Exception):
@@ -130,6 +134,14 @@ def add_int8_scope_argument(parser) -> None:
                              f"decision depends on, token maps unchanged) or {ALL_LINEAR} (faster, merges may change)")
 
 
+def output_choice(text: str) -> tuple[str, ...]:
+    """argparse type of ``--outputs``."""
+    try:
+        return parse_outputs(text)
+    except AlgmExportError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--outputs: ")) from None
+
+
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """``algm-export [export] MODEL``: the whole pipeline."""
     add_model_arguments(parser)
@@ -139,6 +151,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16", action="store_true",
                         help="also write model.fp16.onnx (FP16 with merge maths, norms and softmax in FP32), "
                              "verify it, and build the FP16 TensorRT engine where TensorRT is available")
+    parser.add_argument("--outputs", type=output_choice, default=DEFAULT_OUTPUTS, metavar="NAMES",
+                        help="deployment outputs of the graphs, comma-separated: labels ([B,H,W] int32 class index), "
+                             "scores ([B,n_cls,h,w] patch-grid logits, what sliding windows average), logits "
+                             "([B,n_cls,H,W] float32, 157 MB per 512x512 image at 150 classes). Default: labels,scores "
+                             "(docs/outputs.md)")
     add_int8_arguments(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="check the checkpoint, settings, images and output folder, print the summary, "
@@ -179,5 +196,30 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true",
                         help="also time the INT8 Q/DQ graphs (dense and ALGM) in ONNX Runtime, calibrated on --images")
     add_int8_scope_argument(parser)
+    parser.add_argument("--frames", type=int, default=4, metavar="N",
+                        help="1920x1080 video frames for the end-to-end predict timing (default 4; 0: skip)")
     parser.add_argument("--plugin-lib", type=Path, metavar="SO",
                         help="libalgm_plugins.so for the TensorRT rows (default: $ALGM_PLUGIN_LIBRARY, then build/)")
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """``algm-export predict MODEL INPUT... -o DIR``."""
+    parser.add_argument("model", metavar="MODEL", type=Path, help="model.onnx, model.fp16.plan or a checkpoint")
+    parser.add_argument("inputs", metavar="INPUT", type=Path, nargs="+", help="image files, folders, video files")
+    parser.add_argument("-o", "--output", type=Path, default=Path(DEFAULT_PREDICT_OUTPUT), metavar="DIR",
+                        help=f"folder for the PNGs (default ./{DEFAULT_PREDICT_OUTPUT}/; created if missing)")
+    parser.add_argument("--batch", type=int, default=DEFAULT_PREDICT_BATCH, metavar="N",
+                        help="windows per model run (windows of consecutive images share batches; default "
+                             f"{DEFAULT_PREDICT_BATCH})")
+    parser.add_argument("--im-size", type=int, metavar="PX", help="short side images are resized to "
+                        "(default: the model's im_size from the checkpoint's inference_kwargs)")
+    parser.add_argument("--window-stride", type=int, metavar="PX", help="distance between windows (default: the "
+                        "model's window_stride)")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="segment every N-th video frame (default 1)")
+    parser.add_argument("--overlay", action="store_true",
+                        help="also write <stem>_overlay.png: the image with class colours and a legend")
+    parser.add_argument("--show-merges", action="store_true",
+                        help="also write <stem>_merges.png: where ALGM merged tokens in each window (ALGM models)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow checkpoints that need code to unpickle (only for files you trust)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")

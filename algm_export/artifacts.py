@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import AlgmExportError
 
@@ -17,11 +17,23 @@ INT8_GRAPH = "model.int8.onnx"  # --int8: Q/DQ on model.onnx (ONNX Runtime)
 FP16_INT8_GRAPH = "model.fp16.int8.onnx"  # --int8 --fp16: Q/DQ on model.fp16.onnx (TensorRT)
 
 INPUT_NAME = "images"
-LOGITS = "logits"
+LABELS, SCORES, LOGITS = "labels", "scores", "logits"  # the deployment outputs (docs/outputs.md)
+OUTPUT_NAMES = (LABELS, SCORES, LOGITS)  # also the order of the graph outputs
+DEFAULT_OUTPUTS = (LABELS, SCORES)
 TOKEN_COUNTS = "token_counts"
 TOKEN_MAPS = "token_maps"
 
 SIDECAR_SUFFIX = ".json"
+
+
+def parse_outputs(choice: str | Iterable[str]) -> tuple[str, ...]:
+    """``"labels,scores"`` or a list of names -> the chosen names in contract order; AlgmExportError otherwise."""
+    names = [n.strip() for n in (choice.split(",") if isinstance(choice, str) else choice) if n.strip()]
+    unknown = [n for n in names if n not in OUTPUT_NAMES]
+    if unknown or not names:
+        raise AlgmExportError(f"--outputs: expected one or more of {', '.join(OUTPUT_NAMES)} (comma-separated), "
+                              f"got {','.join(names) or 'nothing'}")
+    return tuple(n for n in OUTPUT_NAMES if n in names)
 
 
 def sidecar_path(engine: Path) -> Path:

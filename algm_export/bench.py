@@ -22,13 +22,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from .artifacts import INT8_GRAPH, LOGITS, TOKEN_COUNTS
+from .artifacts import INT8_GRAPH, LABELS, LOGITS, OUTPUT_NAMES, SCORES, TOKEN_COUNTS
 from .calibration.int8 import Int8Settings, write_int8_graphs
 from .command import export_size, load_model
 from .errors import AlgmExportError
@@ -38,12 +38,16 @@ from .files import check_output_target, prepare_output_folder, replaced_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
 from .pipeline import ENGINE_NAME, verification_photos
-from .preprocess import make_batch
+from .preprocess import make_batch, resize_rgb
+from .reference.research_algm import reference_forward
 from .runtime.base import Backend
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .runtime.sliding import SlidingWindow
 from .runtime.torch_backend import TorchBackend
 from .trt.availability import Unavailable, tensorrt_environment
 from .verify.report import REPORT, format_table, load_report, save_report
+
+OUTPUT_CHOICES = [(LABELS,), (SCORES,), (LOGITS,), (LABELS, SCORES)]
 
 
 @dataclass
@@ -64,16 +68,102 @@ class Timing:
         return 1000.0 * self.batch / self.latency_ms
 
 
-def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int) -> tuple[float, list[int] | None]:
-    """Median latency (ms) of ``runs`` runs after ``warmup`` runs, and the token counts seen."""
+def median_ms(run: Callable[[], object], warmup: int, runs: int) -> tuple[float, object]:
+    """Median wall time (ms) of ``runs`` calls of ``run`` after ``warmup`` calls, and the last result."""
     for _ in range(warmup):
-        prediction = backend.run(images)
+        result = run()
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        prediction = backend.run(images)
+        result = run()
         samples.append(1000.0 * (time.perf_counter() - start))
-    return statistics.median(samples), prediction.token_counts
+    return statistics.median(samples), result
+
+
+def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int,
+                 outputs: tuple[str, ...] = (LABELS,)) -> tuple[float, list[int] | None]:
+    """Median latency (ms) of ``runs`` runs returning ``outputs`` after ``warmup`` runs, and the token counts."""
+    latency, prediction = median_ms(lambda: backend.run(images, outputs), warmup, runs)
+    return latency, prediction.token_counts
+
+
+def time_research_style(model: Segmenter, images: np.ndarray, warmup: int, runs: int) -> dict:
+    """Our PyTorch ALGM and the research code's way of running it (:mod:`algm_export.reference`), both
+    returning full-resolution logits, timed side by side."""
+    batch = torch.from_numpy(images)
+    with torch.no_grad():
+        ours, _ = median_ms(lambda: model(batch), warmup, runs)
+        research, _ = median_ms(lambda: reference_forward(model, batch, model.algm), warmup, runs)
+    return {"ours_ms": round(ours, 2), "research_style_ms": round(research, 2),
+            "speedup_over_research_style": round(research / ours, 3)}
+
+
+PREDICT_FRAME = (1080, 1920)
+
+
+def write_test_video(path: Path, photos: dict[str, np.ndarray], frames: int, size: tuple[int, int]) -> Path:
+    """A short video of the sample photos resized to ``size`` (PyAV, MPEG-4 part 2)."""
+    import av
+
+    names = list(photos)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[1], size[0], "yuv420p"
+        stream.options = {"qscale": "3"}
+        for index in range(frames):
+            image = resize_rgb(photos[names[index % len(names)]], size)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def time_predict(backends: dict[str, Backend], model: Segmenter, folder: Path, photos: dict[str, np.ndarray],
+                 frames: int) -> dict:
+    """``predict`` on a 1920x1080 video end to end (decode, resize, windows, run, merge, write the PNGs) with
+    the dense and the ALGM backend; frames/s, and the FLOP ratio of the windows' measured token counts."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return {"status": "skipped", "reason": "PyAV is not installed (pip install 'algm-export[video]')"}
+    from .arguments import DEFAULT_PREDICT_BATCH as DEFAULT_BATCH
+    from .predict import Predictor, Source
+
+    video = write_test_video(folder / "frames_1080p.mp4", photos, frames, PREDICT_FRAME)
+    record = {"status": "timed", "frames": frames, "frame_size": list(PREDICT_FRAME), "batch": DEFAULT_BATCH}
+    for kind, backend in backends.items():
+        sliding = SlidingWindow(backend, batch=DEFAULT_BATCH)
+        next(sliding.segment([photos[next(iter(photos))]]))  # warm-up (builds the scores-only session)
+        predictor = Predictor(backend, prepare_output_folder(folder / f"predict_{kind}"), sliding)
+        start = time.perf_counter()
+        predictor.run([Source(video)])
+        elapsed = time.perf_counter() - start
+        record[f"{kind}_frames_per_s"] = round(predictor.images / elapsed, 3)
+        if predictor.token_counts:
+            windows = [counts for image in predictor.token_counts for counts in image]
+            size = backend.info.image_size
+            dense = segmenter_flops(model.config, size, None, None)
+            merged = statistics.mean(segmenter_flops(model.config, size, model.algm, c) for c in windows)
+            record["flop_ratio_dense_over_algm"] = round(dense / merged, 3)
+    record["speedup"] = round(record["ALGM_frames_per_s"] / record["dense_frames_per_s"], 3)
+    record["speedup_over_flop_ratio"] = round(record["speedup"] / record["flop_ratio_dense_over_algm"], 3)
+    return record
+
+
+def time_outputs(backends: list[Backend], images: np.ndarray, warmup: int, runs: int) -> list[dict]:
+    """Per-window latency of every output choice (batch of ``images``) for each backend: the choices take turns
+    run after run (interleaved), so that a change in machine load affects them alike; medians."""
+    rows = []
+    for backend in backends:
+        for outputs in OUTPUT_CHOICES:
+            for _ in range(max(1, warmup)):  # also builds ONNX Runtime's pruned session for the choice
+                backend.run(images, outputs)
+        samples: dict[tuple[str, ...], list[float]] = {outputs: [] for outputs in OUTPUT_CHOICES}
+        for _ in range(runs):
+            for outputs in OUTPUT_CHOICES:
+                samples[outputs].append(median_ms(lambda: backend.run(images, outputs), 0, 1)[0])
+        rows.extend({"backend": backend.name, "outputs": ",".join(outputs), "batch": len(images),
+                     "latency_ms": round(statistics.median(times), 2)} for outputs, times in samples.items())
+    return rows
 
 
 DEPLOYMENT_OUTPUTS = ("labels", "scores")  # what a deployment copies back (logits when the graph has neither)
@@ -188,10 +278,12 @@ def gpu_backends(models: dict[str, Segmenter], folders: dict[str, Path], image_s
 
 def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], batches: Sequence[int],
                   runs: int, warmup: int, photos: dict[str, np.ndarray], fp16: bool = False,
-                  plugin_library: Path | None = None, int8: Int8Settings | None = None) -> dict:
-    """Export dense and ALGM graphs into ``folder``, time every backend, return the ``speed`` record.
-    With ``int8`` also the INT8 Q/DQ graphs of both in ONNX Runtime (calibrated per ``int8``).
-    Where TensorRT and a GPU exist, FP16 engines and PyTorch on the GPU are timed too."""
+                  plugin_library: Path | None = None, int8: Int8Settings | None = None, frames: int = 4) -> dict:
+    """Export dense and ALGM graphs into ``folder``, time every backend (returning ``labels``), every output
+    choice, our PyTorch ALGM against the research code's way of running it, and ``predict`` on ``frames``
+    1920x1080 video frames (0: not); return the ``speed`` record. With ``int8`` also the INT8 Q/DQ graphs of
+    both in ONNX Runtime (calibrated per ``int8``). Where TensorRT and a GPU exist, FP16 engines and PyTorch
+    on the GPU are timed too."""
     if model.algm is None:
         raise AlgmExportError("bench compares dense and ALGM: the model has no ALGM settings (use --layers ...)")
     algm = model.algm
@@ -203,7 +295,7 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
     print(f"exporting the dense and ALGM graphs to {folder}/ ...", flush=True)
     folders = {"dense": prepare_output_folder(folder / "dense"), "ALGM": prepare_output_folder(folder / "algm")}
     dense_graphs = export_graphs(dense_model, folders["dense"], image_size, fp16=with_engines)
-    algm_graphs = export_graphs(model, folders["ALGM"], image_size, fp16=fp16 or with_engines)
+    algm_graphs = export_graphs(model, folders["ALGM"], image_size, fp16=fp16 or with_engines, outputs=OUTPUT_NAMES)
     backends: list[tuple[Backend, str]] = [
         (TorchBackend(dense_model, image_size, "pytorch dense"), "fp32"),
         (TorchBackend(model, image_size, "pytorch ALGM"), "fp32"),
@@ -238,7 +330,20 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
                               / segmenter_flops(model.config, image_size, algm, counts))
     share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
     share = merge_time_share(algm_graphs.portable, share_images, max(3, runs // 4), folder)
-    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model), "tensorrt": tensorrt}
+    print("  timing every output choice, batch 1 ...", flush=True)
+    algm_backends = [backend for backend, precision in backends if backend.name.endswith("ALGM") and precision == "fp32"]
+    outputs = time_outputs(algm_backends, share_images, warmup, runs)
+    print("  timing our PyTorch ALGM and the research code's way of running it, batch 1, training size ...",
+          flush=True)
+    research_images = make_batch([photos[names[0]]], model.config.image_size, model.config.normalization)
+    research = time_research_style(model, research_images, warmup, runs)  # the restatement: training size only
+    predict = {"status": "skipped", "reason": "--frames 0"}
+    if frames:
+        print(f"  timing predict on {frames} 1920x1080 video frames, ONNX Runtime dense and ALGM ...", flush=True)
+        onnxruntime = {kind: next(b for b, _ in backends if b.name == f"onnxruntime {kind}") for kind in ("dense", "ALGM")}
+        predict = time_predict(onnxruntime, model, folder, photos, frames)
+    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model), "tensorrt": tensorrt,
+            "outputs": outputs, "research_style_pytorch": research, "predict_1080p": predict}
 
 
 def on_gpu(backend_name: str) -> bool:
@@ -301,6 +406,12 @@ def speed_table(speed: dict) -> str:
              "ALGM node time (batch 1, profiled)",
              *int8_lines(speed.get("onnxruntime_int8_algm", {})),
              f"machine: {speed['machine']}"]
+    if "outputs" in speed:
+        lines.extend(["", outputs_table(speed["outputs"])])
+    if "research_style_pytorch" in speed:
+        lines.extend(["", research_line(speed["research_style_pytorch"])])
+    if "predict_1080p" in speed:
+        lines.append(predict_line(speed["predict_1080p"]))
     tensorrt = speed.get("tensorrt", {})
     copies = [r for r in speed["rows"] if "copy_in_ms" in r]
     if copies:
@@ -323,12 +434,36 @@ def int8_lines(int8: dict) -> list[str]:
             "ONNX Runtime INT8 ALGM speedup over FP32 dense: "
             + ", ".join(f"batch {b}: {r['speedup_over_fp32_dense']:.2f}x (FLOP ratio {r['flop_ratio_dense_over_algm']:.2f}, "
                         f"x1.2 = {1.2 * r['flop_ratio_dense_over_algm']:.2f})" for b, r in int8.items())]
+def outputs_table(rows: list[dict]) -> str:
+    """Latency per output choice, and labels relative to logits."""
+    table = format_table(["backend", "outputs", "batch", "latency ms", "vs logits"], [
+        [r["backend"], r["outputs"], str(r["batch"]), f"{r['latency_ms']:.1f}",
+         f"{r['latency_ms'] / next(o['latency_ms'] for o in rows if o['backend'] == r['backend'] and o['outputs'] == LOGITS):.2f}x"]
+        for r in rows])
+    return "latency per output choice (per window):\n" + table
+
+
+def research_line(research: dict) -> str:
+    """Our PyTorch ALGM against the research code's way of running it."""
+    return (f"PyTorch ALGM, batch 1, full logits: ours {research['ours_ms']:.1f} ms, research-style "
+            f"(algm_export.reference) {research['research_style_ms']:.1f} ms: ours "
+            f"{research['speedup_over_research_style']:.2f}x as fast")
+
+
+def predict_line(predict: dict) -> str:
+    """``predict`` on 1080p frames: dense vs ALGM frames/s against the FLOP ratio."""
+    if predict.get("status") != "timed":
+        return f"predict on 1920x1080 frames: skipped ({predict['reason']})"
+    return (f"predict on {predict['frames']} 1920x1080 frames end to end (batch {predict['batch']}): ONNX Runtime "
+            f"dense {predict['dense_frames_per_s']:.2f} frames/s, ALGM {predict['ALGM_frames_per_s']:.2f} frames/s: "
+            f"{predict['speedup']:.2f}x; FLOP ratio dense/ALGM {predict['flop_ratio_dense_over_algm']:.2f}; "
+            f"speedup / FLOP ratio = {predict['speedup_over_flop_ratio']:.2f}")
 
 
 def bench_command(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, store it in report.json."""
-    if args.runs < 1 or args.warmup < 0:
-        raise AlgmExportError("--runs must be >= 1 and --warmup >= 0")
+    if args.runs < 1 or args.warmup < 0 or args.frames < 0:
+        raise AlgmExportError("--runs must be >= 1, --warmup >= 0 and --frames >= 0")
     check_output_target(args.output)
     photos = verification_photos(args.images)
     model = load_model(args)
@@ -338,7 +473,7 @@ def bench_command(args: argparse.Namespace) -> int:
         int8.check()
     with replaced_folder(args.output, keep=None) as staging:
         speed = run_benchmark(model, staging / "bench", size, args.batches, args.runs, args.warmup, photos,
-                              args.fp16, args.plugin_lib, int8)
+                              args.fp16, args.plugin_lib, int8, args.frames)
         print()
         print(speed_table(speed))
         report = load_report(staging)

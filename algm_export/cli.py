@@ -38,6 +38,7 @@ other commands (each has --help):
   algm-export verify MODEL -o DIR   re-verify the graphs in DIR against MODEL
   algm-export build MODEL -o DIR    build the TensorRT engines (FP16, INT8) from DIR's graphs, verify them
   algm-export bench MODEL -o DIR    speed table: PyTorch vs ONNX Runtime (and TensorRT), dense vs ALGM
+  algm-export predict MODEL INPUT... -o DIR   segment images, folders, videos (sliding window) to PNGs
 (`algm-export export MODEL` is the same as `algm-export MODEL`, also for a checkpoint named like a command.)
 """
 
@@ -47,6 +48,28 @@ exit codes: 0 success; 1 a parity check failed or an internal error; 2 bad input
 
 example:
   algm-export samples/checkpoints/vit_tiny/checkpoint.pth --fp16 -o out/
+"""
+
+
+PREDICT_DESCRIPTION = """\
+Segment images and videos of any size with Segmenter's sliding window and write one class-index PNG each.
+
+Each image is resized so that its short side is the model's im_size (keeping its aspect ratio), cut into
+overlapping windows of the model's input size, the windows run in batches, their logits averaged and
+resized back (docs/outputs.md).
+
+MODEL: an exported graph (.onnx: ONNX Runtime), a TensorRT engine (.plan: TensorRT with the algm plugins)
+or a checkpoint (research checkpoint.pth + variant.yml, or a bundle: PyTorch).
+INPUT: image files, folders (their image and video files, sorted by name) and video files (PyAV:
+pip install 'algm-export[video]').
+
+Writes DIR/<stem>.png for every image (DIR/<video stem>_<frame>.png for video frames): one channel, pixel
+value = class index (8-bit up to 256 classes, else 16-bit), at the image's own size. Unreadable images
+among good ones are skipped with a note.
+
+examples:
+  algm-export predict algm_export_out/model.onnx photos/ -o labels/ --overlay
+  algm-export predict algm_export_out/model.onnx clip.mp4 --every 10 -o frames/ --show-merges
 """
 
 
@@ -72,6 +95,7 @@ COMMANDS: dict[str, Command] = {
                      "INT8 criterion). Each engine's outcome goes to report.json as in the export pipeline "
                      "(tensorrt, int8.tensorrt, parity). Without TensorRT or a GPU it says so in one line per "
                      "engine, records the reason and exits 0; a failed build exits 1."),
+    "predict": Command(arguments.add_predict_arguments, "algm_export.predict:predict_command", PREDICT_DESCRIPTION),
     "bench": Command(arguments.add_bench_arguments, "algm_export.bench:bench_command",
                      "Speed table: PyTorch eager vs ONNX Runtime (and TensorRT where present), dense vs ALGM, "
                      "on real photos; stored under 'speed' in report.json."),

@@ -66,6 +66,38 @@ class ALGMConfig:
 
 
 @dataclass(frozen=True)
+class WindowSettings:
+    """Segmenter's sliding-window inference (``inference_kwargs`` of the research ``variant.yml``): the
+    image is resized so that its short side is ``im_size``, then cut into ``window_size`` windows every
+    ``window_stride`` pixels (the last window flush with the border)."""
+
+    im_size: int
+    window_size: int
+    window_stride: int
+
+    def __post_init__(self) -> None:
+        for name in ("im_size", "window_size", "window_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+                raise AlgmExportError(f"sliding window: {name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+
+    @classmethod
+    def square(cls, size: int) -> "WindowSettings":
+        """One window per ``size``-sized image: im_size = window_size = window_stride = ``size``."""
+        return cls(size, size, size)
+
+    def to_dict(self) -> dict[str, int]:
+        """Plain types (the research ``inference_kwargs`` keys)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WindowSettings":
+        """Inverse of :meth:`to_dict`; extra keys are ignored."""
+        return cls(data["im_size"], data["window_size"], data["window_stride"])
+
+
+@dataclass(frozen=True)
 class Normalization:
     """Per-channel mean/std applied to RGB images scaled to [0, 1]."""
 
@@ -108,6 +140,7 @@ class SegmenterConfig:
     encoder_head_classes: int = 1000
     normalization: Normalization = field(default_factory=lambda: Normalization.named("vit"))
     class_names: tuple[str, ...] = ()
+    inference: WindowSettings | None = None  # None: one window of image_size
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
@@ -138,6 +171,10 @@ class SegmenterConfig:
         """Class names, or ``class_0 ...`` when the checkpoint carries none."""
         return self.class_names or tuple(f"class_{i}" for i in range(self.n_cls))
 
+    def windows(self) -> WindowSettings:
+        """The sliding-window settings (stored ones, else one window of the training size)."""
+        return self.inference or WindowSettings.square(self.image_size[0])
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types, for bundles and sidecars."""
         data = asdict(self)
@@ -153,4 +190,6 @@ class SegmenterConfig:
         data = dict(data)
         norm = data.pop("normalization")
         data["normalization"] = Normalization(norm["name"], tuple(norm["mean"]), tuple(norm["std"]))
+        if data.get("inference") is not None:
+            data["inference"] = WindowSettings.from_dict(data["inference"])
         return cls(**data)

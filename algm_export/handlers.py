@@ -101,7 +101,8 @@ def export_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: nothing written (would write to {args.output}/)")
         return 0
-    return run_pipeline(model, args.output, size, args.fp16, options, engine, args.verbose, photos, int8)
+    return run_pipeline(model, args.output, size, args.fp16, options, engine, args.verbose, photos, int8,
+                        args.outputs)
 
 
 def build_command(args: argparse.Namespace) -> int:

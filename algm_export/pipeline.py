@@ -20,6 +20,7 @@ from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .artifacts import DEFAULT_OUTPUTS
 from .runtime.torch_backend import TorchBackend
 from .verify.cases import make_cases
 from .verify.parity import Reference, compare
@@ -239,9 +240,9 @@ def autoregistering_library(tensorrt: TensorRTOutcome) -> str:
 
 def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool, options: VerifyOptions,
                  engine: TensorRTOptions, verbose: bool = False, photos: dict[str, np.ndarray] | None = None,
-                 int8: Int8Settings | None = None) -> int:
-    """Export, quantize (with ``int8``), build the engines (with ``fp16``), verify and report; returns the
-    exit code (1: parity failed).
+                 int8: Int8Settings | None = None, outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> int:
+    """Export (with the deployment ``outputs``), quantize (with ``int8``), build the engines (with ``fp16``),
+    verify and report; returns the exit code (1: parity failed).
 
     Everything is built in a staging folder swapped in for ``folder`` at the end (:func:`replaced_folder`):
     afterwards ``folder`` holds exactly this run's files, or, after an error or interrupt, the previous ones."""
@@ -251,7 +252,7 @@ def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp
     progress = Progress(2 + fp16 * (1 + bool(int8)) + bool(int8))
     with replaced_folder(folder, keep=[TIMING_CACHE, CALIBRATION_CACHE]) as staging:
         with progress.stage(f"export ONNX to {folder}/"):
-            graphs = export_graphs(model, staging, image_size, fp16=fp16, verbose=verbose)
+            graphs = export_graphs(model, staging, image_size, fp16=fp16, verbose=verbose, outputs=outputs)
             for path in (graphs.portable, graphs.plugin, graphs.fp16):
                 if path is not None:
                     print(f"      {path.name:<16} {path.stat().st_size / 1e6:6.1f} MB")

@@ -82,3 +82,12 @@ def dense_graphs(tmp_path_factory, tiny_model):
     dense = Segmenter(tiny_model.config, None)
     dense.load_state_dict(tiny_model.state_dict())
     return export_graphs(dense.eval(), tmp_path_factory.mktemp("dense"), (512, 512), fp16=True)
+
+
+@pytest.fixture(scope="session")
+def all_output_graphs(tmp_path_factory, tiny_model):
+    """The tiny ALGM model exported with every deployment output (labels, scores, logits), FP32 and FP16."""
+    from algm_export.export.onnx_export import export_graphs
+
+    return export_graphs(tiny_model, tmp_path_factory.mktemp("outputs"), (512, 512), fp16=True,
+                         outputs=("labels", "scores", "logits"))

@@ -11,7 +11,7 @@ from algm_export.bench import main, speed_table
 
 def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, capsys):
     code = main([str(research_checkpoint), "-o", str(tmp_path), "--image-size", "256", "--batches", "1,2",
-                 "--runs", "2", "--warmup", "1", "--int8"])
+                 "--runs", "2", "--warmup", "1", "--int8", "--frames", "1"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     speed = json.loads((tmp_path / "report.json").read_text())["speed"]
@@ -38,7 +38,16 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
                for batch, entry in int8.items())
     assert "ONNX Runtime INT8 ALGM speedup over FP32 dense: batch 1:" in printed and "x1.2 = " in printed
     assert speed_table(speed) in printed
-    assert "TensorRT" in speed["tensorrt"]["reason"]
+    choices = [(r["backend"], r["outputs"]) for r in speed["outputs"]]
+    assert choices == [(b, o) for b in ("pytorch ALGM", "onnxruntime ALGM")
+                       for o in ("labels", "scores", "logits", "labels,scores")]
+    research = speed["research_style_pytorch"]
+    assert research["ours_ms"] > 0 and research["research_style_ms"] > 0
+    predict = speed["predict_1080p"]
+    assert predict["status"] == "timed" and predict["frames"] == 1
+    assert predict["dense_frames_per_s"] > 0 and predict["flop_ratio_dense_over_algm"] > 1.0
+    assert "latency per output choice" in printed and "predict on 1 1920x1080 frames" in printed
+    assert speed["tensorrt"]["status"] == "skipped" and "TensorRT" in speed["tensorrt"]["reason"]
     assert f"TensorRT rows: skipped ({speed['tensorrt']['reason']})" in printed
 
 

@@ -7,12 +7,13 @@ import torch
 
 from algm_export import ALGMConfig
 from algm_export.photos import SAMPLE_PHOTOS
-from reference_algm import reference_forward
+from algm_export.reference.research_algm import reference_forward
 
 TOLERANCE = 1e-4
 
 
-@pytest.mark.parametrize("index", range(len(SAMPLE_PHOTOS)), ids=SAMPLE_PHOTOS)
+@pytest.mark.parametrize("index", [i if i == 0 else pytest.param(i, marks=pytest.mark.slow)
+                                   for i in range(len(SAMPLE_PHOTOS))], ids=SAMPLE_PHOTOS)
 def test_batch1_matches_reference(tiny_model, photo_batch, index):
     images = photo_batch[index : index + 1]
     with torch.no_grad():

@@ -170,7 +170,8 @@ def test_mutated_variant_files_are_refused_in_one_line(micro, tmp_path):
     assert time.perf_counter() - start < 30
 
 
-@pytest.mark.parametrize("kind, subprocess_run", [("truncated", True), ("pickle with code", True),
+@pytest.mark.parametrize("kind, subprocess_run", [("truncated", True),
+                                                  pytest.param("pickle with code", True, marks=pytest.mark.slow),
                                                   ("random bytes", False), ("patch_size 0", False)])
 def test_mutations_through_the_cli_exit_2_in_one_line_and_write_nothing(micro, tmp_path, capsys, monkeypatch,
                                                                         kind, subprocess_run):

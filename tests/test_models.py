@@ -7,7 +7,7 @@ import torch
 
 from algm_export import ALGMConfig, SegmenterConfig
 from algm_export.models.segmenter import Segmenter
-from reference_algm import reference_forward
+from algm_export.reference.research_algm import reference_forward
 
 
 def small_config(**changes) -> SegmenterConfig:

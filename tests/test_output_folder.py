@@ -38,6 +38,7 @@ def one_image(tmp_path_factory, photos) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_re_export_without_fp16_leaves_exactly_this_runs_files(previous, research_checkpoint, one_image, capsys):
     assert (previous / "model.fp16.onnx").is_file()
     code = main([str(research_checkpoint), "-o", str(previous), "--images", str(one_image), "--verify-batch", "1"])
@@ -65,7 +66,7 @@ def run_until_staging(argv: list[str], parent: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "interrupted"),
-                                                (signal.SIGTERM, 143, "terminated")])
+                                                pytest.param(signal.SIGTERM, 143, "terminated", marks=pytest.mark.slow)])
 def test_interrupt_keeps_the_previous_set(previous, research_checkpoint, signum, code, line):
     before = snapshot(previous)
     process = run_until_staging([str(research_checkpoint), "-o", str(previous)], previous.parent)
@@ -107,6 +108,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_set(tmp_path):
     assert sorted(p.name for p in previous.parent.iterdir()) == ["out"]
 
 
+@pytest.mark.slow  # the unit test above covers the mechanism in the default run
 def test_full_disk_through_the_cli(previous, research_checkpoint, monkeypatch, capsys):
     import algm_export.export.onnx_export as onnx_export
 

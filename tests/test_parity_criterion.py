@@ -71,7 +71,7 @@ class FakeBackend(Backend):
     def __init__(self, info, predictions: list[Prediction]):
         self.info, self.name, self.predictions = info, "fake", list(predictions)
 
-    def _run(self, images: np.ndarray) -> Prediction:
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
         return self.predictions.pop(0)
 
 
@@ -81,8 +81,10 @@ def model_with(model, **settings):
     return other
 
 
-@pytest.mark.parametrize("settings", [{"threshold": 0.885}, {"threshold": 0.87}, {"window": (1, 2)},
-                                      {"layers": (1, 6)}, {"layers": (2, 5)}])
+@pytest.mark.parametrize("settings", [pytest.param({"threshold": 0.885}, marks=pytest.mark.slow),
+                                      pytest.param({"threshold": 0.87}, marks=pytest.mark.slow), {"window": (1, 2)},
+                                      pytest.param({"layers": (1, 6)}, marks=pytest.mark.slow),
+                                      pytest.param({"layers": (2, 5)}, marks=pytest.mark.slow)])
 def test_other_merge_settings_fail_with_margin(tiny_model, photo_reference, settings):
     """A model with other ALGM settings (what a graph exported with them computes) fails under the FP16
     criterion too, the loosest, by a margin of at least 3x eps."""
@@ -122,12 +124,12 @@ def swapped_window_order(model, images: np.ndarray) -> Prediction:
     clap = maps[:, 0].copy()
     clap[maps[:, 0] == first], clap[maps[:, 0] == last] = last, first
     inputs: list[torch.Tensor] = []
-    torch_backend.replay(images, np.stack([clap, maps[:, 1]], axis=1), inputs)
+    torch_backend.replay(images, np.stack([clap, maps[:, 1]], axis=1), merge_inputs=inputs)
     slots, _ = global_assignment(inputs[1].float(), model.algm.layers[1])
     gbm = np.take_along_axis((slots[:, 1:] - 1).numpy(), clap.astype(np.int64), axis=1).astype(np.int32)
     doctored = np.stack([clap, gbm], axis=1)
     replayed = torch_backend.replay(images, doctored)
-    return Prediction(replayed.logits, replayed.token_counts, doctored)
+    return Prediction(replayed.outputs, replayed.token_counts, doctored)
 
 
 def test_wrong_but_consistent_decisions_fail(tiny_model, photo_reference):
@@ -149,7 +151,7 @@ def test_malformed_token_maps_fail(tiny_model, photo_reference):
     maps[0, 0, 0] = maps[0, 0, -1]  # patch 0 joins the token of the last window: not a CLAP result
     reference = Reference(photo_reference.torch, [case], [expected])
     entry = compare(reference, FakeBackend(photo_reference.torch.info,
-                                           [Prediction(expected.logits, expected.token_counts, maps)]), "fp32", "-")
+                                           [Prediction(expected.outputs, expected.token_counts, maps)]), "fp32", "-")
     assert not entry["passed"] and "not valid merges" in entry["failures"][0]
     with pytest.raises(MalformedMaps):
         gbm_matches(expected.token_maps[:, 0].astype(np.int64), np.zeros_like(expected.token_maps[:, 1]) + 5)
@@ -171,8 +173,11 @@ def test_nan_anywhere_fails_and_the_report_stays_strict_json(tiny_model, photo_r
     case, expected = photo_reference.cases[0], photo_reference.predictions[0]
     logits = expected.logits.copy()
     logits[0, 0, 0, 0] = np.nan
-    got = Prediction(logits if where == "backend" else expected.logits, expected.token_counts, expected.token_maps)
-    poisoned = Prediction(logits, expected.token_counts, expected.token_maps) if where == "reference" else expected
+    poisoned_outputs = {**expected.outputs, "logits": logits}
+    got = Prediction(poisoned_outputs if where == "backend" else expected.outputs, expected.token_counts,
+                     expected.token_maps)
+    poisoned = Prediction(poisoned_outputs, expected.token_counts, expected.token_maps) if where == "reference" \
+        else expected
     reference = Reference(photo_reference.torch, [case], [poisoned])
     entry = compare(reference, FakeBackend(photo_reference.torch.info, [got]), "fp32", "-")
     assert not entry["passed"] and "non-finite" in entry["failures"][0]

@@ -31,7 +31,8 @@ def test_backends_share_the_interface(pipeline_run, tiny_model, photos):
     assert onnx_labels.shape == photo.shape[:2]
     assert (onnx_labels == torch_labels).mean() >= 0.999
     prediction = onnx_backend.run(onnx_backend.preprocess([photo, photos["rocket"]]))
-    assert prediction.logits.shape == (2, 150, 512, 512)
+    assert prediction.outputs["labels"].shape == (2, 512, 512) and prediction.scores.shape == (2, 150, 32, 32)
+    assert prediction.logits is None  # not among the default outputs
     assert prediction.token_maps.shape == (2, 2, 1024) and len(prediction.token_counts) == 2
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..config import ALGMConfig, Normalization, SegmenterConfig
+from ..config import ALGMConfig, Normalization, SegmenterConfig, WindowSettings
 from ..datasets import class_names_for
 from ..errors import AlgmExportError
 from .files import first_line
@@ -76,6 +76,7 @@ def configs_from_variant(path: Path, variant: dict[str, Any], state_dict: dict[s
             encoder_head_classes=int(head.shape[0]) if isinstance(head, torch.Tensor) else 1000,
             normalization=Normalization.named(str(net.get("normalization", "vit"))),
             class_names=class_names_for(dataset.get("dataset"), n_cls),
+            inference=window_settings(variant.get("inference_kwargs")),
         )
     except (TypeError, ValueError, AttributeError, OverflowError) as error:
         raise AlgmExportError(f"{path}: bad value in net_kwargs ({first_line(error)})") from error
@@ -97,6 +98,16 @@ def check_backbone(path: Path, config: SegmenterConfig) -> None:
     if int(found["patch"]) != config.patch_size or (width is not None and width != config.d_model):
         raise AlgmExportError(f"{path}: backbone {config.backbone!r} contradicts d_model {config.d_model} / "
                               f"patch_size {config.patch_size}")
+
+
+def window_settings(inference: Any) -> WindowSettings | None:
+    """The sliding-window settings of ``inference_kwargs`` (None when absent)."""
+    if not inference:
+        return None
+    if not isinstance(inference, dict) or any(inference.get(k) is None for k in ("im_size", "window_size",
+                                                                                  "window_stride")):
+        raise AlgmExportError("inference_kwargs needs im_size, window_size and window_stride")
+    return WindowSettings.from_dict(inference)
 
 
 def algm_from_dataset_kwargs(path: Path, dataset: dict[str, Any]) -> ALGMConfig | None:
@@ -139,8 +150,7 @@ def write_research_checkpoint(folder: Path, config: SegmenterConfig, algm: ALGMC
             "merging_window_size": list(algm.window) if algm else None,
             "threshold": algm.threshold if algm else None,
         },
-        "inference_kwargs": {"im_size": config.image_size[0], "window_size": config.image_size[0],
-                             "window_stride": config.image_size[0]},
+        "inference_kwargs": config.windows().to_dict(),
     }
     checkpoint = folder / "checkpoint.pth"
     torch.save({"model": state_dict, "epoch": 0}, checkpoint)

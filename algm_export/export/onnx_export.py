@@ -16,9 +16,11 @@ from ..errors import AlgmExportError
 from ..files import write_atomically
 from ..models.segmenter import Segmenter
 from ..runtime.metadata import METADATA_KEY, DeploymentInfo
+from ..artifacts import DEFAULT_OUTPUTS
 from .contract import PLUGIN_ATTRIBUTES, register_schemas
 from .fp16 import convert_to_fp16
 from .graph_edits import add_merge_outputs, attach_functions, inline_portable
+from .heads import GRID_SCORES, add_heads
 from .onnx_functions import algm
 
 DEFAULT_OPSET = 18
@@ -59,6 +61,19 @@ TRANSLATIONS = {
 }
 
 
+class GridScores(torch.nn.Module):
+    """What is traced: the patch-grid class scores ``[B, h, w, n_cls]`` (channels last, no copy); the
+    deployment outputs are appended to the ONNX graph afterwards (:func:`add_heads`)."""
+
+    def __init__(self, model: Segmenter):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Channels-last scores."""
+        return self.model.patch_scores(images).permute(0, 2, 3, 1)
+
+
 @dataclass(frozen=True)
 class ExportedGraphs:
     """Paths of the graphs written by :func:`export_graphs`."""
@@ -69,22 +84,23 @@ class ExportedGraphs:
 
 
 def export_plugin_graph(model: Segmenter, image_size: tuple[int, int], opset: int = DEFAULT_OPSET,
-                        verbose: bool = False) -> onnx.ModelProto:
+                        verbose: bool = False, outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> onnx.ModelProto:
     """The graph for TensorRT: one ``algm`` node per merge/unmerge (plugin attributes, size-tensor output),
-    each with a standard-op function body; outputs ``logits`` and, with ALGM, ``token_counts``/``token_maps``."""
+    each with a standard-op function body; the deployment ``outputs`` and, with ALGM,
+    ``token_counts``/``token_maps``."""
     register_schemas()
     example = torch.zeros(2, 3, *image_size)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     try:
         with quiet(not verbose):
             program = torch.onnx.export(
-                model.eval(), (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=[LOGITS], dynamic_shapes=({0: batch},), custom_translation_table=TRANSLATIONS,
+                GridScores(model.eval()), (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                output_names=[GRID_SCORES], dynamic_shapes=({0: batch},), custom_translation_table=TRANSLATIONS,
                 optimize=True, verify=False, report=False,
             )
     except Exception as error:
         raise AlgmExportError(f"ONNX export failed: {type(error).__name__}: {str(error).splitlines()[0]}") from error
-    return attach_functions(add_merge_outputs(program.model_proto))
+    return attach_functions(add_heads(add_merge_outputs(program.model_proto), outputs, model.config.patch_size))
 
 
 def check_graph(model: onnx.ModelProto, what: str) -> None:
@@ -107,15 +123,17 @@ def with_metadata(model: onnx.ModelProto, info: DeploymentInfo) -> onnx.ModelPro
 
 
 def export_graphs(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool = False,
-                  opset: int = DEFAULT_OPSET, verbose: bool = False) -> ExportedGraphs:
+                  opset: int = DEFAULT_OPSET, verbose: bool = False,
+                  outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> ExportedGraphs:
     """Write ``model.trt.onnx`` (algm nodes), ``model.onnx`` (standard ops only) and, with ``fp16``,
-    ``model.fp16.onnx`` (algm nodes, FP16) into ``folder``. Each file is checked, then written atomically."""
-    info = DeploymentInfo.of(model, image_size)
-    plugin = with_metadata(export_plugin_graph(model, image_size, opset, verbose), info)
+    ``model.fp16.onnx`` (algm nodes, FP16) into ``folder``, each with the deployment ``outputs``.
+    Each file is checked, then written atomically."""
+    info = DeploymentInfo.of(model, image_size, outputs=outputs)
+    plugin = with_metadata(export_plugin_graph(model, image_size, opset, verbose, outputs), info)
     portable = inline_portable(plugin)
     graphs = {PLUGIN_GRAPH: plugin, PORTABLE_GRAPH: portable}
     if fp16:
-        graphs[FP16_GRAPH] = with_metadata(convert_to_fp16(plugin), DeploymentInfo.of(model, image_size, "fp16"))
+        graphs[FP16_GRAPH] = with_metadata(convert_to_fp16(plugin), DeploymentInfo.of(model, image_size, "fp16", outputs))
     for name, graph in graphs.items():
         check_graph(graph, name)
     paths = {name: save_model(graph, folder / name) for name, graph in graphs.items()}

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import unmerge
+from ..artifacts import LABELS, LOGITS, SCORES
+from ..runtime.outputs import argmax_labels, upsample
 from .decoders import build_decoder
 from .encoder import build_vit, encode
 
@@ -48,17 +50,17 @@ class Segmenter(nn.Module):
             algm.validate(self.config.n_layers, self.config.grid)
         self.algm = algm
 
-    def forward(self, images: torch.Tensor, replay_maps: torch.Tensor | None = None,
-                merge_inputs: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Logits at the input resolution.
+    def patch_scores(self, images: torch.Tensor, replay_maps: torch.Tensor | None = None,
+                     merge_inputs: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Class scores on the patch grid ``[B, n_cls, h, w]`` of the images zero-padded to a multiple of the
+        patch size (a channels-last view of the decoder's per-patch output: no copy).
 
         ``replay_maps`` (``[B, merges, N]`` int, e.g. an exported graph's ``token_maps`` output) replaces the
         merge decisions, to compare another backend's arithmetic with PyTorch's under the same merges.
         ``merge_inputs``, when given, receives the tokens each merge starts from (see :func:`encode`).
         """
-        height, width = images.shape[2], images.shape[3]
         patch = self.config.patch_size
-        padded = F.pad(images, (0, -width % patch, 0, -height % patch))
+        padded = F.pad(images, (0, -images.shape[3] % patch, 0, -images.shape[2] % patch))
         grid = (padded.shape[2] // patch, padded.shape[3] // patch)
         tokens, maps, counts = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps,
                                      merge_inputs)
@@ -68,6 +70,23 @@ class Segmenter(nn.Module):
         if not torch.compiler.is_exporting():
             self.token_counts = [int(c) for c in counts]
             self.token_maps = torch.stack(maps, dim=1) if maps else None
-        masks = scores.transpose(1, 2).reshape(images.shape[0], self.config.n_cls, grid[0], grid[1])
-        masks = F.interpolate(masks, size=padded.shape[2:], mode="bilinear", align_corners=False)
-        return masks[:, :, :height, :width]
+        return scores.reshape(images.shape[0], grid[0], grid[1], self.config.n_cls).permute(0, 3, 1, 2)
+
+    def forward(self, images: torch.Tensor, replay_maps: torch.Tensor | None = None,
+                merge_inputs: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits ``[B, n_cls, H, W]`` at the input resolution (channels-last memory; see :meth:`patch_scores`)."""
+        return self.outputs(images, (LOGITS,), replay_maps, merge_inputs)[LOGITS]
+
+    def outputs(self, images: torch.Tensor, names: tuple[str, ...], replay_maps: torch.Tensor | None = None,
+                merge_inputs: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The deployment outputs ``names`` (``labels``, ``scores``, ``logits``: docs/outputs.md) of ``images``
+        (``replay_maps`` and ``merge_inputs``: see :meth:`patch_scores`)."""
+        height, width = images.shape[2], images.shape[3]
+        scores = self.patch_scores(images, replay_maps, merge_inputs)
+        patch = self.config.patch_size
+        result = {SCORES: scores}
+        if LOGITS in names or LABELS in names:
+            padded = (scores.shape[2] * patch, scores.shape[3] * patch)
+            result[LOGITS] = upsample(scores, padded)[:, :, :height, :width]
+            result[LABELS] = argmax_labels(result[LOGITS])
+        return {name: result[name] for name in names}

@@ -1,30 +1,51 @@
-"""The backend interface, preprocessing of photos and postprocessing of logits to labels."""
+"""The backend interface and what a backend returns."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..config import WindowSettings
 from ..errors import AlgmExportError
 from ..photos import as_rgb8
-from ..preprocess import labels_at, make_batch
+from ..preprocess import make_batch
 from .metadata import DeploymentInfo
+from ..artifacts import LABELS, LOGITS, SCORES
+from .outputs import labels_from_scores
 
 
 @dataclass
 class Prediction:
-    """What a backend returns for a batch."""
+    """What a backend returns for a batch: the deployment outputs it was asked for (docs/outputs.md) and,
+    with ALGM, the merge bookkeeping."""
 
-    logits: np.ndarray  # [B, n_cls, H, W] float32
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # labels / scores / logits
     token_counts: list[int] | None = None  # tokens (class token included) after each merge
     token_maps: np.ndarray | None = None  # [B, merges, N] int32: patch -> token after each merge
 
-    def labels(self) -> np.ndarray:
-        """Per-pixel class indices ``[B, H, W]``."""
-        return self.logits.argmax(axis=1).astype(np.int32)
+    @property
+    def logits(self) -> np.ndarray | None:
+        """``[B, n_cls, H, W]`` float32, when returned."""
+        return self.outputs.get(LOGITS)
+
+    @property
+    def scores(self) -> np.ndarray | None:
+        """``[B, n_cls, h, w]`` float32 patch-grid scores, when returned."""
+        return self.outputs.get(SCORES)
+
+    def labels(self, image_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Per-pixel class indices ``[B, H, W]`` int32: the ``labels`` output, else the argmax of ``logits``,
+        else of ``scores`` upsampled to ``image_size``."""
+        if LABELS in self.outputs:
+            return self.outputs[LABELS]
+        if LOGITS in self.outputs:
+            return self.outputs[LOGITS].argmax(axis=1).astype(np.int32)
+        if image_size is None:
+            raise AlgmExportError("labels from scores need the image size")
+        return labels_from_scores(self.outputs[SCORES], image_size)
 
 
 class Backend(ABC):
@@ -34,24 +55,35 @@ class Backend(ABC):
     info: DeploymentInfo
 
     @abstractmethod
-    def _run(self, images: np.ndarray) -> Prediction:
-        """Run a checked batch."""
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
+        """Run a checked batch, returning (at least) ``outputs``."""
 
-    def run(self, images: np.ndarray) -> Prediction:
-        """Logits (and merge bookkeeping) for normalized float images ``[B, 3, H, W]`` at the export size
-        (e.g. from :meth:`preprocess`). AlgmExportError for anything else: other types, integer, bool,
-        complex or object pixels, non-finite values, other shapes."""
+    def run(self, images: np.ndarray, outputs: Sequence[str] | None = None) -> Prediction:
+        """The deployment ``outputs`` (default: all this backend has; see :attr:`DeploymentInfo.outputs`) and
+        merge bookkeeping of normalized float images ``[B, 3, H, W]`` at the export size (e.g. from
+        :meth:`preprocess`). AlgmExportError for anything else: other types, integer, bool, complex or object
+        pixels, non-finite values, other shapes, outputs the model does not have."""
         checked = check_batch(images, self.info.image_size, self.name)
-        return self._run(np.ascontiguousarray(checked, dtype=np.float32))
+        wanted = tuple(outputs or self.info.outputs)
+        missing = [name for name in wanted if name not in self.info.outputs]
+        if missing:
+            raise AlgmExportError(f"{self.name}: this model has no {', '.join(missing)} output (it has "
+                                  f"{', '.join(self.info.outputs)}; re-export with --outputs)")
+        return self._run(np.ascontiguousarray(checked, dtype=np.float32), wanted)
 
     def preprocess(self, photos: Sequence[np.ndarray]) -> np.ndarray:
-        """Photos (RGB, grayscale or RGBA; uint8, uint16 or float in [0, 1]) -> a normalized float32 batch
-        at the export size."""
-        if isinstance(photos, (np.ndarray, str, bytes)) or not isinstance(photos, Sequence) or len(photos) == 0:
-            got = "an empty list" if isinstance(photos, Sequence) and len(photos) == 0 else type(photos).__name__
-            raise AlgmExportError(f"{self.name}: expected a non-empty list of photo arrays, got {got}")
-        rgb = [as_rgb8(photo, f"photo {i}") for i, photo in enumerate(photos)]
-        return make_batch(rgb, self.info.image_size, self.info.normalization)
+        """Photos (RGB, grayscale or RGBA; uint8, uint16 or float in [0, 1]) -> one normalized float32 batch,
+        each photo resized to the export size (aspect ratio not kept: for real images use :func:`segment`,
+        Segmenter's sliding window)."""
+        return make_batch(rgb_photos(photos, self.name), self.info.image_size, self.info.normalization)
+
+
+def rgb_photos(photos: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
+    """A non-empty list of photos (see :func:`as_rgb8`) as RGB uint8 arrays; AlgmExportError otherwise."""
+    if isinstance(photos, (np.ndarray, str, bytes)) or not isinstance(photos, Sequence) or len(photos) == 0:
+        got = "an empty list" if isinstance(photos, Sequence) and len(photos) == 0 else type(photos).__name__
+        raise AlgmExportError(f"{name}: expected a non-empty list of photo arrays, got {got}")
+    return [as_rgb8(photo, f"photo {i}") for i, photo in enumerate(photos)]
 
 
 def check_batch(images: object, size: tuple[int, int], name: str) -> np.ndarray:
@@ -70,7 +102,20 @@ def check_batch(images: object, size: tuple[int, int], name: str) -> np.ndarray:
     return images
 
 
-def segment(backend: Backend, photos: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Label maps of photos (see :meth:`Backend.preprocess`), each at its photo's own size (one batch)."""
-    labels = backend.run(backend.preprocess(photos)).labels()
-    return [labels_at(label, photo.shape[:2]) for label, photo in zip(labels, photos)]
+def segment(backend: Backend, photos: Sequence[np.ndarray], batch: int = 4, windows: WindowSettings | None = None
+            ) -> list[np.ndarray]:
+    """Label maps ``[h, w]`` int32 of photos (RGB, grayscale or RGBA; uint8, uint16 or float in [0, 1]), each
+    at its photo's own size, with Segmenter's sliding window (settings: ``windows``, a :class:`WindowSettings`,
+    default the model's; ``batch`` windows per run)."""
+    return list(segment_stream(backend, rgb_photos(photos, backend.name), batch, windows))
+
+
+def segment_stream(backend: Backend, frames: Iterable[np.ndarray], batch: int = 4,
+                   windows: WindowSettings | None = None) -> Iterator[np.ndarray]:
+    """Streaming :func:`segment` for video: frames in (any iterable, consumed lazily; see :func:`as_rgb8`),
+    label maps out in order, each as soon as its windows have run; windows of consecutive frames share
+    batches of ``batch``."""
+    from .sliding import SlidingWindow
+
+    rgb = (as_rgb8(frame, f"frame {i}") for i, frame in enumerate(frames))
+    return SlidingWindow(backend, windows, batch).segment(rgb)

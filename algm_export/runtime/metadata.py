@@ -6,27 +6,44 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config import ALGMConfig, Normalization
+from ..config import ALGMConfig, Normalization, WindowSettings
 from ..errors import AlgmExportError
+from ..artifacts import LOGITS, OUTPUT_NAMES
 
 METADATA_KEY = "algm_export"
 
 
 @dataclass(frozen=True)
 class DeploymentInfo:
-    """Input size, normalization, classes and merging of an exported model."""
+    """Input size, normalization, classes, merging, deployment outputs and sliding-window settings of an
+    exported model (graphs written before outputs/windows existed read as ``logits`` and one window)."""
 
     image_size: tuple[int, int]
     normalization: Normalization
     class_names: tuple[str, ...]
     algm: ALGMConfig | None
     precision: str = "fp32"
+    outputs: tuple[str, ...] = (LOGITS,)
+    windows: WindowSettings | None = None
+    patch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.windows is None:
+            object.__setattr__(self, "windows", WindowSettings.square(self.image_size[0]))
 
     @classmethod
-    def of(cls, model, image_size: tuple[int, int], precision: str = "fp32") -> "DeploymentInfo":
-        """The info of a Segmenter exported at ``image_size``."""
+    def of(cls, model, image_size: tuple[int, int], precision: str = "fp32",
+           outputs: tuple[str, ...] = OUTPUT_NAMES) -> "DeploymentInfo":
+        """The info of a Segmenter exported at ``image_size`` with the deployment ``outputs``; its sliding-window
+        settings scaled to windows of the export height when that differs from the checkpoint's window."""
         config = model.config
-        return cls(tuple(image_size), config.normalization, config.names(), model.algm, precision)
+        windows = config.windows()
+        if windows.window_size != image_size[0]:
+            scale = image_size[0] / windows.window_size
+            windows = WindowSettings(round(windows.im_size * scale), image_size[0],
+                                     max(1, round(windows.window_stride * scale)))
+        return cls(tuple(image_size), config.normalization, config.names(), model.algm, precision, tuple(outputs),
+                   windows, config.patch_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types (JSON)."""
@@ -34,6 +51,8 @@ class DeploymentInfo:
         data["image_size"] = list(self.image_size)
         data["class_names"] = list(self.class_names)
         data["algm"] = self.algm.to_dict() if self.algm else None
+        data["outputs"] = list(self.outputs)
+        data["windows"] = self.windows.to_dict()
         data["normalization"] = {"name": self.normalization.name, "mean": list(self.normalization.mean),
                                  "std": list(self.normalization.std)}
         return data
@@ -48,6 +67,9 @@ class DeploymentInfo:
             class_names=tuple(data["class_names"]),
             algm=ALGMConfig.from_dict(data["algm"]) if data.get("algm") else None,
             precision=data.get("precision", "fp32"),
+            outputs=tuple(data.get("outputs", (LOGITS,))),
+            windows=WindowSettings.from_dict(data["windows"]) if data.get("windows") else None,
+            patch_size=int(data.get("patch_size", 16)),
         )
 
     def to_json(self) -> str:

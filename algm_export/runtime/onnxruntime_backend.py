@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from ..errors import AlgmExportError
@@ -64,12 +65,29 @@ class OnnxRuntimeBackend(Backend):
         self.name = name or f"onnxruntime_{self.info.precision}"
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
+        self._options = (threads, providers or ["CPUExecutionProvider"])
+        self._sessions = {tuple(self.info.outputs): self.session}
 
-    def _run(self, images: np.ndarray) -> Prediction:
-        outputs = dict(zip(self.output_names, self.session.run(None, {self.input_name: images})))
-        counts = outputs.get("token_counts")
-        return Prediction(outputs["logits"], [int(c) for c in counts] if counts is not None else None,
-                          outputs.get("token_maps"))
+    def _session(self, outputs: tuple[str, ...]) -> ort.InferenceSession:
+        """A session computing only ``outputs`` (+ merge bookkeeping): ONNX Runtime runs every node of a graph,
+        so a pruned copy is built (once) when fewer outputs than the graph's are asked for."""
+        if outputs not in self._sessions:
+            from ..export.heads import keep_outputs
+
+            kept = [n for n in self.output_names if n in outputs or n not in self.info.outputs]
+            pruned = keep_outputs(onnx.load(self.path), kept)
+            self._sessions[outputs] = ort.InferenceSession(pruned.SerializeToString(),
+                                                           session_options(self._options[0]),
+                                                           providers=self._options[1])
+        return self._sessions[outputs]
+
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
+        session = self._session(outputs)
+        names = [output.name for output in session.get_outputs()]
+        results = dict(zip(names, session.run(None, {self.input_name: images})))
+        counts = results.get("token_counts")
+        return Prediction({name: results[name] for name in outputs},
+                          [int(c) for c in counts] if counts is not None else None, results.get("token_maps"))
 
     def end_profiling(self) -> Path:
         """Stop profiling and return the trace file (JSON)."""

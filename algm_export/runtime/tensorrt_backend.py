@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import LOGITS, TOKEN_COUNTS, TOKEN_MAPS, read_sidecar
+from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS, read_sidecar
 from ..errors import AlgmExportError
 from ..trt.availability import (TensorRTFailure, Unavailable, find_plugin_library, import_tensorrt,
                                 load_plugin_library, require_gpu)
@@ -108,10 +108,13 @@ class TensorRTBackend(Backend):
         self._torch.cuda.current_stream().synchronize()
         return outputs
 
-    def _run(self, images: np.ndarray) -> Prediction:
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
         batch = images.shape[0]
         self.buffers(batch)[self.input_name].copy_(self._torch.from_numpy(images))
-        host = {name: tensor.cpu().numpy() for name, tensor in self.infer(batch).items()}
+        results = self.infer(batch)  # the engine computes every output; only the wanted ones are copied
+        host = {name: results[name].cpu().numpy() for name in (*outputs, TOKEN_COUNTS, TOKEN_MAPS) if name in results}
         counts = host.get(TOKEN_COUNTS)
-        return Prediction(host[LOGITS].astype(np.float32), [int(c) for c in counts] if counts is not None else None,
-                          host.get(TOKEN_MAPS))
+        float32 = {name: host[name].astype(np.float32) if host[name].dtype == np.float16 else host[name]
+                   for name in outputs}
+        return Prediction(float32, [int(c) for c in counts] if counts is not None
+                          else None, host.get(TOKEN_MAPS))

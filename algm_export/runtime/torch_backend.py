@@ -11,7 +11,7 @@ from .metadata import DeploymentInfo
 
 
 class TorchBackend(Backend):
-    """``model`` run eagerly in float32 on ``device`` (the model must already live there)."""
+    """``model`` run eagerly in float32 on ``device`` (the model must already live there); every output."""
 
     def __init__(self, model: Segmenter, image_size: tuple[int, int], name: str = "pytorch", device: str = "cpu"):
         self.model = model.eval()
@@ -19,18 +19,20 @@ class TorchBackend(Backend):
         self.name = name
         self.device = device
 
-    def _run(self, images: np.ndarray, replay_maps: np.ndarray | None = None,
+    def _run(self, images: np.ndarray, outputs: tuple[str, ...], replay_maps: np.ndarray | None = None,
              merge_inputs: list[torch.Tensor] | None = None) -> Prediction:
         with torch.no_grad():
             replay = torch.from_numpy(replay_maps).to(self.device) if replay_maps is not None else None
-            logits = self.model(torch.from_numpy(images).to(self.device), replay_maps=replay,
-                                merge_inputs=merge_inputs).cpu().numpy()
+            result = self.model.outputs(torch.from_numpy(images).to(self.device), outputs, replay_maps=replay,
+                                        merge_inputs=merge_inputs)
+            arrays = {name: value.cpu().numpy() for name, value in result.items()}
         maps = self.model.token_maps
-        return Prediction(logits, list(self.model.token_counts) if self.model.algm else None,
+        return Prediction(arrays, list(self.model.token_counts) if self.model.algm else None,
                           maps.cpu().numpy() if maps is not None else None)
 
-    def replay(self, images: np.ndarray, token_maps: np.ndarray,
+    def replay(self, images: np.ndarray, token_maps: np.ndarray, outputs: tuple[str, ...] | None = None,
                merge_inputs: list[torch.Tensor] | None = None) -> Prediction:
-        """Run with the merge decisions of another backend (its ``token_maps`` output); ``merge_inputs``
-        receives the tokens each merge started from."""
-        return self._run(np.ascontiguousarray(images, dtype=np.float32), token_maps, merge_inputs)
+        """Run with the merge decisions of another backend (its ``token_maps`` output), returning ``outputs``
+        (default: all); ``merge_inputs`` receives the tokens each merge started from."""
+        return self._run(np.ascontiguousarray(images, dtype=np.float32), tuple(outputs or self.info.outputs),
+                         token_maps, merge_inputs)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 
+from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
 from ..errors import AlgmExportError
 from ..models.segmenter import Segmenter
 from ..runtime.metadata import DeploymentInfo
@@ -64,7 +65,7 @@ def check_graphs(folder: Path, names: list[str], model: Segmenter, requested_siz
         if differences:
             raise AlgmExportError(f"{path} was exported with other settings ({'; '.join(differences)}); "
                                   "re-export, or pass the flags it was exported with")
-        needed = ["logits"] + (["token_counts", "token_maps"] if info.algm is not None else [])
+        needed = [*info.outputs, *((TOKEN_COUNTS, TOKEN_MAPS) if info.algm is not None else ())]
         missing = [output for output in needed if output not in outputs]
         if missing:
             raise AlgmExportError(f"{path}: outputs {', '.join(missing)} missing (it has {', '.join(outputs)})")

@@ -9,8 +9,9 @@ passes a case when
 2. its merge decisions (read from its ``token_maps`` output) are ones PyTorch could have taken had its
    float32 scores been off by at most ε (``decision_epsilon``, per precision; :mod:`.decisions`),
    PyTorch's scores for each merge being computed under replay of the backend's earlier decisions;
-3. under replay of all its decisions (:meth:`TorchBackend.replay`), its logits are within
-   ``max_abs_logit`` of PyTorch's and its labels agree on at least ``label_agreement`` of the pixels.
+3. under replay of all its decisions (:meth:`TorchBackend.replay`), its exported float outputs (scores,
+   logits) are within ``max_abs_logit`` of PyTorch's and its labels agree on at least ``label_agreement``
+   of the pixels.
 
 So a legitimate near-tie passes, while a graph with another threshold, window or layers, other weights,
 or wrong decisions fails (in 2 or 3). Agreement with plain PyTorch (its own decisions) is reported too.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..runtime.base import Backend, Prediction
+from ..artifacts import LOGITS, SCORES
 from ..runtime.torch_backend import TorchBackend
 from .cases import Case
 from .decisions import MalformedMaps, clap_ranks, gbm_matches, judge_merges
@@ -79,12 +81,27 @@ def reporting_epsilon(criteria: dict[str, float]) -> float:
     return criteria.get("decision_epsilon", CRITERIA["fp16"]["decision_epsilon"])
 
 
-def label_agreement(logits: np.ndarray, reference: np.ndarray, tie: float = 0.0) -> float:
-    """Share of pixels whose argmax label equals the reference's, or whose label's reference logit is within
-    ``tie`` of the reference's top logit (a near-tie of two classes)."""
-    labels = logits.argmax(axis=1)[:, None]
-    margin = reference.max(axis=1) - np.take_along_axis(reference, labels, axis=1)[:, 0]
-    return float(((labels[:, 0] == reference.argmax(axis=1)) | (margin <= tie)).mean())
+def label_agreement(labels: np.ndarray, reference: np.ndarray, tie: float = 0.0) -> float:
+    """Share of pixels whose label (``[B, H, W]``) equals the argmax of the reference logits, or whose label's
+    reference logit is within ``tie`` of the reference's top logit (a near-tie of two classes)."""
+    chosen = labels.astype(np.int64)[:, None]
+    margin = reference.max(axis=1) - np.take_along_axis(reference, chosen, axis=1)[:, 0]
+    return float(((chosen[:, 0] == reference.argmax(axis=1)) | (margin <= tie)).mean())
+
+
+def float_outputs(prediction: Prediction) -> list[str]:
+    """The float deployment outputs (scores, logits) a prediction holds: what parity compares."""
+    return [name for name in (SCORES, LOGITS) if name in prediction.outputs]
+
+
+def finite(prediction: Prediction) -> bool:
+    """Whether every float output of ``prediction`` is finite."""
+    return all(np.isfinite(prediction.outputs[name]).all() for name in float_outputs(prediction))
+
+
+def largest_difference(got: Prediction, target: Prediction, names: list[str]) -> float:
+    """Largest absolute difference of the outputs ``names`` of two predictions (0 with none)."""
+    return max((float(np.abs(got.outputs[name] - target.outputs[name]).max()) for name in names), default=0.0)
 
 
 def compare_case(reference: Reference, index: int, got: Prediction, criteria: dict[str, float]) -> dict:
@@ -93,8 +110,8 @@ def compare_case(reference: Reference, index: int, got: Prediction, criteria: di
     result = {"images": list(case.names), "batch": len(case.names), "token_counts": got.token_counts,
               "reference_token_counts": expected.token_counts, "problems": []}
     for who, prediction in (("backend", got), ("PyTorch reference", expected)):
-        if not np.isfinite(prediction.logits).all():
-            result["problems"].append(f"non-finite values in the {who}'s logits")
+        if not finite(prediction):
+            result["problems"].append(f"non-finite values in the {who}'s outputs")
     if result["problems"]:
         return result
     target, merges = expected, []
@@ -102,22 +119,25 @@ def compare_case(reference: Reference, index: int, got: Prediction, criteria: di
         try:
             check_maps(got.token_maps, expected.token_maps, reference.torch)
             merge_inputs = []
-            target = reference.torch.replay(case.images, got.token_maps, merge_inputs)
+            target = reference.torch.replay(case.images, got.token_maps, merge_inputs=merge_inputs)
             merges = judge_merges(got.token_maps, merge_inputs, reference.torch.model.algm,
                                   grid_of(reference.torch), reporting_epsilon(criteria))
         except MalformedMaps as error:
             result["problems"].append(f"token_maps are not valid merges ({error})")
             return result
-    if not np.isfinite(target.logits).all():
+    if not finite(target):
         result["problems"].append("non-finite values in PyTorch's replay of the backend's decisions")
         return result
-    difference = np.abs(got.logits - target.logits)
+    names = float_outputs(got)  # the exported float outputs (scores, logits), each against PyTorch's
+    differences = [np.abs(got.outputs[name] - target.outputs[name]).ravel() for name in names]
+    labels = got.labels(reference.torch.info.image_size)
     result.update({
-        "max_abs_logit": float(difference.max()), "mean_abs_logit": float(difference.mean(dtype=np.float64)),
-        "label_agreement": label_agreement(got.logits, target.logits, criteria.get("label_tie", 0.0)),
-        "label_agreement_exact": label_agreement(got.logits, target.logits),
-        "label_agreement_own_decisions": label_agreement(got.logits, expected.logits),
-        "max_abs_logit_own_decisions": float(np.abs(got.logits - expected.logits).max()),
+        "max_abs_logit": largest_difference(got, target, names),
+        "mean_abs_logit": float(np.concatenate(differences).mean(dtype=np.float64)) if differences else 0.0,
+        "label_agreement": label_agreement(labels, target.logits, criteria.get("label_tie", 0.0)),
+        "label_agreement_exact": label_agreement(labels, target.logits),
+        "label_agreement_own_decisions": label_agreement(labels, expected.logits),
+        "max_abs_logit_own_decisions": largest_difference(got, expected, names),
         "same_merge_decisions": all(m.differing == 0 for m in merges),
         "decisions_differing": sum(m.differing for m in merges),
         "near_boundary": sum(m.near_boundary for m in merges),
@@ -144,6 +164,7 @@ def compare(reference: Reference, backend: Backend, precision: str, graph: str) 
     entry = {
         "graph": graph,
         "precision": precision,
+        "outputs": list(backend.info.outputs),
         "max_abs_logit": largest("max_abs_logit"),
         "mean_abs_logit": weighted("mean_abs_logit"),
         "label_agreement": min((c["label_agreement"] for c in measured), default=None),

@@ -43,13 +43,22 @@ may order merges differently (report.json counts and explains such cases).
 from polygraphy.comparator import IterationResult
 
 KEPT = ("labels", "token_counts")
+PATCH_SIZE = {patch}
 
 
 def postprocess_outputs(result):
-    """logits -> labels (int32 argmax over axis 1); keep only labels and token_counts."""
+    """Keep labels and token_counts; a graph without a labels output gets them from logits (argmax over
+    axis 1) or from scores (bilinear upsampling by the patch size, as the graphs do, then argmax)."""
     outputs = dict(result.items())
-    if "logits" in outputs:
-        outputs["labels"] = outputs.pop("logits").argmax(axis=1).astype("int32")
+    if "labels" not in outputs and "logits" in outputs:
+        outputs["labels"] = outputs["logits"].argmax(axis=1).astype("int32")
+    elif "labels" not in outputs and "scores" in outputs:
+        import torch
+
+        scores = torch.from_numpy(outputs["scores"]).float()
+        size = (scores.shape[2] * PATCH_SIZE, scores.shape[3] * PATCH_SIZE)
+        upsampled = torch.nn.functional.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+        outputs["labels"] = upsampled.argmax(dim=1).to(torch.int32).numpy()
     return IterationResult(outputs={k: v for k, v in outputs.items() if k in KEPT},
                            runtime=result.runtime, runner_name=result.runner_name)
 '''
@@ -60,7 +69,7 @@ def write_polygraphy_files(folder: Path, reference: Reference) -> list[Path]:
     inputs = {f"case{i}": case.images for i, case in enumerate(reference.cases)}
     iterations = []
     for prediction in reference.predictions:
-        outputs = {"labels": prediction.labels()}
+        outputs = {"labels": prediction.labels(reference.torch.info.image_size)}
         if prediction.token_counts is not None:
             outputs["token_counts"] = np.asarray(prediction.token_counts, dtype=np.int64)
         iterations.append(IterationResult(outputs=outputs, runner_name="pytorch"))
@@ -69,7 +78,8 @@ def write_polygraphy_files(folder: Path, reference: Reference) -> list[Path]:
     return [
         write_atomically(folder / INPUTS, lambda p: _save_npz(p, inputs)),
         write_atomically(folder / DATA_LOADER, lambda p: p.write_text(DATA_LOADER_SOURCE)),
-        write_atomically(folder / POSTPROCESS, lambda p: p.write_text(POSTPROCESS_SOURCE)),
+        write_atomically(folder / POSTPROCESS, lambda p: p.write_text(
+            POSTPROCESS_SOURCE.replace("{patch}", str(reference.torch.info.patch_size)))),
         write_atomically(folder / TORCH_OUTPUTS, lambda p: _save_quietly(results, p)),
     ]
 

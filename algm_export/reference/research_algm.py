@@ -1,4 +1,4 @@
-"""Test-only restatement of the published ALGM algorithm (tue-mps/algm-segmenter), independent of
+"""Restatement of the published ALGM algorithm (tue-mps/algm-segmenter), independent of
 ``algm_export.merging``: gather/scatter_reduce merges, size-weighted averages through ``x * size``,
 a one-hot source matrix [B, tokens, 1+N] merged with ``amax``, and the unmerge by ``argmax`` over it.
 
