@@ -62,6 +62,17 @@ def parse_batch_range(text: str) -> tuple[int, int, int]:
     return values
 
 
+ENGINES = ("fp16", "int8")  # the TensorRT engines `build` makes (algm_export.pipeline.ENGINE_KINDS)
+
+
+def parse_engines(text: str) -> tuple[str, ...]:
+    """A comma-separated subset of :data:`ENGINES` (``fp16,int8``), in :data:`ENGINES` order."""
+    names = {name.strip() for name in text.lower().split(",")}
+    if not names <= set(ENGINES):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(ENGINES)}, got {text!r}")
+    return tuple(name for name in ENGINES if name in names)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments every subcommand takes: the checkpoint and how to read it."""
     parser.add_argument("model", metavar="MODEL", type=Path, help="checkpoint.pth (+ variant.yml) or a bundle .pt")
@@ -171,6 +182,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser)
     add_verify_arguments(parser)
     add_engine_arguments(parser)
+    parser.add_argument("--engines", type=parse_engines, metavar="LIST",
+                        help="engines to build: fp16 (from model.fp16.onnx), int8 (from model.fp16.int8.onnx) or "
+                             "fp16,int8 (default: every engine whose graph is in the output folder)")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

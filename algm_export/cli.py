@@ -36,7 +36,7 @@ previous contents.
 
 other commands (each has --help):
   algm-export verify MODEL -o DIR   re-verify the graphs in DIR against MODEL
-  algm-export build MODEL -o DIR    build the FP16 TensorRT engine from DIR's graphs, verify it
+  algm-export build MODEL -o DIR    build the TensorRT engines (FP16, INT8) from DIR's graphs, verify them
   algm-export bench MODEL -o DIR    speed table: PyTorch vs ONNX Runtime (and TensorRT), dense vs ALGM
   algm-export predict MODEL INPUT... -o DIR   segment images, folders, videos (sliding window) to PNGs
 (`algm-export export MODEL` is the same as `algm-export MODEL`, also for a checkpoint named like a command.)
@@ -88,9 +88,13 @@ COMMANDS: dict[str, Command] = {
                       "Compare the graphs already exported to the output folder with PyTorch FP32 and rewrite "
                       "report.json and the polygraphy files. Exits 1 when a parity check fails."),
     "build": Command(arguments.add_build_arguments, "algm_export.handlers:build_command",
-                     "Build the FP16 TensorRT engine (model.fp16.plan + sidecar) from the graphs already exported "
-                     "to the output folder, then verify it against PyTorch. Without TensorRT or a GPU it says so "
-                     "in one line, records the reason in report.json and exits 0."),
+                     "Build TensorRT engines (+ JSON sidecars) from the graphs already exported to the output "
+                     "folder: the FP16 engine model.fp16.plan from model.fp16.onnx and the INT8 engine "
+                     "model.fp16.int8.plan from model.fp16.int8.onnx (strongly typed Q/DQ), by default each one "
+                     "whose graph is there (--engines to choose), then verify them against PyTorch (INT8 with the "
+                     "INT8 criterion). Each engine's outcome goes to report.json as in the export pipeline "
+                     "(tensorrt, int8.tensorrt, parity). Without TensorRT or a GPU it says so in one line per "
+                     "engine, records the reason and exits 0; a failed build exits 1."),
     "predict": Command(arguments.add_predict_arguments, "algm_export.predict:predict_command", PREDICT_DESCRIPTION),
     "bench": Command(arguments.add_bench_arguments, "algm_export.bench:bench_command",
                      "Speed table: PyTorch eager vs ONNX Runtime (and TensorRT where present), dense vs ALGM, "

@@ -12,13 +12,13 @@ from .command import export_size, load_model
 from .calibration.int8 import Int8Settings
 from .calibration.scopes import DEFAULT_SCOPE
 from .errors import AlgmExportError
-from .artifacts import FP16_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
+from .artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
 from .files import check_output_target, replaced_folder
 from .models.segmenter import Segmenter
 from .photos import sample_photo
 from .pipeline import (
-    TENSORRT_BACKEND, Progress, TensorRTOptions, VerifyOptions, print_outcome, run_pipeline,
-    tensorrt_stage, verification_photos, verify,
+    ENGINE_KINDS, FP16_ENGINE, EngineKind, Progress, TensorRTOptions, VerifyOptions, build_engines, print_outcome,
+    record_engine, run_pipeline, verification_photos, verify,
 )
 from .preprocess import make_batch
 from .verify.graph_settings import check_graphs
@@ -107,33 +107,48 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def build_command(args: argparse.Namespace) -> int:
-    """``algm-export build MODEL -o DIR``."""
+    """``algm-export build MODEL -o DIR``: the engines of ``--engines`` (default: every one whose graph is in
+    DIR), each built or skipped with its reason, recorded in report.json as the export pipeline does; the
+    built ones verified against PyTorch. Exit 1 when a build or a parity check failed."""
     engine = engine_options(args)
-    check_engine_inputs(args.output, engine)
+    check_engine_inputs(engine)
+    kinds = engines_to_build(args.output, args.engines)
     model, size = model_for_graphs(args)
     options = VerifyOptions(args.images, args.verify_batch)
     options.check()
     photos = verification_photos(args.images)
-    progress = Progress(2)
+    progress = Progress(len(kinds) + 1)
     with replaced_folder(args.output, keep=None) as staging:
-        with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
-            outcome = tensorrt_stage(staging, engine)
-        if outcome.backend is None:
+        outcomes = build_engines(staging, engine, kinds, progress)
+        if all(outcome.backend is None for outcome in outcomes):
             report = load_report(staging)
-            report.setdefault("parity", {})[TENSORRT_BACKEND], report["tensorrt"] = outcome.entries()
+            for outcome in outcomes:
+                record_engine(report, outcome.kind, *outcome.entries())
             save_report(staging, report)
-            return 1 if outcome.failed else 0
-        with progress.stage("verify the engine against PyTorch"):
-            report = verify(model, staging, size, options, photos, [], [outcome], shown=args.output)
+            return 1 if any(outcome.failed for outcome in outcomes) else 0
+        with progress.stage("verify the built engines against PyTorch"):
+            report = verify(model, staging, size, options, photos, [], outcomes, shown=args.output)
     return print_outcome(args.output, report)
 
 
-def check_engine_inputs(folder: Path, engine: TensorRTOptions) -> None:
-    """What ``build`` needs, checked even where TensorRT is absent: the FP16 graph, the plugin library,
+def engines_to_build(folder: Path, names: tuple[str, ...] | None) -> list[EngineKind]:
+    """The engines named by ``--engines`` (AlgmExportError when one's graph is not in ``folder``), or by
+    default every engine whose graph is there (at least the FP16 one)."""
+    if names is None:
+        present = [kind for kind in ENGINE_KINDS.values() if (folder / kind.graph).is_file()]
+        names = tuple(kind.precision for kind in present) or (FP16_ENGINE.precision,)
+    kinds = [ENGINE_KINDS[name] for name in names]
+    for kind in kinds:
+        graph = folder / kind.graph
+        if not graph.is_file():
+            raise AlgmExportError(f"{graph}: missing; export it first with `{PROG} MODEL {kind.export_flags} -o "
+                                  f"{folder}` (the {kind.precision} engine is built from it)")
+    return kinds
+
+
+def check_engine_inputs(engine: TensorRTOptions) -> None:
+    """What ``build`` needs besides the graphs, checked even where TensorRT is absent: the plugin library,
     a usable timing cache path."""
-    graph = folder / FP16_GRAPH
-    if not graph.is_file():
-        raise AlgmExportError(f"{graph}: missing; export it first with `{PROG} MODEL --fp16 -o {folder}`")
     if engine.plugin_library is not None and not engine.plugin_library.is_file():
         raise AlgmExportError(f"--plugin-lib {engine.plugin_library}: no such file")
     cache = engine.timing_cache
@@ -150,7 +165,8 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
     check_output_target(args.output)
     model = load_model(args)
-    size = check_graphs(args.output, [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH], model, args.image_size)
+    graphs = [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH, INT8_GRAPH, FP16_INT8_GRAPH]
+    size = check_graphs(args.output, graphs, model, args.image_size)
     return model, export_size(model, size)
 
 

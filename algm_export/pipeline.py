@@ -57,10 +57,15 @@ class EngineKind:
     precision: str
     graph: str
     strategy: Callable[[ModuleType], BuildStrategy]
+    title: str  # the progress line of its build stage
+    export_flags: str  # the flags with which `algm-export MODEL` writes ``graph``
 
 
-FP16_ENGINE = EngineKind(ENGINE_NAME, TENSORRT_BACKEND, "fp16", FP16_GRAPH, strategy_for)
-INT8_ENGINE = EngineKind(INT8_ENGINE_NAME, TENSORRT_INT8_BACKEND, "int8", FP16_INT8_GRAPH, int8_strategy_for)
+FP16_ENGINE = EngineKind(ENGINE_NAME, TENSORRT_BACKEND, "fp16", FP16_GRAPH, strategy_for,
+                         "build the FP16 TensorRT engine with the algm plugins", "--fp16")
+INT8_ENGINE = EngineKind(INT8_ENGINE_NAME, TENSORRT_INT8_BACKEND, "int8", FP16_INT8_GRAPH, int8_strategy_for,
+                         "build the INT8 TensorRT engine (FP16 Q/DQ graph) with the algm plugins", "--fp16 --int8")
+ENGINE_KINDS = {kind.precision: kind for kind in (FP16_ENGINE, INT8_ENGINE)}  # `build --engines` names
 
 
 class Progress:
@@ -149,6 +154,23 @@ def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: EngineKind = FP
     return TensorRTOutcome(backend, details=details, kind=kind)
 
 
+def build_engines(folder: Path, options: TensorRTOptions, kinds: Sequence[EngineKind],
+                  progress: Progress) -> list[TensorRTOutcome]:
+    """One progress stage and :func:`tensorrt_stage` per engine of ``kinds``, in order."""
+    outcomes = []
+    for kind in kinds:
+        with progress.stage(kind.title):
+            outcomes.append(tensorrt_stage(folder, options, kind))
+    return outcomes
+
+
+def record_engine(report: dict, kind: EngineKind, parity: dict, status: dict) -> None:
+    """Put an engine's parity entry and build status where report.json keeps them: ``parity[backend]``, and
+    ``tensorrt`` (FP16) or ``int8.tensorrt`` (INT8)."""
+    report.setdefault("parity", {})[kind.backend] = parity
+    (report if kind is FP16_ENGINE else report.setdefault("int8", {}))["tensorrt"] = status
+
+
 def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
     """The user's images, or the bundled sample photos."""
     return read_image_folder(images) if images is not None else sample_photos()
@@ -159,7 +181,8 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
            engines: Sequence[TensorRTOutcome] = (), shown: Path | None = None) -> dict:
     """Compare the exported graphs in ``folder`` (``graphs``, default: all present) and the TensorRT
     engines (FP16, INT8: an entry each, built or skipped) with PyTorch; write the polygraphy files and
-    report.json. ``shown``: the folder the printed commands name (``folder`` may be the staging folder of
+    report.json (with ``graphs`` given, the parity entries and commands of other backends are kept).
+    ``shown``: the folder the printed commands name (``folder`` may be the staging folder of
     :func:`replaced_folder`)."""
     options.check()
     shown = shown or folder
@@ -175,13 +198,13 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
     commands = {name: as_shell(onnxrt_command(shown / entry["graph"], shown, entry["precision"]))
                 for name, entry in parity.items()}
     report = load_report(folder)
+    if graphs is not None:  # a partial verification (`build`): the entries of the other backends stay
+        parity = {**report.get("parity", {}), **parity}
+        commands = {**report.get("polygraphy_commands", {}), **commands}
+    report["parity"] = parity
     for tensorrt in engines:
         kind = tensorrt.kind
-        parity[kind.backend], status = tensorrt_entries(reference, tensorrt)
-        if kind is FP16_ENGINE:
-            report["tensorrt"] = status
-        else:
-            report.setdefault("int8", {})["tensorrt"] = status
+        record_engine(report, kind, *tensorrt_entries(reference, tensorrt))
         batch = max(len(case.names) for case in cases)
         commands[f"{kind.backend} (GPU machine with TensorRT)"] = as_shell(tensorrt_command(
             shown / kind.graph, shown, autoregistering_library(tensorrt), image_size, (1, batch, batch),
@@ -192,7 +215,6 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
                           "classes": model.config.n_cls, "backbone": model.config.backbone},
         "verification_images": list(photos),
         "verification_cases": [list(case.names) for case in cases],
-        "parity": parity,
         "polygraphy_commands": commands,
     })
     save_report(folder, report)
@@ -240,13 +262,8 @@ def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp
             with progress.stage(f"INT8: calibrate and write the Q/DQ graphs (scope {int8.scope})"):
                 int8_entry = write_int8_graphs(staging, int8, fp16, calibration_images)
                 written += int8_entry["graphs"]
-        engines = []
-        if fp16:
-            with progress.stage("build the FP16 TensorRT engine with the algm plugins"):
-                engines.append(tensorrt_stage(staging, engine))
-            if int8:
-                with progress.stage("build the INT8 TensorRT engine (FP16 Q/DQ graph) with the algm plugins"):
-                    engines.append(tensorrt_stage(staging, engine, INT8_ENGINE))
+        kinds = [FP16_ENGINE, INT8_ENGINE] if int8 else [FP16_ENGINE]
+        engines = build_engines(staging, engine, kinds if fp16 else [], progress)
         if int8_entry:
             save_report(staging, {**load_report(staging), "int8": int8_entry})
         with progress.stage(f"verify against PyTorch on {len(photos)} images (batch 1 and a mixed batch)"):

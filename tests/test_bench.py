@@ -9,6 +9,7 @@ import pytest
 from algm_export.bench import main, speed_table
 
 
+@pytest.mark.slow  # every backend, INT8 calibration, outputs, research-style and predict timings: ~3 minutes
 def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, capsys):
     code = main([str(research_checkpoint), "-o", str(tmp_path), "--image-size", "256", "--batches", "1,2",
                  "--runs", "2", "--warmup", "1", "--int8", "--frames", "1"])
