@@ -112,8 +112,9 @@ class TensorRTBackend(Backend):
         batch = images.shape[0]
         self.buffers(batch)[self.input_name].copy_(self._torch.from_numpy(images))
         results = self.infer(batch)  # the engine computes every output; only the wanted ones are copied
-        host = {name: results[name].cpu().numpy() for name in (*outputs, TOKEN_COUNTS, TOKEN_MAPS) if name in results}
+        wanted = (*outputs, TOKEN_COUNTS, TOKEN_MAPS)
+        host = {name: results[name].cpu().numpy() for name in wanted if name in results}
+        deployment = {name: host[name].astype(np.float32) if host[name].dtype == np.float16 else host[name]
+                      for name in outputs}
         counts = host.get(TOKEN_COUNTS)
-        float32 = {name: host[name].astype(np.float32) if host[name].dtype == np.float16 else host[name]
-                   for name in outputs}
-        return Prediction(float32, counts.astype(np.int64) if counts is not None else None, host.get(TOKEN_MAPS))
+        return Prediction(deployment, counts.astype(np.int64) if counts is not None else None, host.get(TOKEN_MAPS))
