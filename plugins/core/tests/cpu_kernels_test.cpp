@@ -2,6 +2,7 @@
 #include "algm/kernels.h"
 #include "algm/math.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -98,7 +99,7 @@ void testRanks()
 
 void testLocalMergeTiesGoToLowerWindow()
 {
-    algm::LocalMergeParams const p{1, 4, 4, 4, 2, 2, 0.9f};
+    algm::LocalMergeParams const p{1, 4, 4, 4, 2, 2, 0.9f, 0};
     LocalResult const r = runLocalMerge(std::vector<float>(17 * 4, 1.0f), p);
     EXPECT(r.status == algm::kSuccess);
     EXPECT(r.numTokens == 5);
@@ -108,12 +109,11 @@ void testLocalMergeTiesGoToLowerWindow()
     EXPECT(r.merged[4 * 4 + 3] == 1.0f);
 }
 
-void testLocalMergeBatchMinimumAndZeroTokens()
+// 4x4 grid, 2x2 windows, C = 2. Image 0: windows 0 and 3 identical tokens (similarity 1), windows 1 and 2
+// alternating orthogonal tokens. Image 1: only window 2 identical, the rest all zero tokens (similarity 0,
+// no NaN). At threshold 0.5 image 0 has 2 mergeable windows, image 1 has 1.
+std::vector<float> twoImageTokens()
 {
-    // 4x4 grid, 2x2 windows, C = 2. Image 0: windows 0 and 3 identical tokens (similarity 1), windows 1
-    // and 2 alternating orthogonal tokens. Image 1: only window 2 identical, the rest all zero tokens
-    // (similarity 0, no NaN). r = min(2, 1) = 1.
-    algm::LocalMergeParams const p{2, 2, 4, 4, 2, 2, 0.5f};
     std::vector<float> tokens(2 * 17 * 2, 0.0f);
     for (int patch = 0; patch < 16; ++patch)
     {
@@ -125,7 +125,13 @@ void testLocalMergeBatchMinimumAndZeroTokens()
         image0[1] = uniform || patch % 2 == 0 ? 0.0f : 1.0f;
         image1[0] = window == 2 ? 3.0f : 0.0f;
     }
-    LocalResult const r = runLocalMerge(tokens, p);
+    return tokens;
+}
+
+void testLocalMergeBatchMinimumAndZeroTokens()
+{
+    // Published rule: r = min(2, 1) = 1 for both images.
+    LocalResult const r = runLocalMerge(twoImageTokens(), algm::LocalMergeParams{2, 2, 4, 4, 2, 2, 0.5f, 0});
     EXPECT(r.status == algm::kSuccess);
     EXPECT(r.numTokens == 1 + 1 + 16 - 4);
     EXPECT(r.map[0] == 0 && r.map[1] == 0 && r.map[4] == 0 && r.map[5] == 0); // image 0: window 0 first
@@ -137,6 +143,24 @@ void testLocalMergeBatchMinimumAndZeroTokens()
     }
 }
 
+void testLocalMergePerImagePadsTheShorterImage()
+{
+    // Per image: r_0 = 2 (T'_0 = 1 + 2 + 16 - 8 = 11), r_1 = 1 (T'_1 = 14 = T'); image 0's rows 11..13 are
+    // padding: zeros of size 0.
+    LocalResult const r = runLocalMerge(twoImageTokens(), algm::LocalMergeParams{2, 2, 4, 4, 2, 2, 0.5f, 1});
+    EXPECT(r.status == algm::kSuccess);
+    EXPECT(r.numTokens == 14);
+    EXPECT(r.map[0] == 0 && r.map[10] == 1 && r.map[15] == 1); // windows 0 and 3 merged, in rank order
+    EXPECT(*std::max_element(r.map.begin(), r.map.begin() + 16) == 11 - 2);
+    EXPECT(*std::max_element(r.map.begin() + 16, r.map.end()) == 14 - 2);
+    EXPECT(r.sizes[0] == 1.0f && r.sizes[1] == 4.0f && r.sizes[2] == 4.0f && r.sizes[10] == 1.0f);
+    for (int t = 11; t < 14; ++t)
+    {
+        EXPECT(r.sizes[t] == 0.0f && r.merged[t * 2] == 0.0f && r.merged[t * 2 + 1] == 0.0f);
+    }
+    EXPECT(r.sizes[14 + 1] == 4.0f && r.sizes[14 + 13] == 1.0f); // image 1 unpadded
+}
+
 void testGlobalMergeSmallExample()
 {
     // C = 2: cls, B0 = (0,1), A1 = (0,1), B1 = (1,0), A2 = (1,1). A1 matches B0 with score 1, A2 ties B0/B1
@@ -144,7 +168,7 @@ void testGlobalMergeSmallExample()
     float const tokens[] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 1};
     float const sizes[] = {1, 1, 2, 1, 1};
     int32_t const map[] = {0, 1, 1, 2, 3}; // 5 patches on 4 patch tokens
-    algm::GlobalMergeParams const p{1, 5, 2, 5, 1000};
+    algm::GlobalMergeParams const p{1, 5, 2, 5, 1000, 0};
     std::vector<unsigned char> workspace(algm::globalMergeWorkspaceSize(p));
     float merged[10];
     float mergedSizes[5];
@@ -161,11 +185,44 @@ void testGlobalMergeSmallExample()
     EXPECT(std::memcmp(mergedMap, expectedMap, sizeof(expectedMap)) == 0);
     EXPECT(merged[2 * 2] == 0.0f && merged[2 * 2 + 1] == 1.0f);
     // Layer 1: threshold ~1.06, nothing merges.
-    algm::GlobalMergeParams const p1{1, 5, 2, 5, 1};
+    algm::GlobalMergeParams const p1{1, 5, 2, 5, 1, 0};
     EXPECT(algm::cpu::globalMerge(algm::DataType::kFloat32, tokens, sizes, map, merged, mergedSizes, mergedMap,
                &numTokens, p1, workspace.data())
         == algm::kSuccess);
     EXPECT(numTokens == 5);
+}
+
+// Image 0: the small example above; image 1: its first 3 tokens real, the last 2 padding (size 0, arbitrary
+// values). Image 1 alone has one candidate score: its std is NaN, so it merges nothing.
+void testGlobalMergeIgnoresPaddingTokens()
+{
+    float const tokens[] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 1, /* image 1 */ 1, 0, 0, 1, 0, 1, 7, 7, -7, 7};
+    float const sizes[] = {1, 1, 2, 1, 1, /* image 1 */ 1, 1, 2, 0, 0};
+    int32_t const map[] = {0, 1, 1, 2, 3, /* image 1 */ 0, 1, 1, 0, 0};
+    float merged[20];
+    float mergedSizes[10];
+    int32_t mergedMap[10];
+    int64_t numTokens = 0;
+    algm::GlobalMergeParams const perImage{2, 5, 2, 5, 1000, 1};
+    std::vector<unsigned char> workspace(algm::globalMergeWorkspaceSize(perImage));
+    EXPECT(algm::cpu::globalMerge(algm::DataType::kFloat32, tokens, sizes, map, merged, mergedSizes, mergedMap,
+               &numTokens, perImage, workspace.data())
+        == algm::kSuccess);
+    EXPECT(numTokens == 4); // T'_0 = 4, T'_1 = 3 (+ 1 padding row)
+    // Image 1 slots: cls (+ the padding A token, weight 0) 0, A1 1, B0 2, padding 3.
+    float const expectedSizes[] = {1, 1, 3, 1, /* image 1 */ 1, 2, 1, 0};
+    int32_t const expectedMap[] = {1, 1, 1, 2, 0, /* image 1 */ 1, 0, 0, 1, 1};
+    float const expectedImage1[] = {1, 0, 0, 1, 0, 1, 0, 0};
+    EXPECT(std::memcmp(mergedSizes, expectedSizes, sizeof(expectedSizes)) == 0);
+    EXPECT(std::memcmp(mergedMap, expectedMap, sizeof(expectedMap)) == 0);
+    EXPECT(std::memcmp(merged + 8, expectedImage1, sizeof(expectedImage1)) == 0);
+    // Published rule: image 1's NaN std makes the batch threshold NaN: nothing merges, T' = T_0 = 5.
+    algm::GlobalMergeParams const published{2, 5, 2, 5, 1000, 0};
+    EXPECT(algm::cpu::globalMerge(algm::DataType::kFloat32, tokens, sizes, map, merged, mergedSizes, mergedMap,
+               &numTokens, published, workspace.data())
+        == algm::kSuccess);
+    EXPECT(numTokens == 5);
+    EXPECT(mergedSizes[5 + 3] == 0.0f && mergedSizes[5 + 4] == 0.0f); // image 1 keeps its 3 tokens, padded
 }
 
 void testUnmerge()
@@ -185,10 +242,12 @@ void testUnmerge()
 void testInvalidArguments()
 {
     std::vector<float> tokens(1 + 24, 0.0f);
-    EXPECT(runLocalMerge(tokens, algm::LocalMergeParams{1, 1, 4, 6, 3, 3, 0.5f}).status == algm::kInvalidArgument);
-    EXPECT(runLocalMerge(tokens, algm::LocalMergeParams{1, 1, 4, 6, 1, 1, 0.5f}).status == algm::kInvalidArgument);
-    EXPECT(algm::localMergeWorkspaceSize(algm::LocalMergeParams{1, 1, 4, 6, 3, 3, 0.5f}) == 0);
-    EXPECT(algm::globalMergeWorkspaceSize(algm::GlobalMergeParams{1, 1, 4, 1, 1}) == 0);
+    EXPECT(runLocalMerge(tokens, algm::LocalMergeParams{1, 1, 4, 6, 3, 3, 0.5f, 0}).status == algm::kInvalidArgument);
+    EXPECT(runLocalMerge(tokens, algm::LocalMergeParams{1, 1, 4, 6, 1, 1, 0.5f, 0}).status == algm::kInvalidArgument);
+    EXPECT(algm::localMergeWorkspaceSize(algm::LocalMergeParams{1, 1, 4, 6, 3, 3, 0.5f, 0}) == 0);
+    EXPECT(algm::globalMergeWorkspaceSize(algm::GlobalMergeParams{1, 1, 4, 1, 1, 0}) == 0);
+    EXPECT(algm::globalMergeWorkspaceSize(algm::GlobalMergeParams{1, 5, 4, 1, 1, 2}) == 0); // per_image: 0 or 1
+    EXPECT(algm::localMergeWorkspaceSize(algm::LocalMergeParams{1, 1, 4, 6, 2, 3, 0.5f, -1}) == 0);
     float out[4];
     int32_t const map[] = {0};
     EXPECT(algm::cpu::unmerge(static_cast<algm::DataType>(7), out, map, out, algm::UnmergeParams{1, 1, 1, 1})
@@ -205,7 +264,9 @@ int main()
     testRanks();
     testLocalMergeTiesGoToLowerWindow();
     testLocalMergeBatchMinimumAndZeroTokens();
+    testLocalMergePerImagePadsTheShorterImage();
     testGlobalMergeSmallExample();
+    testGlobalMergeIgnoresPaddingTokens();
     testUnmerge();
     testInvalidArguments();
     std::printf(gFailures == 0 ? "all CPU kernel tests passed\n" : "%d CPU kernel checks failed\n", gFailures);

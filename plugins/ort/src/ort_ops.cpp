@@ -6,7 +6,8 @@
 //
 // Registers the custom-op domain `algm` (LocalMerge, GlobalMerge, Unmerge; FP32 activations). The merge
 // ops have data-dependent output shapes, like the TensorRT plugins: the kernels write into buffers sized
-// for T' = T, then the outputs are allocated with the actual T' and filled from them.
+// for T' = T, then the outputs are allocated with the actual T' (the longest image's count under per-image
+// merging, the others padded with size-0 tokens) and filled from them.
 // Contract: docs/plugin-ops.md. Uses only the C API handed over by ONNX Runtime (no link to it).
 #define ORT_API_MANUAL_INIT
 #include <onnxruntime_cxx_api.h>
@@ -43,9 +44,9 @@ int32_t intAttribute(Ort::ConstKernelInfo const& info, char const* op, char cons
     return static_cast<int32_t>(value);
 }
 
-// The kernels implement the published batch rule only (r = batch minimum): a node asking for per-image
-// merging (per_image = 1, the exporter's default) is refused instead of being run with the other rule.
-void requirePublishedRule(Ort::ConstKernelInfo const& info, char const* op)
+// The node's batch rule: per_image (1 = per-image merging, the exporter's default; 0 = the published batch
+// minimum). Graphs exported before the attribute existed have none: the published rule.
+int32_t batchRule(Ort::ConstKernelInfo const& info, char const* op)
 {
     int64_t perImage = 0;
     try
@@ -54,13 +55,13 @@ void requirePublishedRule(Ort::ConstKernelInfo const& info, char const* op)
     }
     catch (Ort::Exception const&)
     {
-        perImage = 0; // graphs exported before the attribute existed: the published rule
+        return 0;
     }
-    if (perImage != 0)
+    if (perImage != 0 && perImage != 1)
     {
-        fail(op, "per_image = 1 (per-image merging) is not implemented in the C++ kernels yet; export with "
-                 "--batch-rule min to use them, or run the graph's function bodies");
+        fail(op, "attribute per_image = " + std::to_string(perImage) + " must be 0 or 1");
     }
+    return static_cast<int32_t>(perImage);
 }
 
 int32_t extent(int64_t value, char const* op)
@@ -135,7 +136,7 @@ struct LocalMergeKernel
         params.windowH = intAttribute(attributes, op, algm::contract::attr::window_h, 1);
         params.windowW = intAttribute(attributes, op, algm::contract::attr::window_w, 1);
         params.threshold = attributes.GetAttribute<float>(algm::contract::attr::threshold);
-        requirePublishedRule(attributes, op);
+        params.perImage = batchRule(attributes, op);
     }
 
     void Compute(OrtKernelContext* raw)
@@ -173,8 +174,8 @@ struct GlobalMergeKernel
     GlobalMergeKernel(OrtApi const& /*api*/, OrtKernelInfo const* info)
         : layerNumber(intAttribute(
             Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge, algm::contract::attr::layer_number, 1))
+        , perImage(batchRule(Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge))
     {
-        requirePublishedRule(Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge);
     }
 
     void Compute(OrtKernelContext* raw)
@@ -190,8 +191,8 @@ struct GlobalMergeKernel
         {
             fail(op, "sizes [B, T] and token_map [B, N] do not fit tokens [B, T, C]");
         }
-        algm::GlobalMergeParams const p{
-            extent(shape[0], op), extent(shape[1], op), extent(shape[2], op), extent(mapShape[1], op), layerNumber};
+        algm::GlobalMergeParams const p{extent(shape[0], op), extent(shape[1], op), extent(shape[2], op),
+            extent(mapShape[1], op), layerNumber, perImage};
         size_t const bytes = algm::globalMergeWorkspaceSize(p);
         if (bytes == 0)
         {
@@ -207,6 +208,7 @@ struct GlobalMergeKernel
     }
 
     int32_t layerNumber;
+    int32_t perImage;
 };
 
 struct UnmergeKernel

@@ -24,7 +24,8 @@ enum Input : int32_t
 
 // The kernel parameters for these input shapes; false unless they are tokens [B, T, C], sizes [B, T],
 // token map [B, N] with 1 <= T <= 1 + N (merging only ever removes tokens).
-bool makeParams(nvinfer1::PluginTensorDesc const* in, int32_t layerNumber, algm::GlobalMergeParams& params) noexcept
+bool makeParams(
+    nvinfer1::PluginTensorDesc const* in, GlobalMergeAttributes const& attributes, algm::GlobalMergeParams& params) noexcept
 {
     nvinfer1::Dims const& tokens = in[kTokens].dims;
     nvinfer1::Dims const& sizes = in[kSizes].dims;
@@ -34,7 +35,8 @@ bool makeParams(nvinfer1::PluginTensorDesc const* in, int32_t layerNumber, algm:
     {
         return false;
     }
-    params.layerNumber = layerNumber;
+    params.layerNumber = attributes.layerNumber;
+    params.perImage = attributes.perImage;
     return toExtent(tokens.d[0], params.batch) && toExtent(tokens.d[1], params.tokens)
         && toExtent(tokens.d[2], params.channels) && toExtent(map.d[1], params.patches);
 }
@@ -52,7 +54,7 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     FieldReader reader(fields);
     Attributes attributes;
     reader.readInt32(kLayerNumber, attributes.layerNumber, 1);
-    requirePublishedBatchRule(reader);
+    readBatchRule(reader, attributes.perImage);
     readSizeDtype(reader, attributes.sizeDtype);
     if (!reader.ok())
     {
@@ -64,7 +66,8 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::serializedFields(Attributes const& attributes)
 {
-    return {valueField(kLayerNumber, attributes.layerNumber), valueField(contract::kSizeDtype, attributes.sizeDtype)};
+    return {valueField(kLayerNumber, attributes.layerNumber), valueField(contract::attr::per_image, attributes.perImage),
+        valueField(contract::kSizeDtype, attributes.sizeDtype)};
 }
 
 GlobalMergePlugin::GlobalMergePlugin(Attributes const& attributes)
@@ -191,10 +194,11 @@ int32_t GlobalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs, void* workspace,
     cudaStream_t stream) noexcept
 {
-    // The outputs are sized for the upper bound 1 + N >= T'; the kernel writes them densely with T' as row
-    // stride and stores T' in the size tensor, from which TensorRT learns the actual output shapes.
+    // The outputs are sized for the upper bound 1 + N >= T'; the kernel writes them densely with T' (per-image
+    // merging: the longest image's count, the others padded with size-0 tokens) as row stride and stores T' in
+    // the size tensor, from which TensorRT learns the actual output shapes.
     algm::GlobalMergeParams params{};
-    if (!makeParams(inputDesc, mAttributes.layerNumber, params))
+    if (!makeParams(inputDesc, mAttributes, params))
     {
         reportError("inconsistent inputs: tokens %s, sizes %s, token map %s", describe(inputDesc[kTokens].dims).text,
             describe(inputDesc[kSizes].dims).text, describe(inputDesc[kTokenMap].dims).text);

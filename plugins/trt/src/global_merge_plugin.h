@@ -15,6 +15,7 @@ namespace algm::trt
 struct GlobalMergeAttributes
 {
     int32_t layerNumber{}; // 1-based block number: divides the std term of the threshold
+    int32_t perImage{};    // 1: per-image merging; 0 (also when the field is absent): the published batch rule
     int32_t sizeDtype{contract::kSizeDtypeDefault}; // ONNX code of the size tensor's type
 };
 

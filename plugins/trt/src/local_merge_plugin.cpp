@@ -38,6 +38,7 @@ bool makeParams(
     params.windowH = attributes.windowH;
     params.windowW = attributes.windowW;
     params.threshold = attributes.threshold;
+    params.perImage = attributes.perImage;
     return toExtent(tokens.d[0], params.batch) && toExtent(tokens.d[2], params.channels);
 }
 } // namespace
@@ -60,7 +61,7 @@ std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     reader.readInt32(kWindowH, attributes.windowH, 1);
     reader.readInt32(kWindowW, attributes.windowW, 1);
     reader.readFloat32(kThreshold, attributes.threshold);
-    requirePublishedBatchRule(reader);
+    readBatchRule(reader, attributes.perImage);
     readSizeDtype(reader, attributes.sizeDtype);
     if (reader.ok())
     {
@@ -91,7 +92,8 @@ std::vector<nvinfer1::PluginField> LocalMergePlugin::serializedFields(Attributes
 {
     return {valueField(kGridH, attributes.gridH), valueField(kGridW, attributes.gridW),
         valueField(kWindowH, attributes.windowH), valueField(kWindowW, attributes.windowW),
-        valueField(kThreshold, attributes.threshold), valueField(contract::kSizeDtype, attributes.sizeDtype)};
+        valueField(kThreshold, attributes.threshold), valueField(contract::attr::per_image, attributes.perImage),
+        valueField(contract::kSizeDtype, attributes.sizeDtype)};
 }
 
 LocalMergePlugin::LocalMergePlugin(Attributes const& attributes)
@@ -213,8 +215,9 @@ int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     nvinfer1::PluginTensorDesc const* /*outputDesc*/, void const* const* inputs, void* const* outputs, void* workspace,
     cudaStream_t stream) noexcept
 {
-    // The outputs are sized for the upper bound T' = T; the kernel writes them densely with T' as row stride
-    // and stores T' in the size tensor, from which TensorRT learns the actual output shapes.
+    // The outputs are sized for the upper bound T' = T; the kernel writes them densely with T' (per-image
+    // merging: the longest image's count, the others padded with size-0 tokens) as row stride and stores T' in
+    // the size tensor, from which TensorRT learns the actual output shapes.
     algm::LocalMergeParams params{};
     if (!makeParams(inputDesc[0].dims, mAttributes, params))
     {

@@ -19,6 +19,7 @@ struct LocalMergeAttributes
     int32_t windowH{};
     int32_t windowW{};
     float threshold{};
+    int32_t perImage{}; // 1: per-image merging; 0 (also when the field is absent): the published batch rule
     int32_t sizeDtype{contract::kSizeDtypeDefault}; // ONNX code of the size tensor's type
 };
 

@@ -15,15 +15,9 @@ void readSizeDtype(FieldReader& reader, int32_t& onnxDtype)
     reader.readOptionalInt32(contract::kSizeDtype, onnxDtype, contract::kOnnxInt32, contract::kOnnxInt64);
 }
 
-void requirePublishedBatchRule(FieldReader& reader)
+void readBatchRule(FieldReader& reader, int32_t& perImage)
 {
-    int32_t perImage = 0;
     reader.readOptionalInt32(contract::attr::per_image, perImage, 0, 1);
-    if (reader.ok() && perImage != 0)
-    {
-        reader.fail("per_image = 1 (per-image merging) is not implemented in the TensorRT plugins yet; export "
-                    "with --batch-rule min to build an engine");
-    }
 }
 
 void setMergeOutputTypes(nvinfer1::DataType tokenType, nvinfer1::DataType sizeType, nvinfer1::DataType* types) noexcept

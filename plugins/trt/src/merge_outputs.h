@@ -32,9 +32,9 @@ nvinfer1::DataType sizeTensorType(int32_t onnxDtype) noexcept;
 // Reads the optional size_dtype field into `onnxDtype` (left at its default when absent).
 void readSizeDtype(FieldReader& reader, int32_t& onnxDtype);
 
-// The optional per_image field (contract attribute): the kernels implement the published batch rule only
-// (per_image = 0, also what an absent field means); per_image = 1 is refused with a message.
-void requirePublishedBatchRule(FieldReader& reader);
+// Reads the optional per_image field (contract attribute: 1 = per-image merging, 0 = the published batch
+// rule) into `perImage`; an absent field (graphs exported before it existed) means 0.
+void readBatchRule(FieldReader& reader, int32_t& perImage);
 
 // Workspace the plugin keeps in front of the kernels' workspace: the int64 T' the launchers write, narrowed
 // into an INT32 size tensor afterwards.

@@ -39,6 +39,7 @@ struct LocalMergeParams
     int32_t windowH;
     int32_t windowW;
     float threshold;
+    int32_t perImage; // 1: per-image r_b (padded outputs); 0: the published batch minimum
 };
 
 struct GlobalMergeParams
@@ -48,6 +49,7 @@ struct GlobalMergeParams
     int32_t channels;    // C
     int32_t patches;     // N (columns of the token map)
     int32_t layerNumber; // divisor of the std term of the threshold
+    int32_t perImage;    // 1: per-image threshold and r_b (padded outputs); 0: the published batch rule
 };
 
 struct UnmergeParams
@@ -64,9 +66,10 @@ struct UnmergeParams
 size_t localMergeWorkspaceSize(LocalMergeParams const& params);
 size_t globalMergeWorkspaceSize(GlobalMergeParams const& params);
 
-// Outputs are written densely with the data-dependent token count T' as row stride:
+// Outputs are written densely with the data-dependent token count T' = max_b T'_b as row stride:
 // merged [B, T', C] (dtype of tokens), mergedSizes [B, T'] float, mergedMap [B, N] int32,
-// numTokens: one int64 = T'. Buffers must hold the upper bound T' = T.
+// numTokens: one int64 = T'. Buffers must hold the upper bound T' = T. With perImage, image b's rows past
+// its own T'_b are padding (zeros, size 0); GlobalMerge ignores input tokens of size 0.
 namespace cpu
 {
 Status localMerge(DataType dtype, void const* tokens, void* merged, float* mergedSizes, int32_t* mergedMap,

@@ -282,23 +282,55 @@ ALGM_HD inline float sequentialMean(float const* values, int n)
     return n > 0 ? sum / static_cast<float>(n) : quietNaN();
 }
 
-// Unbiased standard deviation (n - 1 divisor) about `mean`; NaN when n < 2, like torch.std.
-ALGM_HD inline float unbiasedStd(float const* values, int n, float mean)
+// Whether a token takes part in a merge: padding tokens (per-image batches) have size 0.
+ALGM_HD inline bool isRealToken(float size)
 {
-    float sumOfSquares = 0.0f;
-    for (int i = 0; i < n; ++i)
-    {
-        float const deviation = values[i] - mean;
-        sumOfSquares = addProduct(sumOfSquares, deviation, deviation);
-    }
-    return n > 1 ? sqrtf(sumOfSquares / static_cast<float>(n - 1)) : quietNaN();
+    return size > 0.0f;
 }
 
-// GBM threshold t = mean_b(m_b) + mean_b(sigma_b) / layer_number. A NaN threshold (too few tokens)
-// merges nothing, since no score compares >= NaN.
-ALGM_HD inline float gbmThreshold(float meanOfMeans, float meanOfStds, int layerNumber)
+// Mean m_b and unbiased standard deviation sigma_b (n - 1 divisor) of one image's candidate best scores:
+// bestScore[a] for 1 <= a < countA (the class token A[0] excluded) whose A token (token 2a) is real.
+// `sizes` is the image's [T] size row. Sums run in order; 0/0 gives NaN (mean of none, std of one), like
+// the function bodies and torch.std.
+ALGM_HD inline void gbmScoreStats(float const* bestScore, float const* sizes, int countA, float& mean, float& std)
 {
-    return meanOfMeans + meanOfStds / static_cast<float>(layerNumber);
+    float sum = 0.0f;
+    int count = 0;
+    for (int a = 1; a < countA; ++a)
+    {
+        if (isRealToken(sizes[2 * a]))
+        {
+            sum += bestScore[a];
+            ++count;
+        }
+    }
+    mean = count > 0 ? sum / static_cast<float>(count) : quietNaN();
+    float sumOfSquares = 0.0f;
+    for (int a = 1; a < countA; ++a)
+    {
+        if (isRealToken(sizes[2 * a]))
+        {
+            float const deviation = bestScore[a] - mean;
+            sumOfSquares = addProduct(sumOfSquares, deviation, deviation);
+        }
+    }
+    std = count > 1 ? sqrtf(sumOfSquares / static_cast<float>(count - 1)) : quietNaN();
+}
+
+// GBM threshold t = m + sigma / layer_number. A NaN threshold (too few tokens) merges nothing, since no
+// score compares >= NaN.
+ALGM_HD inline float gbmThreshold(float mean, float std, int layerNumber)
+{
+    return mean + std / static_cast<float>(layerNumber);
+}
+
+// Image `image`'s GBM threshold under the batch rule: per image, t_b = m_b + sigma_b / layer_number;
+// published rule (perImage false), t = mean_b(m_b) + mean_b(sigma_b) / layer_number for every image.
+ALGM_HD inline float gbmImageThreshold(
+    float const* means, float const* stds, int batch, int image, int layerNumber, bool perImage)
+{
+    return perImage ? gbmThreshold(means[image], stds[image], layerNumber)
+                    : gbmThreshold(sequentialMean(means, batch), sequentialMean(stds, batch), layerNumber);
 }
 
 // Whether the element of stable descending rank `rank` merges when r = `merges` merges happen.
@@ -312,6 +344,40 @@ ALGM_HD inline bool isMerged(int rank, int merges)
 ALGM_HD inline int tokensAfterMerges(int tokens, int merges, int removedPerMerge)
 {
     return tokens - merges * removedPerMerge;
+}
+
+// The batch rule's r_b: the image's own count (perImage) or the batch minimum (the published rule).
+ALGM_HD inline int batchRuleMerges(int32_t const* counts, int batch, int image, bool perImage)
+{
+    if (perImage)
+    {
+        return counts[image];
+    }
+    int minimum = counts[0];
+    for (int b = 1; b < batch; ++b)
+    {
+        minimum = counts[b] < minimum ? counts[b] : minimum;
+    }
+    return minimum;
+}
+
+// The merge decision of a whole batch (a batch-level step: the CPU, or one CUDA thread): r_b (imageMerges)
+// and T'_b (imageTokens) of every image from its count at or above the threshold, and T' = max_b T'_b, the
+// padded output length (returned). `inputTokens`: each image's real input tokens T_b, or null when every
+// image has `tokens`.
+ALGM_HD inline int32_t decideMerges(int32_t const* counts, int32_t const* inputTokens, int32_t tokens, int32_t batch,
+    int32_t removedPerMerge, bool perImage, int32_t* imageMerges, int32_t* imageTokens)
+{
+    int32_t longest = 0;
+    for (int32_t b = 0; b < batch; ++b)
+    {
+        int32_t const merges = batchRuleMerges(counts, batch, b, perImage);
+        int32_t const after = tokensAfterMerges(inputTokens ? inputTokens[b] : tokens, merges, removedPerMerge);
+        imageMerges[b] = merges;
+        imageTokens[b] = after;
+        longest = after > longest ? after : longest;
+    }
+    return longest;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -357,18 +423,26 @@ ALGM_HD inline int gbmOddSlot(int j, int countA, int merges)
     return countA - merges + j;
 }
 
+// Input token `token`'s slot: `slot` for a real token, 0 for a padding token (its size 0 adds nothing).
+ALGM_HD inline int gbmTokenSlot(float size, int slot)
+{
+    return isRealToken(size) ? slot : 0;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Scatter-mean
 
-// Output value of a slot from its float32 accumulations: sum(size * x) / sum(size).
+// Output value of a slot from its float32 accumulations: sum(size * x) / max(sum(size), 1); an empty
+// (padding) slot gets 0.
 ALGM_HD inline float scatterMean(float weightedSum, float sizeSum)
 {
-    return weightedSum / sizeSum;
+    return weightedSum / (sizeSum > 1.0f ? sizeSum : 1.0f);
 }
 
 // Deterministic scatter-mean of one output slot and channel: its member tokens (`members`: input rows of
 // one image in ascending order, as built by the stable counting sort of the slots) are summed one after the
-// other in float32, so every build and every run adds the same numbers in the same order (no atomics).
+// other in float32, so every build and every run adds the same numbers in the same order (no atomics);
+// `count` 0 is a padding slot: 0, size 0.
 // `tokens` [T, C] and `sizes` [T] (null: every token has size 1) are one image's rows. Returns the mean and
 // stores sum(size) in `sizeSum`.
 template <typename Storage>

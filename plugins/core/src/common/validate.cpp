@@ -13,11 +13,18 @@ bool fitsIndexing(int64_t batch, int64_t rows, int64_t width)
     return rows <= INT32_MAX && batch * rows <= INT32_MAX && batch * rows <= INT64_MAX / width;
 }
 
+// perImage is a flag: 1 (per-image rule) or 0 (published rule).
+bool isBatchRule(int32_t perImage)
+{
+    return perImage == 0 || perImage == 1;
+}
+
 } // namespace
 
 bool isValid(LocalMergeParams const& p)
 {
-    if (p.batch < 1 || p.channels < 1 || p.gridH < 1 || p.gridW < 1 || p.windowH < 1 || p.windowW < 1)
+    if (p.batch < 1 || p.channels < 1 || p.gridH < 1 || p.gridW < 1 || p.windowH < 1 || p.windowW < 1
+        || !isBatchRule(p.perImage))
     {
         return false;
     }
@@ -32,7 +39,7 @@ bool isValid(LocalMergeParams const& p)
 bool isValid(GlobalMergeParams const& p)
 {
     return p.batch >= 1 && p.tokens >= 2 && p.channels >= 1 && p.patches >= 1 && p.layerNumber >= 1
-        && fitsIndexing(p.batch, p.tokens, p.channels) && fitsIndexing(p.batch, p.patches, 1);
+        && isBatchRule(p.perImage) && fitsIndexing(p.batch, p.tokens, p.channels) && fitsIndexing(p.batch, p.patches, 1);
 }
 
 bool isValid(UnmergeParams const& p)

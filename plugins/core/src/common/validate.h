@@ -6,10 +6,10 @@
 namespace algm
 {
 
-// Positive sizes, windows of >= 2 tokens that tile the grid, counts that fit int32 indexing.
+// Positive sizes, windows of >= 2 tokens that tile the grid, counts that fit int32 indexing, perImage 0 or 1.
 bool isValid(LocalMergeParams const& params);
 
-// Positive sizes, T >= 2 (one A and one B token), layer number >= 1.
+// Positive sizes, T >= 2 (one A and one B token), layer number >= 1, perImage 0 or 1.
 bool isValid(GlobalMergeParams const& params);
 
 // Positive sizes.

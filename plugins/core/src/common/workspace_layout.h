@@ -46,20 +46,26 @@ private:
     uintptr_t mCursor;
 };
 
-// What both merges need after their decisions: the batch counters, each input token's output slot, and the
-// deterministic scatter-mean's grouping of the tokens by slot (B images, T input tokens).
+// What both merges need after their decisions: the per-image counters and decisions, each input token's
+// output slot, and the deterministic scatter-mean's grouping of the tokens by slot (B images, T input tokens).
 struct MergeScratch
 {
-    int32_t* counts;  // [B] windows / A tokens above the threshold (zeroed before use)
-    int32_t* merges;  // [2] r (batch minimum of counts) and T', on the device (CUDA only)
-    int32_t* slots;   // [B, T] output slot of every input token
-    int32_t* order;   // [B, T] input rows sorted by slot, ascending inside a slot (stable)
-    int32_t* ends;    // [B, T] end of each slot's run in `order` (its start: the previous slot's end, or 0)
+    int32_t* counts;      // [B] windows / A tokens at or above the threshold (zeroed before use)
+    int32_t* inputTokens; // [B] T_b, the real input tokens (GlobalMerge: size > 0)
+    int32_t* imageMerges; // [B] r_b under the batch rule
+    int32_t* imageTokens; // [B] T'_b
+    int32_t* outTokens;   // [1] T' = max_b T'_b, on the device (CUDA only)
+    int32_t* slots;       // [B, T] output slot of every input token
+    int32_t* order;       // [B, T] input rows sorted by slot, ascending inside a slot (stable)
+    int32_t* ends;        // [B, T] end of each slot's run in `order` (its start: the previous slot's end, or 0)
 
     void carve(WorkspaceCarver& carver, size_t batch, size_t tokens)
     {
         counts = carver.take<int32_t>(batch);
-        merges = carver.take<int32_t>(2);
+        inputTokens = carver.take<int32_t>(batch);
+        imageMerges = carver.take<int32_t>(batch);
+        imageTokens = carver.take<int32_t>(batch);
+        outTokens = carver.take<int32_t>(1);
         slots = carver.take<int32_t>(batch * tokens);
         order = carver.take<int32_t>(batch * tokens);
         ends = carver.take<int32_t>(batch * tokens);
@@ -99,7 +105,7 @@ struct GlobalMergeWorkspace
     float* bestScore;     // [B, nA] best cosine score of each A token (-inf for the class token)
     int32_t* bestMatch;   // [B, nA] its B index
     float* imageStats;    // [2, B] per image: mean, then unbiased std of best_score[1:]
-    float* threshold;     // [1]
+    float* thresholds;    // [B] each image's threshold under the batch rule
     int32_t* ranks;       // [B, nA]
     MergeScratch scatter; // counters, slots, the scatter-mean's grouping
     size_t bytes;         // what the layout needs from an arbitrary (unaligned) base
@@ -114,7 +120,7 @@ struct GlobalMergeWorkspace
         bestScore = carver.take<float>(batch * countA);
         bestMatch = carver.take<int32_t>(batch * countA);
         imageStats = carver.take<float>(batch * 2);
-        threshold = carver.take<float>(1);
+        thresholds = carver.take<float>(batch);
         ranks = carver.take<int32_t>(batch * countA);
         scatter.carve(carver, batch, tokens);
         bytes = carver.boundBytes();

@@ -28,19 +28,26 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
         ws.divisors[i] = unitDivisor(tokens + i * channels, p.channels);
     }
 
-    // Best B match of every A token (A = token 2a, B = token 2j + 1); the class token A[0] never merges.
+    // Best B match of every A token (A = token 2a, B = token 2j + 1) among the image's real B tokens; the
+    // class token A[0] never merges, nor do padding tokens (size 0): their best score is -inf.
     for (int64_t b = 0; b < p.batch; ++b)
     {
         float const* divisors = ws.divisors + b * p.tokens;
+        float const* imageSizes = sizes + b * p.tokens;
         Storage const* image = tokens + b * p.tokens * channels;
-        ws.bestScore[b * countA] = negativeInfinity();
-        ws.bestMatch[b * countA] = 0;
-        for (int64_t a = 1; a < countA; ++a)
+        ws.scatter.inputTokens[b]
+            = static_cast<int32_t>(std::count_if(imageSizes, imageSizes + p.tokens, isRealToken));
+        for (int64_t a = 0; a < countA; ++a)
         {
+            bool const candidate = a > 0 && isRealToken(imageSizes[2 * a]);
             float best = negativeInfinity();
             int32_t bestIndex = 0;
-            for (int32_t j = 0; j < countB; ++j)
+            for (int32_t j = 0; candidate && j < countB; ++j)
             {
+                if (!isRealToken(imageSizes[2 * j + 1]))
+                {
+                    continue;
+                }
                 float const score = unitDot(image + 2 * a * channels, divisors[2 * a],
                     image + (2 * j + 1) * channels, divisors[2 * j + 1], p.channels);
                 if (betterMatch(score, j, best, bestIndex))
@@ -54,34 +61,40 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
         }
     }
 
-    // Threshold from the per-image mean and unbiased std of best_score[1:].
+    // Thresholds from each image's mean and unbiased std of its real best_score[1:], under the batch rule.
     float* means = ws.imageStats;
     float* stds = ws.imageStats + p.batch;
     for (int64_t b = 0; b < p.batch; ++b)
     {
-        float const* candidates = ws.bestScore + b * countA + 1;
-        means[b] = sequentialMean(candidates, countA - 1);
-        stds[b] = unbiasedStd(candidates, countA - 1, means[b]);
+        gbmScoreStats(ws.bestScore + b * countA, sizes + b * p.tokens, countA, means[b], stds[b]);
     }
-    *ws.threshold = gbmThreshold(sequentialMean(means, p.batch), sequentialMean(stds, p.batch), p.layerNumber);
+    for (int32_t b = 0; b < p.batch; ++b)
+    {
+        ws.thresholds[b] = gbmImageThreshold(means, stds, p.batch, b, p.layerNumber, p.perImage != 0);
+    }
 
-    int32_t const merges = countMergesForBatch(ws.bestScore, p.batch, countA, *ws.threshold, ws.scatter.counts);
-    int32_t const outTokens = tokensAfterMerges(p.tokens, merges, 1);
+    countAtLeast(ws.bestScore, p.batch, countA, ws.thresholds, 1, ws.scatter.counts);
+    int32_t const outTokens = decideMerges(ws.scatter.counts, ws.scatter.inputTokens, p.tokens, p.batch, 1,
+        p.perImage != 0, ws.scatter.imageMerges, ws.scatter.imageTokens);
     rankEachImage(ws.bestScore, p.batch, countA, ws.ranks);
 
     for (int64_t b = 0; b < p.batch; ++b)
     {
+        int32_t const merges = ws.scatter.imageMerges[b];
+        int32_t const realA = (ws.scatter.inputTokens[b] + 1) / 2;
+        float const* imageSizes = sizes + b * p.tokens;
         int32_t* slots = ws.scatter.slots + b * p.tokens;
         int32_t unmergedBefore = 0;
         for (int32_t a = 0; a < countA; ++a)
         {
             int32_t const rank = ws.ranks[b * countA + a];
-            slots[2 * a] = gbmEvenSlot(rank, ws.bestMatch[b * countA + a], unmergedBefore, countA, merges);
+            slots[2 * a] = gbmTokenSlot(
+                imageSizes[2 * a], gbmEvenSlot(rank, ws.bestMatch[b * countA + a], unmergedBefore, realA, merges));
             unmergedBefore += isMerged(rank, merges) ? 0 : 1;
         }
         for (int32_t j = 0; j < countB; ++j)
         {
-            slots[2 * j + 1] = gbmOddSlot(j, countA, merges);
+            slots[2 * j + 1] = gbmTokenSlot(imageSizes[2 * j + 1], gbmOddSlot(j, realA, merges));
         }
         for (int64_t patch = 0; patch < p.patches; ++patch)
         {

@@ -49,12 +49,14 @@ void localMergeImpl(Storage const* tokens, Storage* merged, float* mergedSizes, 
         }
     }
 
-    int32_t const merges = countMergesForBatch(ws.similarity, p.batch, windows, p.threshold, ws.scatter.counts);
-    int32_t const outTokens = tokensAfterMerges(tokenCount, merges, k - 1);
+    countAtLeast(ws.similarity, p.batch, windows, &p.threshold, 0, ws.scatter.counts);
+    int32_t const outTokens = decideMerges(ws.scatter.counts, nullptr, tokenCount, p.batch, k - 1, p.perImage != 0,
+        ws.scatter.imageMerges, ws.scatter.imageTokens);
     rankEachImage(ws.similarity, p.batch, windows, ws.ranks);
 
     for (int64_t b = 0; b < p.batch; ++b)
     {
+        int32_t const merges = ws.scatter.imageMerges[b];
         int32_t* slots = ws.scatter.slots + b * tokenCount;
         slots[0] = 0;
         int32_t unmergedBefore = 0;

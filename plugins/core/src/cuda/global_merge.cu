@@ -1,6 +1,6 @@
 // CUDA GlobalMerge (GBM). Steps, all queued on the stream without host synchronisation:
-// divisors -> best B match of every A token (tiled dot products) -> per-image mean/std -> threshold
-// -> per-image counts -> r and T' -> A ranks -> slots (block scan per image) -> merged map -> scatter-mean.
+// divisors -> best B match of every A token (tiled dot products) -> per-image mean/std -> thresholds
+// -> per-image counts -> r_b, T'_b and T' -> A ranks -> slots (block scan per image) -> merged map -> scatter-mean.
 #include "algm/kernels.h"
 #include "algm/math.h"
 #include "../common/dispatch.h"
@@ -39,11 +39,12 @@ struct BipartiteShape
     int32_t countB; // floor(T/2): tokens 1, 3, 5, ...
 };
 
-// bestScore/bestMatch of every A token of image blockIdx.y (the class token: -inf, 0). Each dot product
-// runs over the channels in order, like the CPU build, so the scores agree bit for bit.
+// bestScore/bestMatch of every A token of image blockIdx.y among its real B tokens (the class token and
+// padding A tokens: -inf, 0). Each dot product runs over the channels in order, like the CPU build, so the
+// scores agree bit for bit.
 template <typename Storage>
-__global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(
-    Storage const* tokens, float const* divisors, BipartiteShape s, float* bestScore, int32_t* bestMatch)
+__global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(Storage const* tokens, float const* divisors,
+    float const* sizes, BipartiteShape s, float* bestScore, int32_t* bestMatch)
 {
     __shared__ float aTile[kMatchRows][kChannelChunk + 1];
     __shared__ float bTile[kMatchCols][kChannelChunk + 1];
@@ -53,6 +54,7 @@ __global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(
     int const firstA = blockIdx.x * kMatchRows;
     Storage const* imageTokens = tokens + image * s.tokens * s.channels;
     float const* imageDivisors = divisors + image * s.tokens;
+    float const* imageSizes = sizes + image * s.tokens;
 
     // Unit component of token `token`, channel `channel`, or 0 outside the tensor.
     auto unit = [&](int token, bool valid, int channel) {
@@ -103,7 +105,7 @@ __global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(
         int const j = firstB + lane;
         for (int i = 0; i < kRowsPerWarp; ++i)
         {
-            float score = j < s.countB ? dot[i] : negativeInfinity();
+            float score = j < s.countB && isRealToken(imageSizes[2 * j + 1]) ? dot[i] : negativeInfinity();
             int index = j < s.countB ? j : INT_MAX;
             for (int offset = 16; offset > 0; offset /= 2)
             {
@@ -129,53 +131,65 @@ __global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(
             int const a = firstA + warp + i * kMatchWarps;
             if (a < s.countA)
             {
-                bestScore[image * s.countA + a] = a == 0 ? negativeInfinity() : best[i];
-                bestMatch[image * s.countA + a] = a == 0 ? 0 : bestIndex[i];
+                bool const candidate = a > 0 && isRealToken(imageSizes[2 * a]);
+                bestScore[image * s.countA + a] = candidate ? best[i] : negativeInfinity();
+                bestMatch[image * s.countA + a] = candidate ? bestIndex[i] : 0;
             }
         }
     }
 }
 
-// means[b], stds[b] over best_score[b, 1:]: one thread per image, summing in order like the CPU build.
-__global__ void imageStatsKernel(float const* bestScore, int32_t batch, int32_t countA, float* means, float* stds)
+// Per image (one thread each, summing in order like the CPU build): its real tokens T_b, and the mean and
+// std of its real best_score[1:].
+__global__ void imageStatsKernel(float const* bestScore, float const* sizes, BipartiteShape s, int32_t batch,
+    int32_t* inputTokens, float* means, float* stds)
 {
     for (int64_t image = threadIndex(); image < batch; image += threadCount())
     {
-        float const* candidates = bestScore + image * countA + 1;
-        means[image] = sequentialMean(candidates, countA - 1);
-        stds[image] = unbiasedStd(candidates, countA - 1, means[image]);
+        float const* imageSizes = sizes + image * s.tokens;
+        int32_t real = 0;
+        for (int32_t t = 0; t < s.tokens; ++t)
+        {
+            real += isRealToken(imageSizes[t]) ? 1 : 0;
+        }
+        inputTokens[image] = real;
+        gbmScoreStats(bestScore + image * s.countA, imageSizes, s.countA, means[image], stds[image]);
     }
 }
 
-__global__ void thresholdKernel(float const* means, float const* stds, int32_t batch, int32_t layerNumber,
-    float* threshold)
+__global__ void thresholdKernel(
+    float const* means, float const* stds, int32_t batch, int32_t layerNumber, bool perImage, float* thresholds)
 {
-    *threshold = gbmThreshold(sequentialMean(means, batch), sequentialMean(stds, batch), layerNumber);
+    for (int64_t image = threadIndex(); image < batch; image += threadCount())
+    {
+        thresholds[image] = gbmImageThreshold(means, stds, batch, static_cast<int>(image), layerNumber, perImage);
+    }
 }
 
 __global__ void countAtLeastKernel(
-    float const* values, int32_t batch, int32_t perImage, float const* threshold, int32_t* counts)
+    float const* values, int32_t batch, int32_t elements, float const* thresholds, int32_t* counts)
 {
-    float const t = *threshold;
-    int64_t const total = static_cast<int64_t>(batch) * perImage;
+    int64_t const total = static_cast<int64_t>(batch) * elements;
     for (int64_t i = threadIndex(); i < total; i += threadCount())
     {
-        if (values[i] >= t)
+        if (values[i] >= thresholds[i / elements])
         {
-            atomicAdd(counts + i / perImage, 1);
+            atomicAdd(counts + i / elements, 1);
         }
     }
 }
 
 // One block per image: A slots with a block scan over the unmerged A tokens, then the B slots.
-__global__ void __launch_bounds__(kThreads) tokenSlotsKernel(
-    int32_t const* ranks, int32_t const* bestMatch, int32_t const* merges, BipartiteShape s, int32_t* slots)
+__global__ void __launch_bounds__(kThreads) tokenSlotsKernel(int32_t const* ranks, int32_t const* bestMatch,
+    float const* sizes, MergeScratch scratch, BipartiteShape s)
 {
     using BlockScan = cub::BlockScan<int32_t, kThreads>;
     __shared__ typename BlockScan::TempStorage scanStorage;
     int64_t const image = blockIdx.x;
-    int32_t const r = merges[0];
-    int32_t* imageSlots = slots + image * s.tokens;
+    int32_t const r = scratch.imageMerges[image];
+    int32_t const realA = (scratch.inputTokens[image] + 1) / 2;
+    float const* imageSizes = sizes + image * s.tokens;
+    int32_t* imageSlots = scratch.slots + image * s.tokens;
     int32_t carried = 0;
     for (int32_t first = 0; first < s.countA; first += kThreads)
     {
@@ -187,15 +201,15 @@ __global__ void __launch_bounds__(kThreads) tokenSlotsKernel(
         BlockScan(scanStorage).ExclusiveSum(valid && !isMerged(rank, r) ? 1 : 0, unmergedBefore, unmergedInChunk);
         if (valid)
         {
-            imageSlots[2 * a]
-                = gbmEvenSlot(rank, bestMatch[image * s.countA + a], carried + unmergedBefore, s.countA, r);
+            imageSlots[2 * a] = gbmTokenSlot(
+                imageSizes[2 * a], gbmEvenSlot(rank, bestMatch[image * s.countA + a], carried + unmergedBefore, realA, r));
         }
         carried += unmergedInChunk;
         __syncthreads(); // scanStorage is reused by the next chunk
     }
     for (int32_t j = threadIdx.x; j < s.countB; j += kThreads)
     {
-        imageSlots[2 * j + 1] = gbmOddSlot(j, s.countA, r);
+        imageSlots[2 * j + 1] = gbmTokenSlot(imageSizes[2 * j + 1], gbmOddSlot(j, realA, r));
     }
 }
 
@@ -222,20 +236,23 @@ void enqueueGlobalMerge(Storage const* tokens, float const* sizes, int32_t const
     float* stds = ws.imageStats + p.batch;
     launchUnitDivisors(tokens, static_cast<int64_t>(p.batch) * p.tokens, p.channels, ws.divisors, stream);
     dim3 const matchGrid((s.countA + kMatchRows - 1) / kMatchRows, p.batch);
-    bestMatchKernel<<<matchGrid, kMatchWarps * 32, 0, stream>>>(tokens, ws.divisors, s, ws.bestScore, ws.bestMatch);
-    imageStatsKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(ws.bestScore, p.batch, s.countA, means, stds);
-    thresholdKernel<<<1, 1, 0, stream>>>(means, stds, p.batch, p.layerNumber, ws.threshold);
+    bestMatchKernel<<<matchGrid, kMatchWarps * 32, 0, stream>>>(
+        tokens, ws.divisors, sizes, s, ws.bestScore, ws.bestMatch);
+    imageStatsKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(
+        ws.bestScore, sizes, s, p.batch, ws.scatter.inputTokens, means, stds);
+    thresholdKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(
+        means, stds, p.batch, p.layerNumber, p.perImage != 0, ws.thresholds);
     countAtLeastKernel<<<gridFor(static_cast<int64_t>(p.batch) * s.countA), kThreads, 0, stream>>>(
-        ws.bestScore, p.batch, s.countA, ws.threshold, ws.scatter.counts);
-    launchBatchMerges(ws.scatter.counts, p.batch, p.tokens, 1, ws.scatter.merges, numTokens, stream);
+        ws.bestScore, p.batch, s.countA, ws.thresholds, ws.scatter.counts);
+    launchMergeDecision(ws.scatter, true, p.tokens, p.batch, 1, p.perImage != 0, numTokens, stream);
     launchRanks(ws.bestScore, p.batch, s.countA, ws.ranks, stream);
-    tokenSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.bestMatch, ws.scatter.merges, s, ws.scatter.slots);
+    tokenSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.bestMatch, sizes, ws.scatter, s);
     composeMapKernel<<<gridFor(static_cast<int64_t>(p.batch) * p.patches), kThreads, 0, stream>>>(
         tokenMap, ws.scatter.slots, p.batch, p.patches, p.tokens, mergedMap);
     ScatterShape const shape{p.batch, p.tokens, p.channels};
     launchScatterOrder(ws.scatter.slots, shape, ws.scatter.order, ws.scatter.ends, stream);
-    launchScatterMean(tokens, sizes, ws.scatter.order, ws.scatter.ends, ws.scatter.merges, shape, merged,
-        mergedSizes, stream);
+    launchScatterMean(tokens, sizes, ws.scatter.order, ws.scatter.ends, ws.scatter.imageTokens,
+        ws.scatter.outTokens, shape, merged, mergedSizes, stream);
 }
 
 } // namespace

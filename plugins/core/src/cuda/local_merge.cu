@@ -1,5 +1,5 @@
 // CUDA LocalMerge (CLAP). Steps, all queued on the stream without host synchronisation:
-// divisors -> window gram matrices -> similarities and per-image counts -> r and T' -> window ranks
+// divisors -> window gram matrices -> similarities and per-image counts -> r_b, T'_b and T' -> window ranks
 // -> patch slots (block scan per image) -> scatter-mean.
 #include "algm/kernels.h"
 #include "algm/math.h"
@@ -92,12 +92,12 @@ __global__ void windowSimilarityKernel(
 // One block per image walks its patches in raster order, chunk by chunk; a block scan counts the
 // unmerged patches before each one. Writes the slots of all tokens and the merged token map.
 __global__ void __launch_bounds__(kThreads) patchSlotsKernel(
-    int32_t const* windowRanks, int32_t const* merges, WindowGeometry g, int32_t* slots, int32_t* mergedMap)
+    int32_t const* windowRanks, int32_t const* imageMerges, WindowGeometry g, int32_t* slots, int32_t* mergedMap)
 {
     using BlockScan = cub::BlockScan<int32_t, kThreads>;
     __shared__ typename BlockScan::TempStorage scanStorage;
     int64_t const image = blockIdx.x;
-    int32_t const r = merges[0];
+    int32_t const r = imageMerges[image];
     int32_t* imageSlots = slots + image * (1 + g.patches);
     int32_t carried = 0;
     for (int32_t first = 0; first < g.patches; first += kThreads)
@@ -135,13 +135,14 @@ void enqueueLocalMerge(Storage const* tokens, Storage* merged, float* mergedSize
     windowGramKernel<<<gridFor(windowRows * g.k * g.k), kThreads, 0, stream>>>(tokens, ws.divisors, g, ws.gram);
     windowSimilarityKernel<<<gridFor(windowRows), kThreads, 0, stream>>>(
         ws.gram, g, p.threshold, ws.similarity, ws.scatter.counts);
-    launchBatchMerges(ws.scatter.counts, p.batch, 1 + g.patches, g.k - 1, ws.scatter.merges, numTokens, stream);
+    launchMergeDecision(ws.scatter, false, 1 + g.patches, p.batch, g.k - 1, p.perImage != 0, numTokens, stream);
     launchRanks(ws.similarity, p.batch, g.windows, ws.ranks, stream);
-    patchSlotsKernel<<<p.batch, kThreads, 0, stream>>>(ws.ranks, ws.scatter.merges, g, ws.scatter.slots, mergedMap);
+    patchSlotsKernel<<<p.batch, kThreads, 0, stream>>>(
+        ws.ranks, ws.scatter.imageMerges, g, ws.scatter.slots, mergedMap);
     ScatterShape const shape{p.batch, 1 + g.patches, p.channels};
     launchScatterOrder(ws.scatter.slots, shape, ws.scatter.order, ws.scatter.ends, stream);
     launchScatterMean(tokens, static_cast<float const*>(nullptr), ws.scatter.order, ws.scatter.ends,
-        ws.scatter.merges, shape, merged, mergedSizes, stream);
+        ws.scatter.imageTokens, ws.scatter.outTokens, shape, merged, mergedSizes, stream);
 }
 
 } // namespace

@@ -37,12 +37,14 @@ __global__ void scatterOrderKernel(int32_t const* slots, ScatterShape shape, int
     }
 }
 
-// Runs over the upper bound T rows per image; rows at or past T' are skipped.
+// Runs over the upper bound T rows per image; rows at or past T' are skipped, rows at or past the image's
+// own T'_b are padding (no members: 0, size 0; their `ends` entries are never written).
 template <typename Storage>
 __global__ void scatterMeanKernel(Storage const* tokens, float const* sizes, int32_t const* order,
-    int32_t const* ends, int32_t const* merges, ScatterShape shape, Storage* merged, float* mergedSizes)
+    int32_t const* ends, int32_t const* imageTokens, int32_t const* outTokensOnDevice, ScatterShape shape,
+    Storage* merged, float* mergedSizes)
 {
-    int64_t const outTokens = merges[1];
+    int64_t const outTokens = *outTokensOnDevice;
     int64_t const total = static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
     for (int64_t i = threadIndex(); i < total; i += threadCount())
     {
@@ -55,11 +57,12 @@ __global__ void scatterMeanKernel(Storage const* tokens, float const* sizes, int
             continue;
         }
         int32_t const* imageEnds = ends + image * shape.tokens;
-        int32_t const begin = slot > 0 ? imageEnds[slot - 1] : 0;
+        bool const real = slot < imageTokens[image];
+        int32_t const begin = real && slot > 0 ? imageEnds[slot - 1] : 0;
         float sizeSum = 0.0f;
         float const mean = slotMean(tokens + image * shape.tokens * shape.channels,
             sizes ? sizes + image * shape.tokens : nullptr, order + image * shape.tokens + begin,
-            imageEnds[slot] - begin, shape.channels, channel, sizeSum);
+            real ? imageEnds[slot] - begin : 0, shape.channels, channel, sizeSum);
         int64_t const outRow = image * outTokens + slot;
         merged[outRow * shape.channels + channel] = storeAs<Storage>(mean);
         if (channel == 0)
@@ -80,16 +83,17 @@ void launchScatterOrder(int32_t const* slots, ScatterShape const& shape, int32_t
 
 template <typename Storage>
 void launchScatterMean(Storage const* tokens, float const* sizes, int32_t const* order, int32_t const* ends,
-    int32_t const* merges, ScatterShape const& shape, Storage* merged, float* mergedSizes, cudaStream_t stream)
+    int32_t const* imageTokens, int32_t const* outTokens, ScatterShape const& shape, Storage* merged,
+    float* mergedSizes, cudaStream_t stream)
 {
     int64_t const elements = static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
     scatterMeanKernel<<<gridFor(elements), kThreads, 0, stream>>>(
-        tokens, sizes, order, ends, merges, shape, merged, mergedSizes);
+        tokens, sizes, order, ends, imageTokens, outTokens, shape, merged, mergedSizes);
 }
 
 template void launchScatterMean<float>(float const*, float const*, int32_t const*, int32_t const*, int32_t const*,
-    ScatterShape const&, float*, float*, cudaStream_t);
+    int32_t const*, ScatterShape const&, float*, float*, cudaStream_t);
 template void launchScatterMean<__half>(__half const*, float const*, int32_t const*, int32_t const*,
-    int32_t const*, ScatterShape const&, __half*, float*, cudaStream_t);
+    int32_t const*, int32_t const*, ScatterShape const&, __half*, float*, cudaStream_t);
 
 } // namespace algm::cuda::detail

@@ -25,9 +25,11 @@ void launchScatterOrder(int32_t const* slots, ScatterShape const& shape, int32_t
     cudaStream_t stream);
 
 // merged[b, t, :] = size-weighted mean of slot t's members, mergedSizes[b, t] = their total size, for t < T'
-// (T' = merges[1], read on the device), written densely with row stride T'. `sizes` may be null (size 1).
+// (T' = *outTokens, read on the device), written densely with row stride T'; slots at or past image b's own
+// count imageTokens[b] are padding (zeros, size 0). `sizes` may be null (size 1).
 template <typename Storage>
 void launchScatterMean(Storage const* tokens, float const* sizes, int32_t const* order, int32_t const* ends,
-    int32_t const* merges, ScatterShape const& shape, Storage* merged, float* mergedSizes, cudaStream_t stream);
+    int32_t const* imageTokens, int32_t const* outTokens, ScatterShape const& shape, Storage* merged,
+    float* mergedSizes, cudaStream_t stream);
 
 } // namespace algm::cuda::detail

@@ -17,6 +17,11 @@ char const* dtypeName(DataType dtype)
     return dtype == DataType::kFloat16 ? "fp16" : "fp32";
 }
 
+char const* ruleName(int32_t perImage)
+{
+    return perImage ? " per-image" : " min";
+}
+
 size_t tokenCount(LocalMergeParams const& p)
 {
     return 1 + static_cast<size_t>(p.gridH) * p.gridW;
@@ -119,15 +124,20 @@ std::vector<LocalMergeInput> localMergeCases()
         LocalMergeParams params;
         char const* kind; // photo-like, ties, zeros
     };
+    // The last parameter: perImage (1: per-image r_b and padded outputs, 0: the published batch minimum).
     Shape const shapes[] = {
-        {{1, 192, 32, 32, 2, 2, 0.88f}, "photo-like"},
-        {{2, 192, 32, 32, 2, 2, 0.88f}, "photo-like"},
-        {{4, 384, 32, 32, 2, 2, 0.80f}, "photo-like"},
-        {{3, 67, 16, 24, 2, 3, 0.70f}, "photo-like"},
-        {{5, 40, 64, 64, 2, 2, 0.90f}, "photo-like"},
-        {{2, 8, 4, 6, 2, 3, -1.0f + 1e-6f}, "photo-like"},
-        {{2, 16, 8, 8, 2, 2, 0.90f}, "ties"},
-        {{2, 8, 8, 8, 4, 4, 0.10f}, "zeros"},
+        {{1, 192, 32, 32, 2, 2, 0.88f, 0}, "photo-like"},
+        {{2, 192, 32, 32, 2, 2, 0.88f, 0}, "photo-like"},
+        {{2, 192, 32, 32, 2, 2, 0.88f, 1}, "photo-like"},
+        {{4, 384, 32, 32, 2, 2, 0.80f, 0}, "photo-like"},
+        {{4, 384, 32, 32, 2, 2, 0.80f, 1}, "photo-like"},
+        {{3, 67, 16, 24, 2, 3, 0.70f, 0}, "photo-like"},
+        {{3, 67, 16, 24, 2, 3, 0.70f, 1}, "photo-like"},
+        {{5, 40, 64, 64, 2, 2, 0.90f, 1}, "photo-like"},
+        {{2, 8, 4, 6, 2, 3, -1.0f + 1e-6f, 0}, "photo-like"},
+        {{2, 16, 8, 8, 2, 2, 0.90f, 0}, "ties"},
+        {{2, 16, 8, 8, 2, 2, 0.90f, 1}, "ties"},
+        {{2, 8, 8, 8, 4, 4, 0.10f, 1}, "zeros"},
     };
     std::vector<LocalMergeInput> cases;
     uint32_t seed = 1;
@@ -140,7 +150,8 @@ std::vector<LocalMergeInput> localMergeCases()
         {
             LocalMergeParams const& p = shape.params;
             std::string const name = kind + " B" + std::to_string(p.batch) + " " + std::to_string(p.gridH) + "x"
-                + std::to_string(p.gridW) + " C" + std::to_string(p.channels) + " " + dtypeName(dtype);
+                + std::to_string(p.gridW) + " C" + std::to_string(p.channels) + " " + dtypeName(dtype)
+                + ruleName(p.perImage);
             cases.push_back({name, p, Activations(dtype, values)});
         }
     }
@@ -154,7 +165,7 @@ std::vector<LocalMergeInput> localMergeTimingCases()
     {
         for (int32_t batch : {1, 8, 32})
         {
-            LocalMergeParams const p{batch, channels, 32, 32, 2, 2, 0.88f};
+            LocalMergeParams const p{batch, channels, 32, 32, 2, 2, 0.88f, 1};
             std::vector<float> const values = photoLikeTokens(p, 100 + batch);
             for (DataType dtype : kDtypes)
             {
@@ -169,7 +180,7 @@ GlobalMergeInput chainedGlobalMerge(LocalMergeInput const& local, MergeOutput co
 {
     LocalMergeParams const& p = local.params;
     GlobalMergeParams const params{p.batch, static_cast<int32_t>(merged.numTokens), p.channels, p.gridH * p.gridW,
-        layerNumber};
+        layerNumber, p.perImage};
     Activations tokens(local.tokens.dtype, {});
     tokens.bytes = merged.merged;
     return {local.name, params, tokens, merged.sizes, merged.map};
@@ -177,34 +188,44 @@ GlobalMergeInput chainedGlobalMerge(LocalMergeInput const& local, MergeOutput co
 
 std::vector<GlobalMergeInput> globalMergeCases()
 {
-    // Odd and even token counts, random sizes and maps, tokens 2 and 3 (too few to merge).
+    // Odd and even token counts, random sizes and maps, tokens 2 and 3 (too few to merge); per image, the
+    // last 5b tokens of image b are padding (size 0) as a per-image merge leaves them.
     std::vector<GlobalMergeInput> cases;
     std::mt19937 random(7);
     std::normal_distribution<float> normal;
-    for (int32_t tokens : {2, 3, 64, 257, 1000})
+    for (int32_t perImage : {0, 1})
     {
-        int32_t const batch = 3;
-        int32_t const channels = 48;
-        int32_t const patches = 2 * tokens;
-        std::vector<float> values(batch * tokens * channels);
-        for (float& v : values)
+        for (int32_t tokens : {2, 3, 64, 257, 1000})
         {
-            v = normal(random);
-        }
-        std::vector<float> sizes(batch * tokens);
-        for (float& s : sizes)
-        {
-            s = static_cast<float>(1 + random() % 4);
-        }
-        std::vector<int32_t> map(batch * patches);
-        for (int32_t& m : map)
-        {
-            m = static_cast<int32_t>(random() % (tokens - 1));
-        }
-        for (DataType dtype : kDtypes)
-        {
-            std::string const name = "random T" + std::to_string(tokens) + " " + dtypeName(dtype);
-            cases.push_back({name, {batch, tokens, channels, patches, 3}, Activations(dtype, values), sizes, map});
+            int32_t const batch = 3;
+            int32_t const channels = 48;
+            int32_t const patches = 2 * tokens;
+            std::vector<float> values(batch * tokens * channels);
+            for (float& v : values)
+            {
+                v = normal(random);
+            }
+            std::vector<float> sizes(batch * tokens);
+            std::vector<int32_t> map(batch * patches);
+            for (int32_t b = 0; b < batch; ++b)
+            {
+                int32_t const real = perImage && tokens > 2 + 5 * b ? tokens - 5 * b : tokens;
+                for (int32_t t = 0; t < tokens; ++t)
+                {
+                    sizes[b * tokens + t] = t < real ? static_cast<float>(1 + random() % 4) : 0.0f;
+                }
+                for (int32_t i = 0; i < patches; ++i)
+                {
+                    map[b * patches + i] = static_cast<int32_t>(random() % (real - 1));
+                }
+            }
+            for (DataType dtype : kDtypes)
+            {
+                std::string const name
+                    = "random T" + std::to_string(tokens) + " " + dtypeName(dtype) + ruleName(perImage);
+                cases.push_back(
+                    {name, {batch, tokens, channels, patches, 3, perImage}, Activations(dtype, values), sizes, map});
+            }
         }
     }
     return cases;
