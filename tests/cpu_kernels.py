@@ -26,7 +26,7 @@ from algm_export.errors import AlgmExportError
 
 ENV_LIBRARY = "ALGM_CPU_KERNELS"
 LIBRARY_NAME = "libalgm_cpu.so"
-C_API_VERSION = 1
+C_API_VERSION = 2
 
 _DTYPES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1}
 _STATUS = {1: "invalid argument", 2: "CUDA error"}
@@ -107,11 +107,11 @@ def _library() -> ctypes.CDLL:
     lib.algm_cpu_local_merge_workspace_size.restype = _size_t
     lib.algm_cpu_local_merge_workspace_size.argtypes = [_int] * 6
     lib.algm_cpu_local_merge.restype = _int
-    lib.algm_cpu_local_merge.argtypes = [_int] + [_ptr] * 5 + [_int] * 6 + [_float, _ptr]
+    lib.algm_cpu_local_merge.argtypes = [_int] + [_ptr] * 5 + [_int] * 6 + [_float, _int, _ptr]
     lib.algm_cpu_global_merge_workspace_size.restype = _size_t
     lib.algm_cpu_global_merge_workspace_size.argtypes = [_int] * 5
     lib.algm_cpu_global_merge.restype = _int
-    lib.algm_cpu_global_merge.argtypes = [_int] + [_ptr] * 7 + [_int] * 5 + [_ptr]
+    lib.algm_cpu_global_merge.argtypes = [_int] + [_ptr] * 7 + [_int] * 6 + [_ptr]
     lib.algm_cpu_unmerge.restype = _int
     lib.algm_cpu_unmerge.argtypes = [_int] + [_ptr] * 3 + [_int] * 4
     return lib
@@ -145,9 +145,10 @@ def _workspace(size: int, op: str, detail: str) -> np.ndarray:
 
 
 def local_merge(
-    x: np.ndarray, grid: tuple[int, int], window: tuple[int, int], threshold: float
+    x: np.ndarray, grid: tuple[int, int], window: tuple[int, int], threshold: float, per_image: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CLAP on ``x`` [B, 1 + grid_h*grid_w, C] (float32 or float16, class token first).
+    """CLAP on ``x`` [B, 1 + grid_h*grid_w, C] (float32 or float16, class token first), under the per-image
+    rule (``per_image``: each image's own r, outputs padded with size-0 tokens) or the published one.
 
     Returns ``(merged [B, T', C] in x's dtype, sizes [B, T'] float32, token_map [B, N] int32)``.
     """
@@ -166,15 +167,16 @@ def local_merge(
     count = np.zeros(1, dtype=np.int64)
     status = lib.algm_cpu_local_merge(_DTYPES[x.dtype], _pointer(x), _pointer(merged), _pointer(sizes),
                                       _pointer(token_map), _pointer(count), batch, channels, grid_h, grid_w,
-                                      window_h, window_w, float(threshold), _pointer(workspace))
+                                      window_h, window_w, float(threshold), int(per_image), _pointer(workspace))
     _check(status, "local_merge", detail)
     return _dense(merged, sizes, int(count[0])) + (token_map,)
 
 
 def global_merge(
-    x: np.ndarray, sizes: np.ndarray, token_map: np.ndarray, layer_number: int
+    x: np.ndarray, sizes: np.ndarray, token_map: np.ndarray, layer_number: int, per_image: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GBM on ``x`` [B, T, C] with token ``sizes`` [B, T] and patch ``token_map`` [B, N] (int32).
+    """GBM on ``x`` [B, T, C] with token ``sizes`` [B, T] (0: padding) and patch ``token_map`` [B, N] (int32),
+    under the per-image rule (``per_image``: each image's own threshold and r) or the published one.
 
     Returns ``(merged [B, T', C] in x's dtype, sizes [B, T'] float32, token_map [B, N] int32)``.
     """
@@ -195,7 +197,8 @@ def global_merge(
     count = np.zeros(1, dtype=np.int64)
     status = lib.algm_cpu_global_merge(_DTYPES[x.dtype], _pointer(x), _pointer(sizes), _pointer(token_map),
                                        _pointer(merged), _pointer(new_sizes), _pointer(new_map), _pointer(count),
-                                       batch, tokens, channels, patches, layer_number, _pointer(workspace))
+                                       batch, tokens, channels, patches, layer_number, int(per_image),
+                                       _pointer(workspace))
     _check(status, "global_merge", detail)
     return _dense(merged, new_sizes, int(count[0])) + (new_map,)
 

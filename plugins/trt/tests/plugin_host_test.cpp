@@ -749,6 +749,43 @@ void checkSizeTensorTypes(Creators const& creators)
     }
 }
 
+// The batch rule field per_image of both merges: 0 when absent (graphs exported before it existed), 1 or 0 as
+// given, kept through the serialization round trip; other values are refused.
+void checkBatchRule(Creators const& creators)
+{
+    for (int32_t const perImage : {-1, 0, 1})
+    {
+        Fields local = localMergeFields();
+        Fields global = globalMergeFields();
+        if (perImage >= 0)
+        {
+            local.int32("per_image", perImage);
+            global.int64("per_image", perImage);
+        }
+        IPluginCreatorV3One* const merges[2]{creators.localMerge, creators.globalMerge};
+        PluginFieldCollection const* const fields[2]{local.collection(), global.collection()};
+        for (int i = 0; i < 2; ++i)
+        {
+            PluginPtr plugin(merges[i]->createPlugin("p", fields[i], TensorRTPhase::kBUILD));
+            if (!CHECK(plugin != nullptr))
+            {
+                continue;
+            }
+            int32_t const expected = perImage < 0 ? 0 : perImage;
+            CHECK(int32Field(runtime(*plugin)->getFieldsToSerialize(), "per_image") == expected);
+            PluginPtr restored(
+                merges[i]->createPlugin("r", runtime(*plugin)->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
+            CHECK(restored != nullptr && int32Field(runtime(*restored)->getFieldsToSerialize(), "per_image") == expected);
+        }
+    }
+    Fields local = localMergeFields();
+    local.int32("per_image", 2);
+    checkRejected(*creators.localMerge, local.collection(), "field 'per_image' = 2 is out of range [0, 1]");
+    Fields global = globalMergeFields();
+    global.float32("per_image", 1.F);
+    checkRejected(*creators.globalMerge, global.collection(), "field 'per_image' has type kFLOAT32, expected kINT32 or kINT64");
+}
+
 // --print-fields: each creator's field names and types, one "Op field TYPE" line each (for the Python test that
 // compares them with the ONNX node contract).
 void printFields(Creators const& creators)
@@ -803,10 +840,13 @@ int main(int argc, char** argv)
         checkFieldNames(*creators.localMerge,
             {{"grid_h", PluginFieldType::kINT32}, {"grid_w", PluginFieldType::kINT32},
                 {"window_h", PluginFieldType::kINT32}, {"window_w", PluginFieldType::kINT32},
-                {"threshold", PluginFieldType::kFLOAT32}, {"size_dtype", PluginFieldType::kINT32}});
+                {"threshold", PluginFieldType::kFLOAT32}, {"per_image", PluginFieldType::kINT32},
+                {"size_dtype", PluginFieldType::kINT32}});
         checkFieldNames(*creators.globalMerge,
-            {{"layer_number", PluginFieldType::kINT32}, {"size_dtype", PluginFieldType::kINT32}});
+            {{"layer_number", PluginFieldType::kINT32}, {"per_image", PluginFieldType::kINT32},
+                {"size_dtype", PluginFieldType::kINT32}});
         checkSizeTensorTypes(creators);
+        checkBatchRule(creators);
         checkFieldNames(*creators.unmerge, {});
         checkFieldValidation(creators);
         checkLocalMerge(*creators.localMerge);
