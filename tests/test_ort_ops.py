@@ -40,7 +40,7 @@ def graphs_folder(pipeline_run, tmp_path_factory) -> Path:
 
 def published_rule(source: Path, target: Path) -> Path:
     """``source`` (model.trt.onnx) with its merge nodes and metadata switched to the published batch rule
-    (per_image = 0), the rule the C++ kernels implement; the function bodies follow the attribute."""
+    (per_image = 0); the kernels and the function bodies both follow the attribute."""
     model = onnx.load(source)
     for node in model.graph.node:
         for attribute in node.attribute:
@@ -54,30 +54,51 @@ def published_rule(source: Path, target: Path) -> Path:
     return target
 
 
-def test_per_image_graphs_are_refused_by_our_kernels(ort_ops, graphs_folder, research_checkpoint, capsys):
-    """The kernels implement the published rule only: a per-image node (the default export) is refused in
-    one line, never run with the other rule."""
+@pytest.mark.slow  # a whole verification (~80 s on 2 cores)
+def test_default_export_verifies_on_our_kernels(ort_ops, graphs_folder, research_checkpoint, capsys):
+    """The default (per-image) export through --ort-ops: every parity criterion passes, criterion 4 (an image
+    in a mixed batch gets its batch-1 result) included."""
     code = main(["verify", str(research_checkpoint), "-o", str(graphs_folder), "--ort-ops", str(ort_ops)])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "per_image = 1 (per-image merging) is not implemented" in err
+    capsys.readouterr()
+    report = json.loads((graphs_folder / "report.json").read_text())
+    assert report["model_summary"]["algm"]["batch_rule"] == "per-image"
+    entry = report["parity"]["onnxruntime_algm_ops"]
+    assert code == 0 and entry["passed"], entry["failures"]
 
 
-def test_algm_nodes_run_our_kernels_not_the_function_bodies(ort_ops, graphs_folder, photo_batch):
-    images = photo_batch[:2].numpy()
-    graph = published_rule(graphs_folder / "model.trt.onnx", graphs_folder / "model.min.trt.onnx")
-    ours = OnnxRuntimeBackend(graph, custom_ops=ort_ops, profile_prefix=str(graphs_folder / "profile"))
-    functions = OnnxRuntimeBackend(graph)
-    got, expected = ours.run(images), functions.run(images)
+@pytest.mark.parametrize("rule", ["per-image", "min"])
+def test_algm_nodes_run_our_kernels_not_the_function_bodies(ort_ops, graphs_folder, photo_batch, rule):
+    """model.trt.onnx's algm nodes on our kernels against the same graph on its function bodies (standard ops;
+    the same graph, so that the merges see the same input bits) on three photos in one batch: the same
+    per-image token counts and maps, the same labels. (The rocket photo is left out: two of its sky windows'
+    similarities lie 2e-9 apart, below float32 resolution, so their order, and with it the slots, follows each
+    runtime's summation order; verification judges such near-ties with its decision epsilon.)"""
+    images = photo_batch[:3].numpy()
+    graph = graphs_folder / "model.trt.onnx"
+    if rule == "min":
+        graph = published_rule(graph, graphs_folder / "model.min.trt.onnx")
+    ours = OnnxRuntimeBackend(graph, custom_ops=ort_ops, profile_prefix=str(graphs_folder / f"profile-{rule}"))
+    got, expected = ours.run(images), OnnxRuntimeBackend(graph).run(images)
     events = json.loads(ours.end_profiling().read_text())
     kinds = {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].startswith("algm/")}
     assert {"LocalMerge", "GlobalMerge", "Unmerge"} <= kinds  # custom-op kernels, not inlined bodies
     np.testing.assert_array_equal(got.token_counts, expected.token_counts)
     np.testing.assert_array_equal(got.token_maps, expected.token_maps)
-    assert np.array_equal(got.labels(), expected.labels())
+    distinct = {tuple(row) for row in got.token_counts}
+    assert len(distinct) == (len(images) if rule == "per-image" else 1)  # per image, the photos' counts differ
+    assert (got.labels() == expected.labels()).mean() >= 0.9999
     assert np.abs(got.scores - expected.scores).max() <= 1e-4
     # Without the library the stripped graph has nothing to run its algm nodes with: no silent fallback.
     with pytest.raises(AlgmExportError, match="ONNX Runtime cannot load it"):
         OnnxRuntimeBackend(graphs_folder / "model.trt.onnx", custom_ops=graphs_folder / "model.onnx")
+
+
+def test_a_bad_batch_rule_attribute_is_one_line(ort_ops, graphs_folder):
+    model = onnx.load(graphs_folder / "model.trt.onnx")
+    next(a for n in model.graph.node for a in n.attribute if a.name == "per_image").i = 2
+    onnx.save(model, graphs_folder / "model.bad.trt.onnx")
+    with pytest.raises(AlgmExportError, match="per_image = 2 must be 0 or 1"):
+        OnnxRuntimeBackend(graphs_folder / "model.bad.trt.onnx", custom_ops=ort_ops).run(np.zeros((1, 3, 512, 512), np.float32))
 
 
 def test_missing_library_is_one_line(graphs_folder, research_checkpoint, capsys):
