@@ -24,8 +24,8 @@ enum Input : int32_t
 
 // The kernel parameters for these input shapes; false unless they are tokens [B, T, C], sizes [B, T],
 // token map [B, N] with 1 <= T <= 1 + N (merging only ever removes tokens).
-bool makeParams(
-    nvinfer1::PluginTensorDesc const* in, GlobalMergeAttributes const& attributes, algm::GlobalMergeParams& params) noexcept
+bool makeParams(nvinfer1::PluginTensorDesc const* in, GlobalMergeAttributes const& attributes,
+    algm::GlobalMergeParams& params) noexcept
 {
     nvinfer1::Dims const& tokens = in[kTokens].dims;
     nvinfer1::Dims const& sizes = in[kSizes].dims;
@@ -44,7 +44,8 @@ bool makeParams(
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::fieldNames()
 {
-    return {fieldName(kLayerNumber, PluginFieldType::kINT32), fieldName(contract::attr::per_image, PluginFieldType::kINT32),
+    return {fieldName(kLayerNumber, PluginFieldType::kINT32),
+        fieldName(contract::attr::per_image, PluginFieldType::kINT32),
         fieldName(contract::kSizeDtype, PluginFieldType::kINT32)};
 }
 
@@ -66,7 +67,8 @@ std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::serializedFields(Attributes const& attributes)
 {
-    return {valueField(kLayerNumber, attributes.layerNumber), valueField(contract::attr::per_image, attributes.perImage),
+    return {valueField(kLayerNumber, attributes.layerNumber),
+        valueField(contract::attr::per_image, attributes.perImage),
         valueField(contract::kSizeDtype, attributes.sizeDtype)};
 }
 

@@ -775,7 +775,8 @@ void checkBatchRule(Creators const& creators)
             CHECK(int32Field(runtime(*plugin)->getFieldsToSerialize(), "per_image") == expected);
             PluginPtr restored(
                 merges[i]->createPlugin("r", runtime(*plugin)->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
-            CHECK(restored != nullptr && int32Field(runtime(*restored)->getFieldsToSerialize(), "per_image") == expected);
+            CHECK(restored != nullptr
+                && int32Field(runtime(*restored)->getFieldsToSerialize(), "per_image") == expected);
         }
     }
     Fields local = localMergeFields();
@@ -783,7 +784,8 @@ void checkBatchRule(Creators const& creators)
     checkRejected(*creators.localMerge, local.collection(), "field 'per_image' = 2 is out of range [0, 1]");
     Fields global = globalMergeFields();
     global.float32("per_image", 1.F);
-    checkRejected(*creators.globalMerge, global.collection(), "field 'per_image' has type kFLOAT32, expected kINT32 or kINT64");
+    checkRejected(
+        *creators.globalMerge, global.collection(), "field 'per_image' has type kFLOAT32, expected kINT32 or kINT64");
 }
 
 // --print-fields: each creator's field names and types, one "Op field TYPE" line each (for the Python test that

@@ -288,6 +288,17 @@ ALGM_HD inline bool isRealToken(float size)
     return size > 0.0f;
 }
 
+// T_b: how many of an image's `tokens` sizes belong to real tokens.
+ALGM_HD inline int32_t realTokenCount(float const* sizes, int32_t tokens)
+{
+    int32_t real = 0;
+    for (int32_t t = 0; t < tokens; ++t)
+    {
+        real += isRealToken(sizes[t]) ? 1 : 0;
+    }
+    return real;
+}
+
 // Mean m_b and unbiased standard deviation sigma_b (n - 1 divisor) of one image's candidate best scores:
 // bestScore[a] for 1 <= a < countA (the class token A[0] excluded) whose A token (token 2a) is real.
 // `sizes` is the image's [T] size row. Sums run in order; 0/0 gives NaN (mean of none, std of one), like

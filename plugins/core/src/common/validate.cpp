@@ -39,7 +39,8 @@ bool isValid(LocalMergeParams const& p)
 bool isValid(GlobalMergeParams const& p)
 {
     return p.batch >= 1 && p.tokens >= 2 && p.channels >= 1 && p.patches >= 1 && p.layerNumber >= 1
-        && isBatchRule(p.perImage) && fitsIndexing(p.batch, p.tokens, p.channels) && fitsIndexing(p.batch, p.patches, 1);
+        && isBatchRule(p.perImage) && fitsIndexing(p.batch, p.tokens, p.channels)
+        && fitsIndexing(p.batch, p.patches, 1);
 }
 
 bool isValid(UnmergeParams const& p)

@@ -35,8 +35,7 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
         float const* divisors = ws.divisors + b * p.tokens;
         float const* imageSizes = sizes + b * p.tokens;
         Storage const* image = tokens + b * p.tokens * channels;
-        ws.scatter.inputTokens[b]
-            = static_cast<int32_t>(std::count_if(imageSizes, imageSizes + p.tokens, isRealToken));
+        ws.scatter.inputTokens[b] = realTokenCount(imageSizes, p.tokens);
         for (int64_t a = 0; a < countA; ++a)
         {
             bool const candidate = a > 0 && isRealToken(imageSizes[2 * a]);

@@ -18,7 +18,8 @@ inline void countAtLeast(float const* values, int32_t batch, int32_t elements, f
     {
         float const* image = values + static_cast<int64_t>(b) * elements;
         float const threshold = thresholds[static_cast<int64_t>(b) * thresholdStride];
-        counts[b] = static_cast<int32_t>(std::count_if(image, image + elements, [&](float v) { return v >= threshold; }));
+        counts[b]
+            = static_cast<int32_t>(std::count_if(image, image + elements, [&](float v) { return v >= threshold; }));
     }
 }
 

@@ -147,12 +147,7 @@ __global__ void imageStatsKernel(float const* bestScore, float const* sizes, Bip
     for (int64_t image = threadIndex(); image < batch; image += threadCount())
     {
         float const* imageSizes = sizes + image * s.tokens;
-        int32_t real = 0;
-        for (int32_t t = 0; t < s.tokens; ++t)
-        {
-            real += isRealToken(imageSizes[t]) ? 1 : 0;
-        }
-        inputTokens[image] = real;
+        inputTokens[image] = realTokenCount(imageSizes, s.tokens);
         gbmScoreStats(bestScore + image * s.countA, imageSizes, s.countA, means[image], stds[image]);
     }
 }
@@ -201,8 +196,8 @@ __global__ void __launch_bounds__(kThreads) tokenSlotsKernel(int32_t const* rank
         BlockScan(scanStorage).ExclusiveSum(valid && !isMerged(rank, r) ? 1 : 0, unmergedBefore, unmergedInChunk);
         if (valid)
         {
-            imageSlots[2 * a] = gbmTokenSlot(
-                imageSizes[2 * a], gbmEvenSlot(rank, bestMatch[image * s.countA + a], carried + unmergedBefore, realA, r));
+            int32_t const slot = gbmEvenSlot(rank, bestMatch[image * s.countA + a], carried + unmergedBefore, realA, r);
+            imageSlots[2 * a] = gbmTokenSlot(imageSizes[2 * a], slot);
         }
         carried += unmergedInChunk;
         __syncthreads(); // scanStorage is reused by the next chunk
