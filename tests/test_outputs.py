@@ -84,7 +84,8 @@ def test_pruned_graph_drops_the_unused_heads(all_output_graphs):
     model = onnx.load(all_output_graphs.portable)
     pruned = keep_outputs(model, ["scores", "token_counts", "token_maps"])
     heads = lambda m: sorted(n.name for n in m.graph.node if n.name.startswith("heads/"))  # noqa: E731
-    assert heads(model) == ["heads/argmax", "heads/labels", "heads/labels_upsample", "heads/logits", "heads/scores"]
+    assert {"heads/logits", "heads/scores", "heads/labels/crop"} <= set(heads(model))
+    assert any(name.startswith("heads/labels/TopK") for name in heads(model))
     assert heads(pruned) == ["heads/scores"]
     assert [o.name for o in pruned.graph.output] == ["scores", "token_counts", "token_maps"]
 

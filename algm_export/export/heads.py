@@ -8,6 +8,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..artifacts import LABELS, LOGITS, OUTPUT_NAMES, SCORES
+from .upsampled_argmax import add_upsampled_argmax
 
 GRID_SCORES = "grid_scores"  # the exported model's own output: [B, h, w, n_cls], channels last
 NCHW, NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
@@ -15,8 +16,8 @@ NCHW, NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 
 def add_heads(model: onnx.ModelProto, outputs: tuple[str, ...], patch: int) -> onnx.ModelProto:
     """Replace the ``grid_scores`` output by the deployment ``outputs`` (in contract order), before any other
-    outputs. ``labels`` upsamples the channels-last scores (ONNX Runtime's fast Resize path, 4x faster on
-    CPU than NCHW) and takes ArgMax over the innermost axis; ``logits`` upsamples NCHW ``scores``."""
+    outputs. ``labels`` is the argmax of the upsampled scores computed per cell on its candidate classes
+    (:mod:`.upsampled_argmax`); ``logits`` upsamples NCHW ``scores``."""
     graph = gs.import_onnx(model)
     grid = next(t for t in graph.outputs if t.name == GRID_SCORES)
     batch, height, width, classes = grid.shape
@@ -34,13 +35,7 @@ def add_heads(model: onnx.ModelProto, outputs: tuple[str, ...], patch: int) -> o
                                                                                      [1, 1, patch, patch])],
                                     outputs=[gs.Variable(LOGITS, np.float32, [batch, classes, *size])])[0]
     if LABELS in outputs:
-        upsampled = graph.layer(op="Resize", name="heads/labels_upsample", attrs=resize,
-                                inputs=[grid, gs.Variable.empty(), scales("heads/label_scales", [1, patch, patch, 1])],
-                                outputs=[gs.Variable("heads/logits_nhwc", np.float32, [batch, *size, classes])])[0]
-        index = graph.layer(op="ArgMax", name="heads/argmax", inputs=[upsampled], attrs={"axis": 3, "keepdims": 0},
-                            outputs=[gs.Variable("heads/labels_int64", np.int64, [batch, *size])])[0]
-        heads[LABELS] = graph.layer(op="Cast", name="heads/labels", inputs=[index], attrs={"to": onnx.TensorProto.INT32},
-                                    outputs=[gs.Variable(LABELS, np.int32, [batch, *size])])[0]
+        heads[LABELS] = add_upsampled_argmax(graph, grid, patch, LABELS)
     others = [t for t in graph.outputs if t is not grid]
     graph.outputs = [heads[name] for name in OUTPUT_NAMES if name in outputs] + others
     return gs.export_onnx(graph.cleanup().toposort())
