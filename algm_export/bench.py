@@ -80,13 +80,22 @@ def median_ms(run: Callable[[], object], warmup: int, runs: int) -> tuple[float,
     return statistics.median(samples), result
 
 
-def time_backend(backend: Backend, images: np.ndarray, warmup: int, runs: int,
-                 outputs: tuple[str, ...] = (LABELS,)) -> tuple[float, list[list[int]] | None]:
-    """Median latency (ms) of ``runs`` runs returning ``outputs`` after ``warmup`` runs, and the per-image
-    token counts ``[B][merges]``."""
-    latency, prediction = median_ms(lambda: backend.run(images, outputs), warmup, runs)
-    counts = prediction.token_counts
-    return latency, counts.tolist() if counts is not None else None
+def time_interleaved(backends: list[Backend], images: np.ndarray, warmup: int, runs: int,
+                     outputs: tuple[str, ...] = (LABELS,)) -> list[tuple[float, list[list[int]] | None]]:
+    """Per backend: the median latency (ms) of ``runs`` runs returning ``outputs`` after ``warmup`` runs, and
+    the per-image token counts ``[B][merges]``. The backends take turns run after run (interleaved), so that
+    a change in machine load affects them alike."""
+    for backend in backends:
+        for _ in range(warmup):
+            backend.run(images, outputs)
+    samples: list[list[float]] = [[] for _ in backends]
+    predictions: list = [None] * len(backends)
+    for _ in range(runs):
+        for index, backend in enumerate(backends):
+            latency, predictions[index] = median_ms(lambda: backend.run(images, outputs), 0, 1)
+            samples[index].append(latency)
+    return [(statistics.median(times), prediction.token_counts.tolist() if prediction.token_counts is not None
+             else None) for times, prediction in zip(samples, predictions)]
 
 
 def time_research_style(model: Segmenter, images: np.ndarray, warmup: int, runs: int) -> dict:
@@ -319,14 +328,16 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
     for batch in batches:
         images = make_batch([photos[names[i % len(names)]] for i in range(batch)], image_size,
                             model.config.normalization)
+        on_cpu = [(backend, precision) for backend, precision in backends if not on_gpu(backend.name)]
+        print(f"  timing {', '.join(f'{b.name} {p}' for b, p in on_cpu)} batch {batch}, interleaved ...", flush=True)
+        for (backend, precision), (latency, counts) in zip(on_cpu, time_interleaved([b for b, _ in on_cpu], images,
+                                                                                   warmup, runs)):
+            timings.append(Timing(backend.name, precision, batch, latency, counts))
         for backend, precision in backends:
-            print(f"  timing {backend.name} {precision} batch {batch} ...", flush=True)
             if on_gpu(backend.name):
+                print(f"  timing {backend.name} {precision} batch {batch} ...", flush=True)
                 latency, copy_in, copy_out, counts = time_on_gpu(backend, images, warmup, runs)
                 timings.append(Timing(backend.name, precision, batch, latency, counts, copy_in, copy_out))
-            else:
-                latency, counts = time_backend(backend, images, warmup, runs)
-                timings.append(Timing(backend.name, precision, batch, latency, counts))
         counts = next(t.token_counts for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM")
         flop_ratios[batch] = (segmenter_flops(model.config, image_size, None, None)
                               / np.mean([segmenter_flops(model.config, image_size, algm, c) for c in counts]))

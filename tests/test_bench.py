@@ -69,3 +69,26 @@ def test_gpu_rows_report_copies_apart(tiny_model):
     assert "tensorrt ALGM batch 1: in 0.30 ms, out 0.10 ms" in table
     assert "755 -> 539" in table  # the mean per-image counts after each merge
     assert "ONNX Runtime speedup / FLOP ratio: batch 1: 1.11" in table  # dense 50 ms / ALGM 25 ms over 1.8
+
+
+def test_backends_take_turns_and_keep_their_own_counts():
+    """time_interleaved runs the backends round-robin after each one's warm-up, and returns each backend's own
+    token counts with its median."""
+    import numpy as np
+
+    from algm_export.bench import time_interleaved
+
+    calls = []
+
+    class Fake:
+        def __init__(self, name, counts):
+            self.name, self.counts = name, counts
+
+        def run(self, images, outputs):
+            calls.append(self.name)
+            return type("Prediction", (), {"token_counts": None if self.counts is None else np.array(self.counts)})()
+
+    results = time_interleaved([Fake("a", [[9, 5]]), Fake("b", None)], np.zeros((1, 3, 8, 8)), warmup=2, runs=3)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+    assert [counts for _, counts in results] == [[[9, 5]], None]
+    assert all(latency >= 0 for latency, _ in results)
