@@ -160,19 +160,21 @@ def time_predict(backends: dict[str, Backend], model: Segmenter, folder: Path, p
     return record
 
 
-def time_outputs(backends: list[Backend], images: np.ndarray, warmup: int, runs: int) -> list[dict]:
-    """Per-window latency of every output choice (batch of ``images``) for each backend: the choices take turns
-    run after run (interleaved), so that a change in machine load affects them alike; medians."""
+def time_outputs(backends: list[Backend], windows: list[np.ndarray], warmup: int, runs: int) -> list[dict]:
+    """Per-window latency of every output choice for each backend, averaged over ``windows`` (one image each:
+    what a head costs depends on the content): each run times every window once per choice, the choices
+    taking turns run after run (interleaved), so that a change in machine load affects them alike; medians."""
     rows = []
     for backend in backends:
         for outputs in OUTPUT_CHOICES:
             for _ in range(max(1, warmup)):  # also builds ONNX Runtime's pruned session for the choice
-                backend.run(images, outputs)
+                backend.run(windows[0], outputs)
         samples: dict[tuple[str, ...], list[float]] = {outputs: [] for outputs in OUTPUT_CHOICES}
         for _ in range(runs):
             for outputs in OUTPUT_CHOICES:
-                samples[outputs].append(median_ms(lambda: backend.run(images, outputs), 0, 1)[0])
-        rows.extend({"backend": backend.name, "outputs": ",".join(outputs), "batch": len(images),
+                samples[outputs].append(sum(median_ms(lambda: backend.run(images, outputs), 0, 1)[0]
+                                            for images in windows) / len(windows))
+        rows.extend({"backend": backend.name, "outputs": ",".join(outputs), "batch": 1,
                      "latency_ms": round(statistics.median(times), 2)} for outputs, times in samples.items())
     return rows
 
@@ -343,9 +345,10 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
                               / np.mean([segmenter_flops(model.config, image_size, algm, c) for c in counts]))
     share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
     share = merge_time_share(algm_graphs.portable, share_images, max(3, runs // 4), folder)
-    print("  timing every output choice, batch 1 ...", flush=True)
+    print(f"  timing every output choice, one window of each of the {len(names)} photos ...", flush=True)
     algm_backends = [backend for backend, precision in backends if backend.name.endswith("ALGM") and precision == "fp32"]
-    outputs = time_outputs(algm_backends, share_images, warmup, runs)
+    windows = [make_batch([photos[name]], image_size, model.config.normalization) for name in names]
+    outputs = time_outputs(algm_backends, windows, warmup, runs)
     print("  timing our PyTorch ALGM and the research code's way of running it, batch 1, training size ...",
           flush=True)
     research_images = make_batch([photos[names[0]]], model.config.image_size, model.config.normalization)
@@ -467,13 +470,15 @@ def int8_lines(int8: dict) -> list[str]:
             "ONNX Runtime INT8 ALGM speedup over FP32 dense: "
             + ", ".join(f"batch {b}: {r['speedup_over_fp32_dense']:.2f}x (FLOP ratio {r['flop_ratio_dense_over_algm']:.2f}, "
                         f"x1.2 = {1.2 * r['flop_ratio_dense_over_algm']:.2f})" for b, r in int8.items())]
+
+
 def outputs_table(rows: list[dict]) -> str:
     """Latency per output choice, and labels relative to logits."""
     table = format_table(["backend", "outputs", "batch", "latency ms", "vs logits"], [
         [r["backend"], r["outputs"], str(r["batch"]), f"{r['latency_ms']:.1f}",
          f"{r['latency_ms'] / next(o['latency_ms'] for o in rows if o['backend'] == r['backend'] and o['outputs'] == LOGITS):.2f}x"]
         for r in rows])
-    return "latency per output choice (per window):\n" + table
+    return "latency per output choice (per window, mean over the photos):\n" + table
 
 
 def research_line(research: dict) -> str:
