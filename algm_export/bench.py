@@ -8,14 +8,14 @@ process (on a machine with TensorRT, a GPU and the plugin library also PyTorch o
 and ALGM FP16 engines; run `--batches 1,32` there): warm-up runs, then the median of ``--runs`` runs per (backend, batch). Batches are filled with
 the sample photos in turn (a mixed batch; each image merges as alone under the per-image rule). Also reports the FLOP
 ratio dense/ALGM from the measured per-image token counts and, from ONNX Runtime's profiler, the share of ALGM
-time spent in the merge/unmerge nodes. The table is printed and stored under ``speed`` in report.json.
+time spent in the merge/unmerge nodes (with ``--int8`` also what INT8 can reach on this CPU:
+:mod:`algm_export.profiling`). The table is printed and stored under ``speed`` in report.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import statistics
 import sys
@@ -25,20 +25,22 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
 from .artifacts import INT8_GRAPH, LABELS, LOGITS, OUTPUT_NAMES, SCORES, TOKEN_COUNTS
 from .calibration.int8 import Int8Settings, write_int8_graphs
+from .calibration.recipe import linear_matmuls
 from .command import export_size, load_model
 from .errors import AlgmExportError
-from .export.graph_edits import NODE_PREFIX
 from .export.onnx_export import export_graphs
 from .files import check_output_target, prepare_output_folder, replaced_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
 from .pipeline import ENGINE_NAME, verification_photos
 from .preprocess import make_batch, resize_rgb
+from .profiling import int8_headroom, merge_time_share, profile_node_times
 from .reference.research_algm import reference_forward
 from .runtime.base import Backend
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -235,28 +237,23 @@ def time_on_gpu(backend: Backend, images: np.ndarray, warmup: int,
     return statistics.median(samples), statistics.median(copy_in), statistics.median(copy_out), counts
 
 
-def merge_time_share(graph: Path, images: np.ndarray, runs: int, folder: Path) -> float:
-    """Fraction of ONNX Runtime node time spent in the inlined merge/unmerge nodes (profiled)."""
-    backend = OnnxRuntimeBackend(graph, profile_prefix=str(folder / "ort_profile"))
-    for _ in range(runs):
-        backend.run(images)
-    trace = backend.end_profiling()
-    events = json.loads(trace.read_text())
-    trace.unlink()
-    nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
-    total = sum(e["dur"] for e in nodes)
-    merges = sum(e["dur"] for e in nodes if e["name"].startswith(NODE_PREFIX))
-    return merges / total if total else 0.0
+SIMD_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx_vnni", "AVX-VNNI"), ("avx512_vnni", "AVX-512 VNNI"),
+              ("amx_int8", "AMX-INT8"))  # /proc/cpuinfo flag -> name; VNNI/AMX are what make INT8 GEMMs fast
 
 
 def machine_description() -> str:
-    """CPU model and thread counts, for the record."""
-    cpu = platform.processor() or platform.machine()
+    """CPU model, its SIMD extensions for FP32/INT8 GEMMs, and thread counts, for the record."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
+        flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    if flags:
+        simd = [name for flag, name in SIMD_FLAGS if flag in flags]
+        vnni = "" if flags & {"avx_vnni", "avx512_vnni", "amx_int8"} else ", no VNNI"
+        cpu = f"{cpu} ({', '.join(simd) or 'no AVX2'}{vnni})"
     return f"{cpu}; torch threads {torch.get_num_threads()}; onnxruntime {ort.__version__}; torch {torch.__version__}"
 
 
@@ -344,7 +341,14 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
         flop_ratios[batch] = (segmenter_flops(model.config, image_size, None, None)
                               / np.mean([segmenter_flops(model.config, image_size, algm, c) for c in counts]))
     share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
-    share = merge_time_share(algm_graphs.portable, share_images, max(3, runs // 4), folder)
+    profile_runs = max(3, runs // 4)
+    fp32_nodes = profile_node_times(algm_graphs.portable, share_images, profile_runs, folder)
+    share = merge_time_share(fp32_nodes)
+    headroom = None
+    if int8:
+        quantized = set(linear_matmuls(onnx.load(algm_graphs.portable, load_external_data=False), int8.scope))
+        int8_nodes = profile_node_times(folders["ALGM"] / INT8_GRAPH, share_images, profile_runs, folder)
+        headroom = int8_headroom(fp32_nodes, int8_nodes, quantized)
     print(f"  timing every output choice, one window of each of the {len(names)} photos ...", flush=True)
     algm_backends = [backend for backend, precision in backends if backend.name.endswith("ALGM") and precision == "fp32"]
     windows = [make_batch([photos[name]], image_size, model.config.normalization) for name in names]
@@ -358,7 +362,8 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
         print(f"  timing predict on {frames} 1920x1080 video frames, ONNX Runtime dense and ALGM ...", flush=True)
         onnxruntime = {kind: next(b for b, _ in backends if b.name == f"onnxruntime {kind}") for kind in ("dense", "ALGM")}
         predict = time_predict(onnxruntime, model, folder, photos, frames)
-    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model), "tensorrt": tensorrt,
+    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model, headroom),
+            "tensorrt": tensorrt,
             "outputs": outputs, "research_style_pytorch": research, "predict_1080p": predict}
 
 
@@ -368,8 +373,9 @@ def on_gpu(backend_name: str) -> bool:
 
 
 def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
-                 image_size: tuple[int, int], model: Segmenter) -> dict:
-    """The ``speed`` entry of report.json."""
+                 image_size: tuple[int, int], model: Segmenter, int8_headroom: dict | None = None) -> dict:
+    """The ``speed`` entry of report.json (``int8_headroom``: :func:`algm_export.profiling.int8_headroom` of
+    the ALGM graph at batch 1, with ``--int8``)."""
     rows = []
     for timing in timings:
         baseline = "pytorch dense (cuda)" if on_gpu(timing.backend) else "pytorch dense"  # same device as the row
@@ -403,6 +409,7 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
         "onnxruntime_algm_speedup_over_dense": ort_speedups,
         "merge_unmerge_time_share_onnxruntime": round(share, 4),
         **({"onnxruntime_int8_algm": int8} if int8 else {}),
+        **({"onnxruntime_int8_headroom": int8_headroom} if int8_headroom else {}),
     }
 
 
@@ -428,7 +435,7 @@ def speed_table(speed: dict) -> str:
              *batch_lines(speed),
              f"merge/unmerge nodes: {100 * speed['merge_unmerge_time_share_onnxruntime']:.1f} % of ONNX Runtime "
              "ALGM node time (batch 1, profiled)",
-             *int8_lines(speed.get("onnxruntime_int8_algm", {})),
+             *int8_lines(speed.get("onnxruntime_int8_algm", {}), speed.get("onnxruntime_int8_headroom")),
              f"machine: {speed['machine']}"]
     if "outputs" in speed:
         lines.extend(["", outputs_table(speed["outputs"])])
@@ -461,11 +468,18 @@ def batch_lines(speed: dict) -> list[str]:
     return lines
 
 
-def int8_lines(int8: dict) -> list[str]:
-    """Summary lines of the INT8 rows: latency vs FP32 ALGM, speedup over FP32 dense beside the FLOP ratio."""
+def int8_lines(int8: dict, headroom: dict | None = None) -> list[str]:
+    """Summary lines of the INT8 rows: latency vs FP32 ALGM, speedup over FP32 dense beside the FLOP ratio, and
+    what the profiles say INT8 can reach on this machine."""
     if not int8:
         return []
-    return ["ONNX Runtime INT8 ALGM latency / FP32 ALGM latency: "
+    limit = [] if headroom is None else [
+        f"INT8 changes only the {headroom['quantized_matmuls']} quantized Linear MatMuls: "
+        f"{100 * headroom['quantized_share_of_fp32_time']:.0f} % of FP32 ALGM node time, "
+        f"{headroom['quantized_layers_speedup']:.2f}x faster in INT8 here, so INT8/FP32 ALGM ~ "
+        f"{headroom['implied_latency_vs_fp32']:.2f}x (at best {headroom['floor_latency_vs_fp32']:.2f}x were INT8 "
+        "free; batch 1, profiled)"]
+    return [*limit, "ONNX Runtime INT8 ALGM latency / FP32 ALGM latency: "
             + ", ".join(f"batch {b}: {r['latency_vs_fp32_algm']:.2f}x" for b, r in int8.items()),
             "ONNX Runtime INT8 ALGM speedup over FP32 dense: "
             + ", ".join(f"batch {b}: {r['speedup_over_fp32_dense']:.2f}x (FLOP ratio {r['flop_ratio_dense_over_algm']:.2f}, "

@@ -39,6 +39,9 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
     assert all(entry["flop_ratio_dense_over_algm"] == speed["flop_ratio_dense_over_algm"][batch]
                for batch, entry in int8.items())
     assert "ONNX Runtime INT8 ALGM speedup over FP32 dense: batch 1:" in printed and "x1.2 = " in printed
+    headroom = speed["onnxruntime_int8_headroom"]
+    assert headroom["quantized_matmuls"] == 41 and 0 < headroom["quantized_share_of_fp32_time"] < 1
+    assert "INT8 changes only the 41 quantized Linear MatMuls" in printed
     assert speed_table(speed) in printed
     choices = [(r["backend"], r["outputs"]) for r in speed["outputs"]]
     assert choices == [(b, o) for b in ("pytorch ALGM", "onnxruntime ALGM")
