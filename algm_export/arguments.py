@@ -112,7 +112,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--batch", type=parse_batch_range, default=(1, 8, 32), metavar="MIN,OPT,MAX",
                         help="batch sizes of the optimization profile (default 1,8,32)")
     engine.add_argument("--plugin-lib", type=Path, metavar="SO",
-                        help="libalgm_plugins.so (default: $ALGM_PLUGIN_LIBRARY, then build/trt/)")
+                        help="libalgm_plugins.so (default: $ALGM_PLUGIN_LIBRARY, then build/trt/ or build/plugins/trt/)")
     engine.add_argument("--workspace", type=int, default=4096, metavar="MB",
                         help="builder workspace limit in MiB (default 4096)")
     engine.add_argument("--timing-cache", type=Path, metavar="FILE",
@@ -135,7 +135,8 @@ def add_int8_scope_argument(parser) -> None:
     """``--int8-scope`` (checked when the command runs: a bad value is a one-line error)."""
     parser.add_argument("--int8-scope", default=DEFAULT_SCOPE, metavar="SCOPE",
                         help=f"which Linear layers to quantize: {AFTER_MERGE} (default: only those no merge "
-                             f"decision depends on, token maps unchanged) or {ALL_LINEAR} (faster, merges may change)")
+                             f"decision depends on, token maps unchanged) or {ALL_LINEAR} (faster, but merges may change and labels "
+                             "often fall below the 0.99 INT8 verification gate: the run then exits 1)")
 
 
 def output_choice(text: str) -> tuple[str, ...]:
@@ -203,7 +204,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=4, metavar="N",
                         help="1920x1080 video frames for the end-to-end predict timing (default 4; 0: skip)")
     parser.add_argument("--plugin-lib", type=Path, metavar="SO",
-                        help="libalgm_plugins.so for the TensorRT rows (default: $ALGM_PLUGIN_LIBRARY, then build/)")
+                        help="libalgm_plugins.so for the TensorRT rows (default: $ALGM_PLUGIN_LIBRARY, then build/trt/ "
+                             "or build/plugins/trt/)")
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:

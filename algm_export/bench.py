@@ -150,6 +150,9 @@ def time_predict(backends: dict[str, Backend], model: Segmenter, folder: Path, p
         start = time.perf_counter()
         predictor.run([Source(video)])
         elapsed = time.perf_counter() - start
+        if predictor.images != frames:  # predict skips what it cannot read: a timing needs every frame
+            raise AlgmExportError(f"predict timing: {predictor.images} of the {frames} test frames were segmented "
+                                  f"({'; '.join(predictor.skipped) or 'none skipped'})")
         record[f"{kind}_frames_per_s"] = round(predictor.images / elapsed, 3)
         if predictor.token_counts:
             windows = [counts for image in predictor.token_counts for counts in image]

@@ -29,8 +29,11 @@ MODEL is a research checkpoint (checkpoint.pth or any name, with variant.yml bes
 algm-export bundle (a single .pt file written by algm_export.save_bundle).
 
 Writes to the output folder: model.onnx (standard ops: ONNX Runtime anywhere), model.trt.onnx (one
-algm node per merge/unmerge, for the TensorRT plugins), model.fp16.onnx (--fp16), report.json
-(parity per backend), and polygraphy_* files + torch_outputs.json to re-check parity with polygraphy.
+algm node per merge/unmerge, for the TensorRT plugins), model.fp16.onnx (--fp16), model.int8.onnx and
+with --fp16 model.fp16.int8.onnx plus calibration.cache.json (--int8), the TensorRT engines
+model.fp16.plan / model.fp16.int8.plan with their .json sidecars and timing.cache (where TensorRT and a GPU
+exist), report.json (parity per backend), and polygraphy_* files + torch_outputs.json to re-check parity
+with polygraphy.
 The folder is replaced as a whole when the run succeeds; on any error or interrupt it keeps its
 previous contents.
 
@@ -42,13 +45,15 @@ other commands (each has --help):
 (`algm-export export MODEL` is the same as `algm-export MODEL`, also for a checkpoint named like a command.)
 """
 
-EPILOG = """\
-exit codes: 0 success; 1 a parity check failed or an internal error; 2 bad input (one-line reason);
-130 interrupted (SIGINT), 143 terminated (SIGTERM).
+SAMPLE = "samples/checkpoints/vit_tiny/checkpoint.pth"
 
-example:
-  algm-export samples/checkpoints/vit_tiny/checkpoint.pth --fp16 -o out/
-"""
+
+def epilog(checks_parity: bool, example: str = "") -> str:
+    """Exit codes (1 means a failed parity check only for the commands that verify) and an example."""
+    one = "a parity check failed or an internal error" if checks_parity else "an internal error"
+    text = (f"exit codes: 0 success; 1 {one}; 2 bad input (one-line reason);\n"
+            "130 interrupted (SIGINT), 143 terminated (SIGTERM).\n")
+    return text + (f"\nexample:\n  {example}\n" if example else "")
 
 
 PREDICT_DESCRIPTION = """\
@@ -65,7 +70,7 @@ pip install 'algm-export[video]').
 
 Writes DIR/<stem>.png for every image (DIR/<video stem>_<frame>.png for video frames): one channel, pixel
 value = class index (8-bit up to 256 classes, else 16-bit), at the image's own size. Unreadable images
-among good ones are skipped with a note.
+and videos among good ones are skipped with a note.
 
 examples:
   algm-export predict algm_export_out/model.onnx photos/ -o labels/ --overlay
@@ -80,13 +85,16 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     handler: str
     description: str
+    epilog: str
 
 
 COMMANDS: dict[str, Command] = {
-    "export": Command(arguments.add_export_arguments, "algm_export.handlers:export_command", DESCRIPTION),
+    "export": Command(arguments.add_export_arguments, "algm_export.handlers:export_command", DESCRIPTION,
+                      epilog(True, f"algm-export {SAMPLE} --fp16 -o out/")),
     "verify": Command(arguments.add_verify_command_arguments, "algm_export.handlers:verify_command",
                       "Compare the graphs already exported to the output folder with PyTorch FP32 and rewrite "
-                      "report.json and the polygraphy files. Exits 1 when a parity check fails."),
+                      "report.json and the polygraphy files. Exits 1 when a parity check fails.",
+                      epilog(True, f"algm-export verify {SAMPLE} -o algm_export_out/")),
     "build": Command(arguments.add_build_arguments, "algm_export.handlers:build_command",
                      "Build TensorRT engines (+ JSON sidecars) from the graphs already exported to the output "
                      "folder: the FP16 engine model.fp16.plan from model.fp16.onnx and the INT8 engine "
@@ -94,11 +102,14 @@ COMMANDS: dict[str, Command] = {
                      "whose graph is there (--engines to choose), then verify them against PyTorch (INT8 with the "
                      "INT8 criterion). Each engine's outcome goes to report.json as in the export pipeline "
                      "(tensorrt, int8.tensorrt, parity). Without TensorRT or a GPU it says so in one line per "
-                     "engine, records the reason and exits 0; a failed build exits 1."),
-    "predict": Command(arguments.add_predict_arguments, "algm_export.predict:predict_command", PREDICT_DESCRIPTION),
+                     "engine, records the reason and exits 0; a failed build exits 1.",
+                     epilog(True, f"algm-export build {SAMPLE} -o algm_export_out/ --engines int8")),
+    "predict": Command(arguments.add_predict_arguments, "algm_export.predict:predict_command", PREDICT_DESCRIPTION,
+                       epilog(False)),
     "bench": Command(arguments.add_bench_arguments, "algm_export.bench:bench_command",
                      "Speed table: PyTorch eager vs ONNX Runtime (and TensorRT where present), dense vs ALGM, "
-                     "on real photos; stored under 'speed' in report.json."),
+                     "on real photos; stored under 'speed' in report.json.",
+                     epilog(False, f"algm-export bench {SAMPLE} --int8 -o bench_out/")),
 }
 DEFAULT_COMMAND = "export"
 
@@ -122,12 +133,12 @@ def _exit_at_once(signum, frame) -> None:
 
 def build_parser() -> Parser:
     """The root parser with one subparser per command; errors raise :class:`UsageError`."""
-    parser = Parser(prog=PROG, description=DESCRIPTION, epilog=EPILOG,
+    parser = Parser(prog=PROG, description=DESCRIPTION, epilog=COMMANDS[DEFAULT_COMMAND].epilog,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for name, command in COMMANDS.items():
         prog = PROG if name == DEFAULT_COMMAND else f"{PROG} {name}"
-        sub = commands.add_parser(name, prog=prog, description=command.description, epilog=EPILOG,
+        sub = commands.add_parser(name, prog=prog, description=command.description, epilog=command.epilog,
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
                                   help=command.description.splitlines()[0])
         command.add_arguments(sub)
@@ -147,11 +158,20 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     argv = list(argv)
     parser = build_parser()
     try:
-        return parser.parse_args(_with_command(argv))
+        return _parse(parser, _with_command(argv))
     except UsageError:
         if argv and argv[0] in COMMANDS and Path(argv[0]).is_file():
-            return parser.parse_args([DEFAULT_COMMAND, *argv])
+            return _parse(parser, [DEFAULT_COMMAND, *argv])
         raise
+
+
+def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``, with unknown options reported by the subcommand that was given them."""
+    namespace, unknown = parser.parse_known_args(argv)
+    if unknown:
+        prog = PROG if namespace.command == DEFAULT_COMMAND else f"{PROG} {namespace.command}"
+        raise UsageError(f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)")
+    return namespace
 
 
 def _handler(name: str) -> Callable[[argparse.Namespace], int]:

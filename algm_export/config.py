@@ -98,6 +98,9 @@ class WindowSettings:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
                 raise AlgmExportError(f"sliding window: {name} must be a positive integer, got {value!r}")
             object.__setattr__(self, name, int(value))
+        if self.window_stride > self.window_size:  # pixels between two windows would get no prediction
+            raise AlgmExportError(f"sliding window: window_stride must be at most window_size ({self.window_size}), "
+                                  f"got {self.window_stride}")
 
     @classmethod
     def square(cls, size: int) -> "WindowSettings":

@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -76,12 +76,14 @@ class Progress:
 
     @contextmanager
     def stage(self, title: str):
-        """Print ``[k/n] title ...`` then the time it took."""
+        """Print ``[k/n] title ...`` then the time it took, unless the stage sets ``skipped`` on what it
+        yields (a skipped stage has printed its reason instead)."""
         self.done += 1
         print(f"[{self.done}/{self.total}] {title} ...", flush=True)
-        start = time.perf_counter()
-        yield
-        print(f"      done in {time.perf_counter() - start:.1f} s", flush=True)
+        start, stage = time.perf_counter(), SimpleNamespace(skipped=False)
+        yield stage
+        if not stage.skipped:
+            print(f"      done in {time.perf_counter() - start:.1f} s", flush=True)
 
 
 @dataclass
@@ -159,8 +161,9 @@ def build_engines(folder: Path, options: TensorRTOptions, kinds: Sequence[Engine
     """One progress stage and :func:`tensorrt_stage` per engine of ``kinds``, in order."""
     outcomes = []
     for kind in kinds:
-        with progress.stage(kind.title):
+        with progress.stage(kind.title) as stage:
             outcomes.append(tensorrt_stage(folder, options, kind))
+            stage.skipped = outcomes[-1].skipped is not None
     return outcomes
 
 

@@ -81,27 +81,41 @@ class Predictor:
         self.images = self.frames = 0
         self.token_counts: list[list[list[int]]] = []  # per image: per window, tokens after each merge
 
-    def _photos(self, sources: list[Source], names: deque) -> Iterator[np.ndarray]:
+    def _photos(self, sources: list[Source], names: deque, progress) -> Iterator[np.ndarray]:
         for source in sources:
             if source.is_video:
-                for index, frame in read_frames(source.path, self.every):
-                    names.append((f"{source.path.stem}_{index:06d}", frame))
-                    self.frames += 1
-                    yield frame
+                delivered = 0
+                try:
+                    for index, frame in read_frames(source.path, self.every):
+                        names.append((f"{source.path.stem}_{index:06d}", frame))
+                        self.frames += 1
+                        delivered += 1
+                        yield frame
+                except AlgmExportError as error:  # unreadable, or decoding failed part way: keep what was read
+                    kept = f" (kept the {delivered} frames read before)" if delivered else ""
+                    self._skip(f"{error}{kept}", progress, _undelivered(source, self.every, delivered))
                 continue
             try:
                 photo = read_image(source.path)
             except AlgmExportError as error:
-                self.skipped.append(str(error))
-                _note(f"skipped {error}")
+                self._skip(str(error), progress, 1)
                 continue
             names.append((source.path.stem, photo))
             yield photo
 
+    def _skip(self, reason: str, progress, expected: int) -> None:
+        """Note an input that could not be read and take what it would have given off the progress total."""
+        self.skipped.append(reason)
+        _note(f"skipped {reason}")
+        if progress is not None and progress.total is not None:
+            progress.total = max(progress.n, progress.total - expected)
+            progress.refresh()
+
     def run(self, sources: list[Source], progress=None) -> None:
-        """Segment every source, writing its files as soon as its windows are done."""
+        """Segment every source, writing its files as soon as its windows are done; an input that cannot be
+        read (image or video) is skipped with a note."""
         names: deque = deque()
-        for result in self.sliding.run(self._photos(sources, names)):
+        for result in self.sliding.run(self._photos(sources, names, progress)):
             stem, photo = names.popleft()
             self.write(stem, photo, result)
             self.images += 1
@@ -142,6 +156,12 @@ def _note(text: str) -> None:
     tqdm.write(f"{PROG} predict: {text}", file=sys.stderr)
 
 
+def _undelivered(source: Source, every: int, delivered: int) -> int:
+    """How many of a video's expected images were not delivered (0 when its frame count is unknown)."""
+    frames = frame_count(source.path)
+    return max(0, (frames + every - 1) // every - delivered) if frames else 0
+
+
 def expected_images(sources: list[Source], every: int) -> int | None:
     """How many images the progress bar should expect (None when a video does not say)."""
     total = 0
@@ -164,9 +184,9 @@ def predict_command(args: argparse.Namespace) -> int:
         raise AlgmExportError(f"--every must be >= 1, got {args.every}")
     sources = collect_sources(args.inputs)
     backend = open_backend(args.model, args.trust_checkpoint)
-    folder = prepare_output_folder(args.output)
-    overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v}
+    overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
     sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch)
+    folder = prepare_output_folder(args.output)
     if args.show_merges and backend.info.algm is None:
         _note("--show-merges: the model does not merge tokens (dense); no merge pictures")
     predictor = Predictor(backend, folder, sliding, args.every, args.overlay, args.show_merges)

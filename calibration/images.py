@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -11,7 +12,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from algm_export.errors import AlgmExportError
-from algm_export.photos import SAMPLE_PHOTOS, image_files, read_image, sample_photo
+from algm_export.photos import SAMPLE_PHOTOS, ImageTooLarge, image_files, read_image, sample_photo
 from algm_export.runtime.metadata import DeploymentInfo
 from algm_export.preprocess import make_batch
 
@@ -30,12 +31,13 @@ class CalibrationImages:
 
     @classmethod
     def select(cls, folder: Path | None, count: int | None) -> "CalibrationImages":
-        """The first ``count`` images (all when None) of ``folder``, sorted by name, or of the bundled photos."""
+        """The files of ``folder`` (sorted by name; not read yet: :meth:`readable` keeps the images among them),
+        or the first ``count`` (all when None) bundled photos."""
         if count is not None and count < 1:
             raise AlgmExportError(f"--calib-count must be >= 1, got {count}")
         if folder is None:
             return cls(SAMPLE_PHOTOS[:count], None, BUNDLED)
-        files = tuple(image_files(folder)[:count])
+        files = tuple(image_files(folder))
         return cls(tuple(p.name for p in files), files, str(folder))
 
     @property
@@ -47,10 +49,28 @@ class CalibrationImages:
         """Image ``index`` as RGB uint8 (one-line AlgmExportError when a file is not an image)."""
         return sample_photo(self.names[index]) if self.files is None else read_image(self.files[index])
 
-    def check_readable(self) -> None:
-        """Read every image once, so that a bad file stops the run before anything is written."""
-        for index in range(len(self.names)):
-            self.read(index)
+    def readable(self, count: int | None = None) -> "CalibrationImages":
+        """The first ``count`` (all when None) files that read as images, each read once before anything is
+        written. Other files are skipped with a note on stderr, as for ``--images``; a note says when fewer
+        than ``count`` are left; error when none is (or an image is too large)."""
+        kept = []
+        for index, name in enumerate(self.names):
+            if count is not None and len(kept) == count:
+                break
+            try:
+                self.read(index)
+            except ImageTooLarge:
+                raise
+            except AlgmExportError as error:
+                print(f"note: skipping {error}", file=sys.stderr)
+                continue
+            kept.append(index)
+        if not kept:
+            raise AlgmExportError(f"{self.source}: contains no readable images")
+        if count is not None and len(kept) < count:
+            print(f"note: --calib-count {count}: {self.source} has {len(kept)} readable images", file=sys.stderr)
+        files = None if self.files is None else tuple(self.files[index] for index in kept)
+        return CalibrationImages(tuple(self.names[index] for index in kept), files, self.source)
 
     def digest(self) -> str:
         """SHA-256 over the names and contents (file bytes, or pixels of the bundled photos)."""

@@ -42,10 +42,8 @@ class Int8Settings:
         return CalibrationImages.select(self.images, self.count)
 
     def calibration_images(self) -> CalibrationImages:
-        """The selected images, each checked readable."""
-        images = self.check()
-        images.check_readable()
-        return images
+        """The first ``--calib-count`` readable images of the selection (unreadable files skipped with a note)."""
+        return self.check().readable(self.count)
 
 
 def calibrate(graph: Path, images: CalibrationImages, info: DeploymentInfo) -> TensorsData:

@@ -26,6 +26,17 @@ def test_help_documents_every_pipeline_flag():
         assert flag in result.stdout, flag
 
 
+@pytest.mark.parametrize("command, checks_parity", [("export", True), ("verify", True), ("build", True),
+                                                    ("predict", False), ("bench", False)])
+def test_each_help_ends_with_its_own_exit_codes_and_example(capsys, command, checks_parity):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    epilog = capsys.readouterr().out.split("exit codes:", 1)[1]
+    assert ("a parity check failed" in epilog) == checks_parity
+    examples = [line.strip() for line in epilog.splitlines() if line.strip().startswith("algm-export")]
+    assert all(line.startswith(f"algm-export {command} ") for line in examples if command != "export"), examples
+
+
 def test_console_script_prints_summary_and_token_counts(research_checkpoint):
     script = shutil.which("algm-export")
     assert script, "the algm-export console script is not installed"
@@ -77,6 +88,9 @@ def test_verbose_shows_traceback(capsys, tmp_path):
     (["x.pt", "--nonsense"], "unrecognized arguments: --nonsense"),
     ([], "the following arguments are required: MODEL"),
     (["verify"], "algm-export verify: error: the following arguments are required: MODEL"),
+    (["verify", "x.pt", "--bogus"], "algm-export verify: error: unrecognized arguments: --bogus (see algm-export "
+                                    "verify --help)"),
+    (["predict", "m.onnx", "a.png", "--bogus"], "algm-export predict: error: unrecognized arguments: --bogus"),
 ])
 def test_argument_syntax_errors_are_one_line_exit_2(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)

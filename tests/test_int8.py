@@ -16,7 +16,7 @@ from PIL import Image
 
 from algm_export.calibration.cache import CACHE_NAME
 from algm_export.calibration.images import CalibrationImages
-from algm_export.calibration.int8 import calibrated_ranges
+from algm_export.calibration.int8 import Int8Settings, calibrated_ranges
 from algm_export.calibration.recipe import (
     check_merge_inputs_float, dequantized_inputs, linear_matmuls, quantize_onnxruntime,
 )
@@ -26,6 +26,7 @@ from algm_export.errors import AlgmExportError
 from algm_export.export.contract import DOMAIN
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from algm_export.verify.parity import CRITERIA, failures
+from algm_export.verify.report import parity_table
 
 
 def load(folder):
@@ -98,6 +99,20 @@ def test_int8_criterion_fails_below_099():
     assert failures({**entry, "cases": [{**case, "label_agreement_own_decisions": 0.995}]}) == []
 
 
+def test_parity_table_shows_the_labels_each_row_is_judged_on():
+    """INT8 is judged against plain PyTorch: its row must not show the (higher) agreement under replay beside a
+    FAILED verdict; FP32/FP16 rows show the agreement under replay, which is what they are judged on."""
+    common = {"graph": "g.onnx", "max_abs_logit": 0.5, "token_count_difference": 0, "required_epsilon": 0.0,
+              "label_agreement": 0.99105, "label_agreement_own_decisions": 0.98072}
+    table = parity_table({
+        "onnxruntime_int8": {**common, "criteria": CRITERIA["int8"], "passed": False,
+                             "failures": ["chelsea: label agreement with PyTorch's own decisions 0.98072 < 0.99"]},
+        "onnxruntime_fp32": {**common, "criteria": CRITERIA["fp32"], "passed": True}})
+    int8_row, fp32_row = (line for line in table.splitlines() if line.startswith("onnxruntime_"))
+    assert "0.98072" in int8_row and "0.99105" not in int8_row
+    assert "0.99105" in fp32_row and "0.98072" not in fp32_row
+
+
 def test_fp16_int8_graph_for_tensorrt(pipeline_run):
     folder = pipeline_run[2]
     fp16, model = onnx.load(folder / "model.fp16.onnx"), onnx.load(folder / "model.fp16.int8.onnx")
@@ -166,18 +181,18 @@ def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos
     save_photos(images, photos, ["rocket"])  # another image: recalibrated
     changed, reused = calibrated_ranges(work, CalibrationImages.select(images, None))
     assert not reused and any(changed[k].range_value[1] != first[k].range_value[1] for k in first.keys())
-    assert calibrated_ranges(work, CalibrationImages.select(images, 1))[1] is False  # only coffee.png again
+    assert calibrated_ranges(work, CalibrationImages.select(images, None).readable(1))[1] is False  # only coffee.png again
     model = onnx.load(work / "model.onnx")
     onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, "note": "edited"})
     onnx.save(model, work / "model.onnx")  # another graph: recalibrated
-    assert calibrated_ranges(work, CalibrationImages.select(images, 1))[1] is False
-    assert calibrated_ranges(work, CalibrationImages.select(images, 1))[1] is True
+    assert calibrated_ranges(work, CalibrationImages.select(images, None).readable(1))[1] is False
+    assert calibrated_ranges(work, CalibrationImages.select(images, None).readable(1))[1] is True
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--int8", "--calib-images", "{tmp}/missing"], "not a folder of images"),
     (["--int8", "--calib-images", "{tmp}/empty"], "contains no readable images"),
-    (["--int8", "--calib-images", "{tmp}/not_images"], "not a readable image"),
+    (["--int8", "--calib-images", "{tmp}/not_images"], "not_images: contains no readable images"),
     (["--int8", "--calib-count", "0"], "--calib-count must be >= 1, got 0"),
     (["--int8", "--int8-scope", "bogus"], "--int8-scope must be one of after-merge, all-linear, got 'bogus'"),
     (["--calib-count", "5"], "need --int8"),
@@ -189,6 +204,24 @@ def test_int8_bad_input(research_checkpoint, tmp_path, capsys, monkeypatch, argv
     (tmp_path / "not_images" / "notes.txt").write_text("not a picture")
     before = sorted(p.name for p in tmp_path.iterdir())
     code = main([str(research_checkpoint), "-o", "out", *[a.format(tmp=tmp_path) for a in argv]])
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and err.count("\n") == 1, err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and message in lines[-1], lines  # one error line, after the notes of skipped files
+    assert all(line.startswith("note: skipping") for line in lines[:-1]), lines
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_unreadable_calibration_files_are_skipped_with_a_note(tmp_path, photos, capsys):
+    """Like --images: a bad file among a deployment's few hundred images does not stop the run; --calib-count
+    counts readable images, and a note says when fewer exist."""
+    save_photos(tmp_path, photos, ["astronaut", "chelsea", "coffee"])
+    (tmp_path / "0_damaged.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (tmp_path / "1_text.jpg").write_text("not a picture")
+    chosen = Int8Settings(images=tmp_path, count=2).calibration_images()
+    err = capsys.readouterr().err
+    assert chosen.names == ("astronaut.png", "chelsea.png") and chosen.files == (tmp_path / "astronaut.png",
+                                                                               tmp_path / "chelsea.png")
+    assert "note: skipping" in err and "0_damaged.png" in err and "1_text.jpg" in err
+    everything = Int8Settings(images=tmp_path, count=10).calibration_images()
+    assert len(everything.names) == 3
+    assert f"note: --calib-count 10: {tmp_path} has 3 readable images" in capsys.readouterr().err
+    assert len(Int8Settings(count=10).calibration_images().names) == 4  # the bundled photos

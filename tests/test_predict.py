@@ -105,7 +105,27 @@ def test_errors_are_one_line_and_write_nothing(pipeline_run, inputs, tmp_path):
     blocker.write_text("x")
     code, _, err = predict(model, inputs, "-o", blocker)
     assert code == 2 and "exists and is not a folder" in err
+    code, _, err = predict(inputs, inputs / "rocket.png", "-o", tmp_path / "a")
+    assert code == 2 and "is a folder; MODEL is a file" in err and not (tmp_path / "a").exists()
     code, _, err = predict(model, inputs / "damaged.png", "-o", tmp_path / "b")
     assert code == 2 and "no readable images" in err
     code, _, err = predict(model, tmp_path / "nowhere.jpg", "-o", tmp_path / "c")
     assert code == 2 and "nowhere.jpg: no such file or folder" in err and not (tmp_path / "c").exists()
+    for option, value, message in (("--window-stride", 0, "window_stride must be a positive integer, got 0"),
+                                   ("--im-size", 0, "im_size must be a positive integer, got 0"),
+                                   ("--window-stride", 100000, "window_stride must be at most window_size (512), "
+                                                               "got 100000")):
+        code, _, err = predict(model, inputs / "rocket.png", option, value, "-o", tmp_path / "d")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "d").exists()
+
+
+def test_unreadable_video_among_images_is_skipped(pipeline_run, inputs, tmp_path):
+    pytest.importorskip("av")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    code, out, err = predict(pipeline_run[2] / "model.onnx", broken, inputs / "rocket.png", "-o", tmp_path / "out")
+    assert code == 0, err
+    assert "skipped" in err and "broken.mp4: not a readable video" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rocket.png"]
+    assert "segmented 1 images" in out and "skipped 1 unreadable" in out

@@ -91,6 +91,13 @@ def test_batched_windows_stream_in_order(tiny_model, photos):
     assert results[0].token_maps.shape == (2, 2, 1024) and len(results[0].token_counts) == 2
 
 
+def test_stride_beyond_the_window_is_refused():
+    """Pixels between two windows would get no prediction at all."""
+    assert WindowSettings(512, 512, 512).window_stride == 512
+    with pytest.raises(AlgmExportError, match=r"window_stride must be at most window_size \(512\), got 513"):
+        WindowSettings(512, 512, 513)
+
+
 def test_window_size_must_match_the_model(tiny_model):
     with pytest.raises(AlgmExportError, match="window_size 640 differs from the model's input size 512x512"):
         SlidingWindow(TorchBackend(tiny_model, (512, 512)), WindowSettings(640, 640, 512))

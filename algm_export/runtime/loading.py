@@ -16,6 +16,8 @@ def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False) -> Bac
     """A ``.plan``/``.engine`` file runs in TensorRT; a checkpoint (``.pth``, ``.pt``, ``.ckpt``, ...: research
     format or bundle) in PyTorch at its sliding-window size; anything else (``.onnx``) in ONNX Runtime."""
     path = Path(path)
+    if path.is_dir():
+        raise AlgmExportError(f"{path}: is a folder; MODEL is a file (e.g. {path}/model.onnx or a checkpoint)")
     if not path.is_file():
         raise AlgmExportError(f"{path}: no such file")
     if path.suffix in ENGINE_SUFFIXES:

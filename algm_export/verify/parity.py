@@ -238,7 +238,7 @@ def compare(reference: Reference, backend: Backend, precision: str, graph: str) 
         "max_abs_logit": largest("max_abs_logit"),
         "mean_abs_logit": weighted("mean_abs_logit"),
         "label_agreement": min((c["label_agreement"] for c in measured), default=None),
-        "label_agreement_own_decisions": weighted("label_agreement_own_decisions"),
+        "label_agreement_own_decisions": min((c["label_agreement_own_decisions"] for c in measured), default=None),
         "max_abs_logit_own_decisions": largest("max_abs_logit_own_decisions"),
         "token_counts": [c["token_counts"] for c in cases],
         "reference_token_counts": [c["reference_token_counts"] for c in cases],

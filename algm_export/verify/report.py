@@ -49,20 +49,27 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def parity_table(parity: dict[str, dict]) -> str:
-    """One row per backend: logits, labels, token counts, decision mismatches, verdict."""
+    """One row per backend: logits, labels (the worst case's agreement the backend is judged on: against PyTorch
+    replaying its decisions, or for INT8 against plain PyTorch), token counts, decision mismatches, verdict."""
     rows = []
     for name, entry in parity.items():
         if entry.get("skipped"):
             rows.append([name, "-", "-", "-", "-", "-", "-", "skipped (the reason is above and in report.json)"])
             continue
         rows.append([
-            name, entry["graph"], _number(entry["max_abs_logit"], ".2e"), _number(entry["label_agreement"], ".5f"),
+            name, entry["graph"], _number(entry["max_abs_logit"], ".2e"), _number(entry[_judged_labels(entry)], ".5f"),
             str(entry["token_count_difference"]), str(entry.get("decisions_differing", "-")),
             _number(entry.get("required_epsilon"), ".1e"),
             "passed" if entry["passed"] else "FAILED: " + _shortened(entry["failures"]),
         ])
     return format_table(["backend", "graph", "max|dlogit|", "labels", "dtokens", "decision diffs", "needs eps",
                          "result"], rows)
+
+
+def _judged_labels(entry: dict) -> str:
+    """The label-agreement key a parity entry is judged on."""
+    own = "label_agreement_own_decisions"
+    return own if own in entry.get("criteria", {}) and "label_agreement" not in entry["criteria"] else "label_agreement"
 
 
 def _number(value: float | None, spec: str) -> str:
