@@ -128,6 +128,7 @@ def test_fp16_int8_graph_for_tensorrt(pipeline_run):
     assert all(not values[n.input[2]].any() for n in dq)  # symmetric: TensorRT needs zero points 0
     report = load(folder)
     assert report["parity"]["onnxruntime_fp16_int8"]["passed"]
+    assert OnnxRuntimeBackend(folder / "model.fp16.int8.onnx").name == "onnxruntime_fp16_int8"  # predict's name
     assert report["parity"]["tensorrt_int8"] == {"skipped": report["int8"]["tensorrt"]["reason"]}
     assert "TensorRT" in report["int8"]["tensorrt"]["reason"]
     assert "--strongly-typed" in report["polygraphy_commands"]["tensorrt_int8 (GPU machine with TensorRT)"]

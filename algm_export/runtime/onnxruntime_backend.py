@@ -62,7 +62,7 @@ class OnnxRuntimeBackend(Backend):
             raise AlgmExportError(f"{self.path}: ONNX Runtime cannot load it as an ONNX model ({message[:160]})") \
                 from error
         self.info = DeploymentInfo.from_metadata(str(self.path), self.session.get_modelmeta().custom_metadata_map)
-        self.name = name or f"onnxruntime_{self.info.precision}"
+        self.name = name or f"onnxruntime_{self.info.precision.replace('-', '_')}"  # as in report.json
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
         self._options = (threads, providers or ["CPUExecutionProvider"])
