@@ -376,9 +376,9 @@ def on_gpu(backend_name: str) -> bool:
 
 
 def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
-                 image_size: tuple[int, int], model: Segmenter, int8_headroom: dict | None = None) -> dict:
-    """The ``speed`` entry of report.json (``int8_headroom``: :func:`algm_export.profiling.int8_headroom` of
-    the ALGM graph at batch 1, with ``--int8``)."""
+                 image_size: tuple[int, int], model: Segmenter, headroom: dict | None = None) -> dict:
+    """The ``speed`` entry of report.json (``headroom``: :func:`algm_export.profiling.int8_headroom` of the
+    ALGM graph at batch 1, with ``--int8``)."""
     rows = []
     for timing in timings:
         baseline = "pytorch dense (cuda)" if on_gpu(timing.backend) else "pytorch dense"  # same device as the row
@@ -412,7 +412,7 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
         "onnxruntime_algm_speedup_over_dense": ort_speedups,
         "merge_unmerge_time_share_onnxruntime": round(share, 4),
         **({"onnxruntime_int8_algm": int8} if int8 else {}),
-        **({"onnxruntime_int8_headroom": int8_headroom} if int8_headroom else {}),
+        **({"onnxruntime_int8_headroom": headroom} if headroom else {}),
     }
 
 

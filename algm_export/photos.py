@@ -102,17 +102,26 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+def read_or_skip(path: str | os.PathLike) -> np.ndarray | None:
+    """:func:`read_image`, or None after a note on stderr when ``path`` is not a readable image (an image that
+    is too large stays an error)."""
+    try:
+        return read_image(path)
+    except ImageTooLarge:
+        raise
+    except AlgmExportError as error:
+        print(f"note: skipping {error}", file=sys.stderr)
+        return None
+
+
 def read_image_folder(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every readable image of ``folder`` (sorted by name); other files are skipped with a note on stderr.
     Error when there is no image, or an image is too large."""
     images = {}
     for path in image_files(folder):
-        try:
-            images[path.name] = read_image(path)
-        except ImageTooLarge:
-            raise
-        except AlgmExportError as error:
-            print(f"note: skipping {error}", file=sys.stderr)
+        image = read_or_skip(path)
+        if image is not None:
+            images[path.name] = image
     if not images:
         raise AlgmExportError(f"{folder}: contains no readable images")
     return images

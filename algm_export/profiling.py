@@ -4,8 +4,9 @@ Two questions are answered from the profiles: how much of the ALGM graph's time 
 take, and how much INT8 can gain at most on this machine. INT8 only changes the Linear layers the recipe
 quantizes; everything else (attention, Softmax, LayerNorm, the merges, the FP32 Linear layers upstream of a
 merge) runs as in FP32. So with ``share`` the fraction of FP32 node time in those layers and ``speedup``
-how much faster they run in INT8 (their QuantizeLinear nodes counted), the INT8/FP32 latency can be no
-lower than ``1 - share * (1 - 1 / speedup)``: what is left is set by the CPU's integer kernels.
+how much faster they run in INT8 (their QuantizeLinear nodes counted), the INT8/FP32 latency is about
+``1 - share * (1 - 1 / speedup)``, and can be no lower than ``1 - share`` however fast the CPU's integer
+kernels are.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def int8_headroom(fp32_nodes: list[NodeTime], int8_nodes: list[NodeTime], quanti
     and the INT8/FP32 latency this implies when nothing else changes (and the floor, were INT8 free).
 
     A quantized MatMul missing from either profile is an error: the split would be silently wrong."""
+    if not quantized:
+        raise AlgmExportError("INT8 profile: the graph has no quantized MatMuls")
     fp32_found = {node.name for node in fp32_nodes} & quantized
     int8_found = {node.name for node in int8_nodes} & quantized
     if fp32_found != quantized or int8_found != quantized:

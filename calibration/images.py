@@ -12,7 +12,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from algm_export.errors import AlgmExportError
-from algm_export.photos import SAMPLE_PHOTOS, ImageTooLarge, image_files, read_image, sample_photo
+from algm_export.photos import SAMPLE_PHOTOS, image_files, read_image, read_or_skip, sample_photo
 from algm_export.runtime.metadata import DeploymentInfo
 from algm_export.preprocess import make_batch
 
@@ -54,17 +54,11 @@ class CalibrationImages:
         written. Other files are skipped with a note on stderr, as for ``--images``; a note says when fewer
         than ``count`` are left; error when none is (or an image is too large)."""
         kept = []
-        for index, name in enumerate(self.names):
+        for index in range(len(self.names)):
             if count is not None and len(kept) == count:
                 break
-            try:
-                self.read(index)
-            except ImageTooLarge:
-                raise
-            except AlgmExportError as error:
-                print(f"note: skipping {error}", file=sys.stderr)
-                continue
-            kept.append(index)
+            if self.files is None or read_or_skip(self.files[index]) is not None:  # bundled photos always read
+                kept.append(index)
         if not kept:
             raise AlgmExportError(f"{self.source}: contains no readable images")
         if count is not None and len(kept) < count:

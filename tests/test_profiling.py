@@ -35,6 +35,11 @@ def test_int8_headroom_refuses_a_quantized_matmul_it_cannot_find(renamed):
         int8_headroom(fp32, int8, {"fc1", "fc2"})
 
 
+def test_int8_headroom_needs_quantized_matmuls():
+    with pytest.raises(AlgmExportError, match="no quantized MatMuls"):
+        int8_headroom(FP32_NODES, INT8_NODES, set())
+
+
 def test_merge_time_share_counts_the_algm_nodes_only():
     assert merge_time_share(FP32_NODES) == pytest.approx(0.2)
     assert merge_time_share(FP32_NODES[:3]) == 0.0
