@@ -228,4 +228,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write <stem>_merges.png: where ALGM merged tokens in each window (ALGM models)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow checkpoints that need code to unpickle (only for files you trust)")
+    parser.add_argument("--ort-ops", type=Path, metavar="LIB",
+                        help="libalgm_ort_ops.so: run an ONNX graph's algm nodes (model.trt.onnx) on our C++ kernels "
+                             "inside ONNX Runtime")
     parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")

@@ -19,7 +19,7 @@ from .export.onnx_export import export_graphs
 from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
-from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .runtime.onnxruntime_backend import ORT_OPS_BACKEND, OnnxRuntimeBackend
 from .artifacts import DEFAULT_OUTPUTS
 from .runtime.torch_backend import TorchBackend
 from .verify.cases import make_cases
@@ -36,7 +36,6 @@ TENSORRT_BACKEND = "tensorrt_fp16"
 TIMING_CACHE = "timing.cache"
 INT8_ENGINE_NAME = "model.fp16.int8.plan"
 TENSORRT_INT8_BACKEND = "tensorrt_int8"
-ORT_OPS_BACKEND = "onnxruntime_algm_ops"  # model.trt.onnx with its algm nodes on libalgm_ort_ops.so
 
 # Backends verified on this machine: report key -> (graph file, precision).
 ONNXRUNTIME_BACKENDS = {

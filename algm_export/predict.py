@@ -183,7 +183,7 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.every < 1:
         raise AlgmExportError(f"--every must be >= 1, got {args.every}")
     sources = collect_sources(args.inputs)
-    backend = open_backend(args.model, args.trust_checkpoint)
+    backend = open_backend(args.model, args.trust_checkpoint, args.ort_ops)
     overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
     sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch)
     folder = prepare_output_folder(args.output)

@@ -79,7 +79,7 @@ def test_algm_nodes_run_our_kernels_not_the_function_bodies(ort_ops, graphs_fold
         graph = published_rule(graph, graphs_folder / "model.min.trt.onnx")
     ours = OnnxRuntimeBackend(graph, custom_ops=ort_ops, profile_prefix=str(graphs_folder / f"profile-{rule}"))
     got, expected = ours.run(images), OnnxRuntimeBackend(graph).run(images)
-    events = json.loads(ours.end_profiling().read_text())
+    events = json.loads(ours.end_profiling()[0].read_text())
     kinds = {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].startswith("algm/")}
     assert {"LocalMerge", "GlobalMerge", "Unmerge"} <= kinds  # custom-op kernels, not inlined bodies
     np.testing.assert_array_equal(got.token_counts, expected.token_counts)
@@ -105,3 +105,41 @@ def test_missing_library_is_one_line(graphs_folder, research_checkpoint, capsys)
     code = main(["verify", str(research_checkpoint), "-o", str(graphs_folder), "--ort-ops", "/nonexistent/lib.so"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--ort-ops /nonexistent/lib.so: no such file" in err
+
+
+def test_predict_runs_our_kernels_through_the_pruned_session(ort_ops, graphs_folder, photos, tmp_path, capsys):
+    """The sliding window asks for one output, so ONNX Runtime runs a pruned copy of the graph: that copy keeps
+    the custom-op library (the profile names our kernels, not the inlined function bodies), and `predict
+    --ort-ops` names the backend as report.json does."""
+    from algm_export.runtime.base import segment
+
+    backend = OnnxRuntimeBackend(graphs_folder / "model.trt.onnx", custom_ops=ort_ops,
+                                 profile_prefix=str(tmp_path / "profile"))
+    assert backend.name == "onnxruntime_algm_ops"
+    segment(backend, [photos["astronaut"][:200, :300]])
+    traces = backend.end_profiling()
+    assert len(traces) == 2, "the graph's own session and the pruned one"
+    events = json.loads(traces[1].read_text())
+    kinds = {e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].startswith("algm/")}
+    assert {"LocalMerge", "GlobalMerge", "Unmerge"} <= kinds, kinds
+    from PIL import Image
+
+    Image.fromarray(photos["astronaut"][:200, :300]).save(tmp_path / "crop.png")
+    code = main(["predict", str(graphs_folder / "model.trt.onnx"), str(tmp_path / "crop.png"), "-o",
+                 str(tmp_path / "labels"), "--ort-ops", str(ort_ops)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "with onnxruntime_algm_ops" in printed, printed
+    assert (tmp_path / "labels" / "crop.png").is_file()
+
+
+def test_backend_names_follow_the_report(graphs_folder):
+    assert OnnxRuntimeBackend(graphs_folder / "model.trt.onnx").name == "onnxruntime_fp32_trt_graph"
+    assert OnnxRuntimeBackend(graphs_folder / "model.onnx").name == "onnxruntime_fp32"
+
+
+def test_ort_ops_on_a_checkpoint_is_one_line(ort_ops, research_checkpoint, tmp_path, capsys):
+    code = main(["predict", str(research_checkpoint), str(tmp_path), "--ort-ops", str(ort_ops), "-o",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is not an ONNX graph" in err, err
+    assert not (tmp_path / "out").exists()

@@ -12,22 +12,29 @@ ENGINE_SUFFIXES = (".plan", ".engine")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin", ".tar", "")
 
 
-def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False) -> Backend:
-    """A ``.plan``/``.engine`` file runs in TensorRT; a checkpoint (``.pth``, ``.pt``, ``.ckpt``, ...: research
-    format or bundle) in PyTorch at its sliding-window size; anything else (``.onnx``) in ONNX Runtime."""
+def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False,
+                 custom_ops: str | os.PathLike | None = None) -> Backend:
+    """A ``.plan``/``.engine`` file (any case) runs in TensorRT; a checkpoint (``.pth``, ``.pt``, ``.ckpt``, ...:
+    research format or bundle) in PyTorch at its sliding-window size; anything else (``.onnx``) in ONNX Runtime,
+    with ``custom_ops`` (libalgm_ort_ops.so) running the graph's algm nodes on our C++ kernels."""
     path = Path(path)
     if path.is_dir():
         raise AlgmExportError(f"{path}: is a folder; MODEL is a file (e.g. {path}/model.onnx or a checkpoint)")
     if not path.is_file():
         raise AlgmExportError(f"{path}: no such file")
-    if path.suffix in ENGINE_SUFFIXES:
+    suffix = path.suffix.lower()
+    is_graph = suffix not in ENGINE_SUFFIXES and suffix not in CHECKPOINT_SUFFIXES
+    if custom_ops is not None and not is_graph:
+        raise AlgmExportError(f"--ort-ops runs an ONNX graph's algm nodes in ONNX Runtime; {path} is not an ONNX "
+                              "graph (use model.trt.onnx)")
+    if suffix in ENGINE_SUFFIXES:
         from .tensorrt_backend import TensorRTBackend
 
         return TensorRTBackend(path)
-    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+    if is_graph:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path)
+        return OnnxRuntimeBackend(path, custom_ops=custom_ops)
     from ..checkpoints import load_segmenter
     from .torch_backend import TorchBackend
 

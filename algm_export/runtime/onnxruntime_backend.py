@@ -14,6 +14,7 @@ from .base import Backend, Prediction
 from .metadata import DeploymentInfo
 
 QUIET = 3  # ONNX Runtime log severity: errors only
+ORT_OPS_BACKEND = "onnxruntime_algm_ops"  # model.trt.onnx with its algm nodes on libalgm_ort_ops.so
 
 
 def session_options(threads: int | None = None, profile_prefix: str | None = None,
@@ -53,32 +54,51 @@ class OnnxRuntimeBackend(Backend):
         self.path = Path(path)
         if not self.path.is_file():
             raise AlgmExportError(f"{self.path}: no such file")
-        options = session_options(threads, profile_prefix, Path(custom_ops) if custom_ops else None)
+        self.custom_ops = Path(custom_ops) if custom_ops else None
+        self._settings = (threads, profile_prefix, providers or ["CPUExecutionProvider"])
+        self.session = self._new_session(None)
+        self.info = DeploymentInfo.from_metadata(str(self.path), self.session.get_modelmeta().custom_metadata_map)
+        self.name = name or self._default_name()
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        self._sessions = {tuple(self.info.outputs): self.session}
+
+    def _default_name(self) -> str:
+        """The backend's key in report.json: onnxruntime_algm_ops with our kernels, onnxruntime_fp32_trt_graph for
+        the FP32 graph with algm nodes (model.trt.onnx), else onnxruntime_<precision>."""
+        if self.custom_ops is not None:
+            return ORT_OPS_BACKEND
+        precision = self.info.precision.replace("-", "_")
+        if precision == "fp32" and _has_algm_nodes(self.path):
+            return "onnxruntime_fp32_trt_graph"
+        return f"onnxruntime_{precision}"
+
+    def _new_session(self, graph: onnx.ModelProto | None) -> ort.InferenceSession:
+        """A session of ``graph`` (None: the file as it is) with this backend's settings: threads, profiling,
+        providers and, with the custom-op library, the graph's model-local function bodies stripped."""
+        threads, profile_prefix, providers = self._settings
+        options = session_options(threads, profile_prefix, self.custom_ops)
+        if self.custom_ops is not None:
+            from ..export.graph_edits import strip_functions
+
+            graph = strip_functions(graph if graph is not None else onnx.load(self.path))
+        model = str(self.path) if graph is None else graph.SerializeToString()
         try:
-            self.session = ort.InferenceSession(_without_functions(self.path) if custom_ops else str(self.path),
-                                                options, providers=providers or ["CPUExecutionProvider"])
+            return ort.InferenceSession(model, options, providers=providers)
         except Exception as error:  # ORT raises its own InvalidProtobuf/Fail/... types
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise AlgmExportError(f"{self.path}: ONNX Runtime cannot load it as an ONNX model ({message[:160]})") \
                 from error
-        self.info = DeploymentInfo.from_metadata(str(self.path), self.session.get_modelmeta().custom_metadata_map)
-        self.name = name or f"onnxruntime_{self.info.precision.replace('-', '_')}"  # as in report.json
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [output.name for output in self.session.get_outputs()]
-        self._options = (threads, providers or ["CPUExecutionProvider"])
-        self._sessions = {tuple(self.info.outputs): self.session}
 
     def _session(self, outputs: tuple[str, ...]) -> ort.InferenceSession:
         """A session computing only ``outputs`` (+ merge bookkeeping): ONNX Runtime runs every node of a graph,
-        so a pruned copy is built (once) when fewer outputs than the graph's are asked for."""
+        so a pruned copy is built (once) when fewer outputs than the graph's are asked for, with the same
+        settings (custom-op library included: the pruned graph's algm nodes still run our kernels)."""
         if outputs not in self._sessions:
             from ..export.heads import keep_outputs
 
             kept = [n for n in self.output_names if n in outputs or n not in self.info.outputs]
-            pruned = keep_outputs(onnx.load(self.path), kept)
-            self._sessions[outputs] = ort.InferenceSession(pruned.SerializeToString(),
-                                                           session_options(self._options[0]),
-                                                           providers=self._options[1])
+            self._sessions[outputs] = self._new_session(keep_outputs(onnx.load(self.path), kept))
         return self._sessions[outputs]
 
     def _run(self, images: np.ndarray, outputs: tuple[str, ...]) -> Prediction:
@@ -88,15 +108,14 @@ class OnnxRuntimeBackend(Backend):
         return Prediction({name: results[name] for name in outputs}, results.get("token_counts"),
                           results.get("token_maps"))
 
-    def end_profiling(self) -> Path:
-        """Stop profiling and return the trace file (JSON)."""
-        return Path(self.session.end_profiling())
+    def end_profiling(self) -> list[Path]:
+        """Stop profiling and return the trace files (JSON) of every session run so far: the graph's own first,
+        then the pruned copies' (see :meth:`_session`)."""
+        return [Path(session.end_profiling()) for session in self._sessions.values()]
 
 
-def _without_functions(path: Path) -> bytes:
-    """The serialized graph at ``path`` without its model-local function bodies."""
-    import onnx
+def _has_algm_nodes(path: Path) -> bool:
+    """Whether the graph at ``path`` holds algm-domain nodes (the plugin graph) rather than standard ops only."""
+    from ..ops_contract import DOMAIN
 
-    from ..export.graph_edits import strip_functions
-
-    return strip_functions(onnx.load(path)).SerializeToString()
+    return any(node.domain == DOMAIN for node in onnx.load(path, load_external_data=False).graph.node)
