@@ -176,7 +176,7 @@ def test_trtexec_profile_share():
 
 def test_fixtures_are_small_and_complete():
     files = {path.name: path.stat().st_size for path in FIXTURES.iterdir()}
-    assert set(GRAPHS.values()) | {"inputs.npz", "expected.npz", "manifest.json"} <= set(files)
+    assert set(GRAPHS.values()) | {"inputs.npz", "expected.npz", "manifest.json", "functions.onnx"} <= set(files)
     assert sum(files.values()) < FIXTURE_LIMIT
     import onnx
 
@@ -220,3 +220,163 @@ def test_judge_passes_the_reference_and_fails_wrong_outputs():
         assert one_off["passed"] and not one_off["token_counts_equal"]
         shape = judge(key, labels[:2], counts, expected)
         assert not shape["passed"] and shape["failures"][0].startswith("shapes")
+
+
+def test_int64_size_variant_declares_int64_size_tensors(tmp_path):
+    import onnx
+
+    from gpu_check.engines import ONNX_INT64, int64_size_graph
+
+    path = int64_size_graph(FIXTURES / GRAPHS["fp16"], tmp_path / "size_int64.onnx")
+    model = onnx.load(path)
+    merges = [node for node in model.graph.node if node.op_type in ("LocalMerge", "GlobalMerge")]
+    types = {info.name: info.type.tensor_type.elem_type for info in model.graph.value_info}
+    assert len(merges) == 2
+    for node in merges:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes["size_dtype"] == ONNX_INT64
+        assert types[node.output[-1]] == onnx.TensorProto.INT64
+    original = onnx.load(FIXTURES / GRAPHS["fp16"])
+    assert len(original.graph.node) == len(model.graph.node)
+
+
+def test_plugin_share_by_inspector_type_or_by_name():
+    from gpu_check.engines import PROFILED_RUNS, plugin_share
+
+    times = {"algm/LocalMerge_0": 1.0 * PROFILED_RUNS, "gemm": 3.0 * PROFILED_RUNS, "custom": 1.0 * PROFILED_RUNS}
+    by_name = plugin_share(times, None)
+    assert by_name["plugin_share"] == 0.2 and by_name["classified_by"] == "layer name"
+    by_type = plugin_share(times, {"algm/LocalMerge_0", "custom"})
+    assert by_type["plugin_share"] == 0.4 and by_type["plugin_ms_per_run"] == 2.0
+    assert plugin_share({}, None)["plugin_share"] is None
+
+
+class FakeCuda:
+    """Host memory standing in for the device: what gpu_check.engines.Runner needs of Cuda."""
+
+    def __init__(self):
+        self.buffers: dict[int, object] = {}
+
+    def malloc(self, size):
+        import ctypes
+
+        buffer = ctypes.create_string_buffer(max(size, 1))
+        self.buffers[ctypes.addressof(buffer)] = buffer
+        return ctypes.addressof(buffer)
+
+    def free(self, pointer):
+        self.buffers.pop(pointer)
+
+    def copy(self, destination, source, size, kind):
+        import ctypes
+
+        ctypes.memmove(destination, source, size)
+
+    def stream(self):
+        return 0
+
+    def synchronize(self, stream):
+        pass
+
+    def time_ms(self, enqueue, stream, runs):
+        for _ in range(runs):
+            enqueue()
+        return [0.5] * runs
+
+
+def fake_tensorrt(outputs: dict[str, np.ndarray], host_outputs: set[str]):
+    """A stand-in for TensorRT's Python module whose engine writes ``outputs`` (rows of the batch it is given)
+    into the addresses it was handed, and reports two layer times to a profiler."""
+    import ctypes
+    import types
+
+    trt = types.SimpleNamespace()
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="input", OUTPUT="output")
+    trt.TensorLocation = types.SimpleNamespace(HOST="host", DEVICE="device")
+    trt.LayerInformationFormat = types.SimpleNamespace(JSON="json")
+    trt.nptype = lambda dtype: dtype
+    trt.IProfiler = type("IProfiler", (), {"__init__": lambda self: None})
+    names = ["images", *outputs]
+
+    class Context:
+        profiler = None
+
+        def __init__(self):
+            self.addresses, self.batch = {}, None
+
+        def set_input_shape(self, name, shape):
+            self.batch = shape[0]
+
+        def get_tensor_shape(self, name):
+            return (self.batch, *outputs[name].shape[1:])
+
+        def set_tensor_address(self, name, address):
+            self.addresses[name] = address
+
+        def execute_async_v3(self, stream):
+            for name, array in outputs.items():
+                rows = np.ascontiguousarray(array[: self.batch])
+                ctypes.memmove(self.addresses[name], rows.ctypes.data, rows.nbytes)
+            if self.profiler is not None:
+                self.profiler.report_layer_time("algm/LocalMerge_0", 0.25)
+                self.profiler.report_layer_time("gemm", 0.75)
+            return True
+
+    class Engine:
+        num_io_tensors = len(names)
+
+        def get_tensor_name(self, index):
+            return names[index]
+
+        def get_tensor_mode(self, name):
+            return "input" if name == "images" else "output"
+
+        def get_tensor_location(self, name):
+            return "host" if name in host_outputs else "device"
+
+        def get_tensor_dtype(self, name):
+            return outputs[name].dtype
+
+        def create_execution_context(self):
+            return Context()
+
+        def create_engine_inspector(self):
+            layers = {"Layers": [{"Name": "algm/LocalMerge_0", "LayerType": "PluginV3"}, {"Name": "gemm"}]}
+            return types.SimpleNamespace(get_engine_information=lambda fmt: json.dumps(layers))
+
+    trt.Runtime = lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda plan: Engine())
+    return trt
+
+
+@pytest.mark.parametrize("wrong", [False, True])
+def test_check_engine_runs_judges_times_and_profiles(monkeypatch, wrong):
+    from gpu_check import engines
+
+    expected = load_expected()
+    images, _ = load_inputs()
+    labels = expected["fp16.labels"].astype(np.int32)
+    outputs = {"labels": np.roll(labels, 1, axis=0) if wrong else labels,
+               "token_counts": expected["fp16.token_counts"].astype(np.int64),
+               "token_maps": expected["fp16.token_maps"].astype(np.int32)}
+    monkeypatch.setattr(engines, "build", lambda *args: (b"plan", 1.5))
+    trt = fake_tensorrt(outputs, host_outputs={"token_counts"})
+    result = engines.check_engine(trt, None, FakeCuda(), "fp16", FIXTURES / GRAPHS["fp16"], images, expected)
+    assert result["passed"] is (not wrong)
+    assert result["deterministic"] and result["token_counts_equal"]
+    assert result["latency_ms_batch"] == {"batch": 4, "median": 0.5, "min": 0.5, "runs": engines.TIMED_RUNS}
+    assert result["batch1_equals_batch4_row0"] == {"labels": 1.0, "token_counts": True}
+    assert result["plugin_layers_in_engine"] == ["algm/LocalMerge_0"]
+    assert result["profile"]["plugin_share"] == 0.25
+    assert result["token_counts_location"] == "host"
+
+
+def test_function_bodies_variant_reattaches_the_exported_bodies(tmp_path):
+    import onnx
+
+    from gpu_check.engines import with_function_bodies
+    from gpu_check.fixtures import FUNCTIONS
+
+    model = onnx.load(with_function_bodies(FIXTURES / GRAPHS["fp16"], FIXTURES / FUNCTIONS, tmp_path / "f.onnx"))
+    assert {"LocalMerge", "GlobalMerge", "Unmerge"} <= {function.name for function in model.functions}
+    assert "algm.impl" in {entry.domain for entry in model.opset_import}
+    assert len({entry.domain for entry in model.opset_import}) == len(model.opset_import)  # no duplicate imports

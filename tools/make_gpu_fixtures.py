@@ -11,6 +11,7 @@ Written:
 * ``model.fp16.onnx``: the FP16 plugin graph (what TensorRT 11 builds from), algm function bodies stripped
   as the package's engine builder strips them, so every algm node must resolve to a plugin;
 * ``model.fp16.int8.onnx``: the same with INT8 Q/DQ on the Linear MatMuls (calibrated on the bundled photos);
+* ``functions.onnx``: the algm nodes' function bodies alone (about 20 kB), to re-attach on the GPU side;
 * ``inputs.npz``: the four bundled photos resized to 256x256, uint8 ``[4, 256, 256, 3]``, plus mean/std;
 * ``expected.npz``: ONNX Runtime's outputs of both graphs (with their function bodies) on the normalized
   batch of four, and PyTorch FP32's labels and token counts;
@@ -40,7 +41,7 @@ from algm_export.export.onnx_export import export_graphs  # noqa: E402
 from algm_export.photos import SAMPLE_PHOTOS, sample_photo  # noqa: E402
 from algm_export.preprocess import resize_rgb  # noqa: E402
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
-from gpu_check.fixtures import FIXTURES, GRAPHS, normalize  # noqa: E402
+from gpu_check.fixtures import FIXTURES, FUNCTIONS, GRAPHS, normalize  # noqa: E402
 from sample_models import make_sample_segmenter  # noqa: E402
 
 PRESET = "micro"
@@ -53,6 +54,16 @@ def export(folder: Path) -> torch.nn.Module:
     export_graphs(model, folder, (IMAGE_SIZE, IMAGE_SIZE), fp16=True)
     write_int8_graphs(folder, Int8Settings(), fp16=True)
     return model
+
+
+def function_bodies(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The algm nodes' standard-op bodies of an exported graph (its model-local functions and their opset
+    imports) alone, so the GPU side can re-attach them and see whether TensorRT's parser prefers the plugins."""
+    bodies = onnx.ModelProto()
+    bodies.ir_version = model.ir_version
+    bodies.opset_import.extend(model.opset_import)
+    bodies.functions.extend(model.functions)
+    return bodies
 
 
 def expected_outputs(model: torch.nn.Module, folder: Path, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,6 +96,7 @@ def main() -> int:
         try:
             for name in GRAPHS.values():
                 onnx.save(strip_functions(onnx.load(folder / name)), staging / name)
+            onnx.save(function_bodies(onnx.load(folder / GRAPHS["fp16"])), staging / FUNCTIONS)
             np.savez_compressed(staging / "inputs.npz", photos=photos, mean=np.float32(mean), std=np.float32(std),
                                 names=np.array(SAMPLE_PHOTOS))
             np.savez_compressed(staging / "expected.npz", **arrays)

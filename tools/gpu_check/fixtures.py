@@ -12,6 +12,7 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # Fixture key -> graph file: the FP16 plugin graph and its INT8 Q/DQ version (made by tools/make_gpu_fixtures.py).
 GRAPHS = {"fp16": "model.fp16.onnx", "fp16_int8": "model.fp16.int8.onnx"}
+FUNCTIONS = "functions.onnx"  # the algm nodes' standard-op bodies (model-local functions) of the FP16 graph
 
 
 @dataclass(frozen=True)

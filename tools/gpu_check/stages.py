@@ -79,6 +79,7 @@ def engine_summary(report: dict) -> dict:
                         "token_counts_equal": engine.get("token_counts_equal"),
                         "latency_ms": engine.get("latency_ms_batch", {}).get("median"),
                         "plugin_share": profile.get("plugin_share"), "build_seconds": engine.get("build_seconds"),
+                        "plugin_layers": len(engine.get("plugin_layers_in_engine") or []),
                         "failures": engine.get("failures", [])[:3]}
     return summary
 
