@@ -380,3 +380,16 @@ def test_function_bodies_variant_reattaches_the_exported_bodies(tmp_path):
     assert {"LocalMerge", "GlobalMerge", "Unmerge"} <= {function.name for function in model.functions}
     assert "algm.impl" in {entry.domain for entry in model.opset_import}
     assert len({entry.domain for entry in model.opset_import}) == len(model.opset_import)  # no duplicate imports
+
+
+def test_package_shim_maps_calibration_like_setup_py(tmp_path):
+    from gpu_check.stages import package_shim, python_env
+
+    context = Context(out=tmp_path, build=tmp_path / "work", deadline=time.monotonic() + 60)
+    shim = package_shim(context)
+    env = {**os.environ, **python_env(shim)}
+    done = subprocess.run([sys.executable, "-c", "import algm_export.calibration.cache as c;"
+                           "print(c.__file__)"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(shim / "algm_export" / "calibration" / "cache.py")
+    assert Path(done.stdout.strip()).resolve() == ROOT / "calibration" / "cache.py"

@@ -23,12 +23,30 @@ PLUGIN_NAMES = ["LocalMerge", "GlobalMerge", "Unmerge"]
 TOOLS = REPO_ROOT / "tools"
 
 
-def python_env() -> dict:
-    """Environment for the helper processes: tools/ (gpu_check) and the repository (algm_export) importable."""
+def python_env(shim: Path | None = None) -> dict:
+    """Environment for the helper processes: tools/ (gpu_check) and the repository (algm_export) importable,
+    ``shim`` (see :func:`package_shim`) first when given."""
     import os
 
-    paths = [str(TOOLS), str(REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    paths = [str(p) for p in (shim, TOOLS, REPO_ROOT) if p] + \
+        ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
     return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
+
+
+def package_shim(context: Context) -> Path:
+    """A folder holding ``algm_export/`` as setup.py installs it without installing anything: links to every
+    entry of the repository's algm_export/ plus ``calibration`` -> the top-level calibration/ (a checkout that
+    travels has no algm_export/calibration link; setup.py maps that package)."""
+    shim = context.build / "python"
+    package = shim / "algm_export"
+    if shim.exists():
+        shutil.rmtree(shim)
+    package.mkdir(parents=True)
+    for entry in (REPO_ROOT / "algm_export").iterdir():
+        if entry.name not in ("calibration", "__pycache__"):
+            (package / entry.name).symlink_to(entry)
+    (package / "calibration").symlink_to(REPO_ROOT / "calibration")
+    return shim
 
 
 def tensorrt_prerequisites(context: Context) -> None:
@@ -161,8 +179,9 @@ def tensorrt_stage(context: Context) -> dict:
     return figures
 
 
-def pipeline_prerequisites(context: Context) -> Path:
-    """The plugin library when algm-export can run end to end here; else StageSkipped listing what is missing."""
+def pipeline_prerequisites(context: Context) -> tuple[Path, dict]:
+    """The plugin library and the environment algm-export runs in, when it can run end to end here; else
+    StageSkipped listing what is missing."""
     missing = missing_gpu(context)
     probe = context.facts.get("python_probe", {})
     if not probe.get("torch"):
@@ -175,11 +194,12 @@ def pipeline_prerequisites(context: Context) -> Path:
     if not library or not Path(library).is_file():
         missing.append("no plugin library (the tensorrt stage did not build it)")
     skip_if_missing(missing)
+    env = python_env(package_shim(context))
     command = context.run([sys.executable, "-c", "import algm_export.cli, algm_export.bench, algm_export.pipeline"],
-                          60, env=python_env())
+                          60, env=env)
     if command.returncode != 0:
         raise StageSkipped(f"algm_export's dependencies are not all installed: {command.tail(1)}")
-    return Path(library)
+    return Path(library), env
 
 
 def parity_statuses(report: dict) -> dict:
@@ -193,18 +213,18 @@ def parity_statuses(report: dict) -> dict:
 def pipeline_stage(context: Context) -> dict:
     """Stage 4: the micro sample checkpoint through algm-export export (FP16 + INT8) -> engine build -> verify,
     then the bench with its GPU rows."""
-    library = pipeline_prerequisites(context)
+    library, env = pipeline_prerequisites(context)
     folder = context.build / "pipeline"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     checkpoint = folder / "micro"
     context.require(context.run([sys.executable, REPO_ROOT / "samples" / "make_sample_checkpoint.py", checkpoint,
-                                 "--preset", "micro", "--image-size", "256"], CHECKPOINT_LIMIT, env=python_env()),
+                                 "--preset", "micro", "--image-size", "256"], CHECKPOINT_LIMIT, env=env),
                     "making the micro sample checkpoint")
     export = context.run([sys.executable, "-m", "algm_export", checkpoint / "checkpoint.pth", "-o", folder / "out",
                           "--fp16", "--int8", "--plugin-lib", library, "--batch", "1,4,8"], EXPORT_LIMIT,
-                         env=python_env())
+                         env=env)
     figures = {"export_seconds": round(export.seconds, 1), "export_exit": export.returncode}
     report_path = folder / "out" / "report.json"
     if report_path.is_file():
@@ -216,7 +236,7 @@ def pipeline_stage(context: Context) -> dict:
     context.require(export, "algm-export export/build/verify", figures)
     bench = context.run([sys.executable, "-m", "algm_export", "bench", checkpoint / "checkpoint.pth", "-o",
                          folder / "bench", "--batches", "1,8", "--runs", "10", "--warmup", "3", "--fp16",
-                         "--plugin-lib", library, "--frames", "0"], BENCH_LIMIT, env=python_env())
+                         "--plugin-lib", library, "--frames", "0"], BENCH_LIMIT, env=env)
     bench_report = folder / "bench" / "report.json"
     if bench_report.is_file():
         speed = json.loads(bench_report.read_text()).get("speed", {})
