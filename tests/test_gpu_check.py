@@ -156,7 +156,8 @@ def test_bad_budget_is_a_usage_error(tmp_path):
 
 
 def test_cuda_check_output_parsed():
-    output = ("GPU: NVIDIA H200 (sm_90)\n\nok   local_merge  photo-like B1 32x32 C192 fp32 min   T'=641 (int64 = int32)\n"
+    output = ("GPU: NVIDIA H200 (sm_90)\n\n"
+              "ok   local_merge  photo-like B1 32x32 C192 fp32 min   T'=641 (int64 = int32)\n"
               "FAIL global_merge random T64 fp16 min               token maps differ\n\n"
               "median of 20 runs (ms), grid 32x32, window 2x2, threshold 0.88, GBM layer 5\n"
               "dtype     B     C | local_merge      T' | global_merge     T' | unmerge \n"

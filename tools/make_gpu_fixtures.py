@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write tools/gpu_check/fixtures/: the small graphs and expected outputs that tools/gpu_check.sh takes to a GPU machine.
+"""Write tools/gpu_check/fixtures/: the small graphs and expected outputs tools/gpu_check.sh takes to a GPU machine.
 
     PYTHONPATH=. python tools/make_gpu_fixtures.py [--out tools/gpu_check/fixtures]
 
@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "samples"), str(ROOT / "tools")]
 
-from algm_export.artifacts import FP16_GRAPH, FP16_INT8_GRAPH, LABELS, SCORES  # noqa: E402
+from algm_export.artifacts import LABELS, SCORES  # noqa: E402
 from algm_export.calibration.int8 import Int8Settings, write_int8_graphs  # noqa: E402
 from algm_export.export.graph_edits import strip_functions  # noqa: E402
 from algm_export.export.onnx_export import export_graphs  # noqa: E402

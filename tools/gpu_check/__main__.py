@@ -107,7 +107,8 @@ def headline(result: StageResult) -> str:
                 f"{figures.get('tensorrt_header_version') or '-'}, python TensorRT "
                 f"{figures.get('python_probe', {}).get('tensorrt') or '-'}")
     if result.name == "cuda_kernels":
-        return f"{figures.get('comparisons')} comparisons, {figures.get('mismatches')} mismatches on {figures.get('gpu')}"
+        return (f"{figures.get('comparisons')} comparisons, {figures.get('mismatches')} mismatches on "
+                f"{figures.get('gpu')}")
     if result.name == "tensorrt":
         engines = figures.get("engines", {})
         return "; ".join(f"{key}: labels >= {engine.get('min_label_agreement')}, {engine.get('latency_ms')} ms, "

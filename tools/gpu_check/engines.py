@@ -12,8 +12,8 @@ library must have registered itself. It prints one JSON line: the algm creators 
 
 ``engines`` builds an engine from each fixture graph (FP16; FP16 Q/DQ, i.e. INT8; and, when the onnx package
 is there, the FP16 graph with INT64 size tensors and the FP16 graph with the algm function bodies attached,
-whose engine shows whether the parser took the plugins: ``plugin_layers_in_engine``), round-trips it through serialization, runs the batch of
-four photos, judges labels and token counts against ONNX Runtime's stored outputs
+whose engine shows whether the parser took the plugins: ``plugin_layers_in_engine``), round-trips it through
+serialization, runs the batch of four photos, judges labels and token counts against ONNX Runtime's stored outputs
 (:func:`gpu_check.fixtures.judge`), times the engine with CUDA events and measures the plugins' share of the
 engine time with TensorRT's layer profiler. It writes one JSON file.
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -123,8 +124,6 @@ def python_facts(context: Context) -> dict:
     command = context.run([sys.executable, "-c", PYTHON_PROBE], PYTHON_PROBE_LIMIT)
     for line in command.output.splitlines():
         if line.startswith("FACTS "):
-            import json
-
             return json.loads(line[len("FACTS "):])
     return {"probe_error": "timed out" if command.timed_out else command.tail()}
 

@@ -45,7 +45,8 @@ def configure(context: Context) -> Path:
         args += ["-G", "Ninja"]
     if context.facts.get("tensorrt_headers"):
         args.append(f"-DTensorRT_INCLUDE_DIR={context.facts['tensorrt_headers']}")
-    libraries = [lib for lib in context.facts.get("nvinfer_libraries", []) if re.search(r"libnvinfer\.so(\.\d+)?$", lib)]
+    libraries = [lib for lib in context.facts.get("nvinfer_libraries", [])
+                 if re.search(r"libnvinfer\.so(\.\d+)*$", lib)]
     if libraries:
         args.append(f"-DALGM_NVINFER_LIBRARY={libraries[0]}")
     if folder.exists():

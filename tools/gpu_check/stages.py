@@ -4,6 +4,7 @@ Standard library only; the TensorRT work runs in child processes (gpu_check.engi
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -26,8 +27,6 @@ TOOLS = REPO_ROOT / "tools"
 def python_env(shim: Path | None = None) -> dict:
     """Environment for the helper processes: tools/ (gpu_check) and the repository (algm_export) importable,
     ``shim`` (see :func:`package_shim`) first when given."""
-    import os
-
     paths = [str(p) for p in (shim, TOOLS, REPO_ROOT) if p] + \
         ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
     return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1"}
