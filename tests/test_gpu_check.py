@@ -394,3 +394,20 @@ def test_package_shim_maps_calibration_like_setup_py(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(shim / "algm_export" / "calibration" / "cache.py")
     assert Path(done.stdout.strip()).resolve() == ROOT / "calibration" / "cache.py"
+
+
+@pytest.mark.parametrize("key", sorted(GRAPHS))
+def test_fixture_graphs_with_their_bodies_reproduce_the_stored_outputs(tmp_path, key):
+    """The stored outputs belong to the stored graphs: ONNX Runtime, run here on the graph with its function
+    bodies re-attached, passes the same judgement an engine must pass (the gates, not equality: this CPU's
+    SIMD path may differ from the one that wrote them)."""
+    from gpu_check.engines import with_function_bodies
+    from gpu_check.fixtures import FUNCTIONS
+
+    from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    graph = with_function_bodies(FIXTURES / GRAPHS[key], FIXTURES / FUNCTIONS, tmp_path / "graph.onnx")
+    images, _ = load_inputs()
+    prediction = OnnxRuntimeBackend(graph).run(images, ("labels",))
+    verdict = judge(key, prediction.outputs["labels"], prediction.token_counts, load_expected())
+    assert verdict["passed"], verdict["failures"]
