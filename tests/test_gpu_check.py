@@ -411,3 +411,23 @@ def test_fixture_graphs_with_their_bodies_reproduce_the_stored_outputs(tmp_path,
     prediction = OnnxRuntimeBackend(graph).run(images, ("labels",))
     verdict = judge(key, prediction.outputs["labels"], prediction.token_counts, load_expected())
     assert verdict["passed"], verdict["failures"]
+
+
+@pytest.mark.slow
+def test_cuda_stage_builds_and_runs_the_check_for_the_reported_card(tmp_path):
+    """With nvcc here and an nvidia-smi reporting an H200 (compute capability 9.0): CMake's native detection
+    finds no GPU, so the stage names sm_90 itself, builds algm_cuda_check and runs it, which finds no GPU
+    and exits 77: a skip with the tool's own reason (a minute or more of nvcc on 2 cores)."""
+    import shutil
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc not found")
+    if Path("/dev/nvidia0").exists():
+        pytest.skip("a real GPU is present: CMake would detect it and the check would really run")
+    fakes = fake_bin(tmp_path / "bin", gpu=True, nvcc_works=True)
+    done, summary = run_script(tmp_path, f"{fakes}:{os.environ['PATH']}")
+    stage = summary["stages"]["cuda_kernels"]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert stage["status"] == "skipped" and stage["reason"].startswith("algm_cuda_check found no usable GPU")
+    assert stage["figures"]["architectures"].startswith("90-real")
+    assert (tmp_path / "work" / "plugins" / "core" / "algm_cuda_check").is_file()

@@ -77,7 +77,7 @@ def run_stage(context: Context, stage: Stage) -> StageResult:
         figures = stage.run(context)
         result = StageResult(stage.name, "passed", "", 0.0, figures)
     except StageSkipped as skipped:
-        result = StageResult(stage.name, "skipped", str(skipped), 0.0)
+        result = StageResult(stage.name, "skipped", str(skipped), 0.0, skipped.figures)
     except StageFailed as failed:
         result = StageResult(stage.name, "failed", str(failed), 0.0, failed.figures)
     except Exception as error:  # noqa: BLE001 - a crash of the check is that stage's failure, recorded

@@ -14,7 +14,11 @@ TAIL_LINES = 20  # lines of a failed command's output quoted in a reason or the 
 
 
 class StageSkipped(Exception):
-    """A stage cannot run here; ``str()`` is the reason (one line)."""
+    """A stage cannot run here; ``str()`` is the reason (one line), ``figures`` what it measured before."""
+
+    def __init__(self, reason: str, figures: dict | None = None):
+        super().__init__(reason)
+        self.figures = figures or {}
 
 
 class StageFailed(Exception):
@@ -43,8 +47,12 @@ class Command:
         """The first ``lines`` output lines that mention an error (CMake, compilers and TensorRT say "error"),
         else the last ``lines`` non-empty ones, joined with ' | '."""
         kept = [line.strip() for line in self.output.splitlines() if line.strip()]
-        errors = [line for line in kept if "error" in line.lower() and not line.startswith("See also")]
-        return " | ".join(errors[:lines] if errors else kept[-lines:])[:600]
+        errors = [i for i, line in enumerate(kept) if "error" in line.lower() and not line.startswith("See also")]
+        if not errors:
+            return " | ".join(kept[-lines:])[:600]
+        # An error line and the one after it (CMake and compilers put the explanation on the next line).
+        quoted = [" ".join(kept[i:i + 2]) for i in errors[:lines]]
+        return " | ".join(quoted)[:600]
 
 
 @dataclass

@@ -51,7 +51,18 @@ def configure(context: Context) -> Path:
         args.append(f"-DALGM_NVINFER_LIBRARY={libraries[0]}")
     if folder.exists():
         shutil.rmtree(folder)  # a cache from another machine or toolkit would mislead CMake
-    command = context.require(context.run(args, CONFIGURE_LIMIT), "cmake configure of plugins/")
+    command = context.run(args, CONFIGURE_LIMIT)
+    capability = str(context.facts.get("compute_capability", "")).replace(".", "")
+    if command.returncode != 0 and "no GPU was detected" in command.output and capability.isdigit():
+        # CMake's own GPU detection failed where nvidia-smi saw the card: name its architecture instead.
+        context.facts["cuda_architectures"] = f"{capability}-real (CMake's native detection found no GPU)"
+        shutil.rmtree(folder, ignore_errors=True)
+        args = [f"-DCMAKE_CUDA_ARCHITECTURES={capability}-real" if str(a).startswith("-DCMAKE_CUDA_ARCHITECTURES")
+                else a for a in args]
+        command = context.run(args, CONFIGURE_LIMIT)
+    else:
+        context.facts["cuda_architectures"] = "native"
+    context.require(command, "cmake configure of plugins/")
     context.facts["cmake_configure"] = [line[3:].strip() for line in command.output.splitlines()
                                         if line.startswith("-- algm")]
     context.built["plugins"] = folder
@@ -89,15 +100,16 @@ def cuda_kernels(context: Context) -> dict:
     tool = context.built["plugins"] / "core" / "algm_cuda_check"
     command = context.run([tool, str(CUDA_CHECK_TIMED_RUNS)], CUDA_CHECK_LIMIT)
     (context.out / "cuda_check.txt").write_text(command.output)
-    figures = {"build_seconds": seconds, "run_seconds": round(command.seconds, 1), **parse_cuda_check(command.output)}
+    figures = {"architectures": context.facts.get("cuda_architectures"), "build_seconds": seconds,
+               "run_seconds": round(command.seconds, 1), **parse_cuda_check(command.output)}
     if command.returncode == CUDA_CHECK_SKIPPED:
-        raise StageSkipped(f"algm_cuda_check found no usable GPU: {command.tail(1)}")
+        raise StageSkipped(f"algm_cuda_check found no usable GPU: {command.tail(1)}", figures)
     if command.timed_out:
-        raise StageFailed(f"algm_cuda_check timed out after {command.seconds:.0f} s")
+        raise StageFailed(f"algm_cuda_check timed out after {command.seconds:.0f} s", figures)
     if command.returncode != 0 or figures["mismatches"] or not figures["comparisons"]:
         detail = "; ".join(figures["first_mismatches"]) or command.tail()
         raise StageFailed(f"algm_cuda_check exit {command.returncode}, {figures['mismatches']} mismatches "
-                          f"of {figures['comparisons']}: {detail}")
+                          f"of {figures['comparisons']}: {detail}", figures)
     context.built["cuda_kernels"] = True
     return figures
 
