@@ -431,3 +431,14 @@ def test_cuda_stage_builds_and_runs_the_check_for_the_reported_card(tmp_path):
     assert stage["status"] == "skipped" and stage["reason"].startswith("algm_cuda_check found no usable GPU")
     assert stage["figures"]["architectures"].startswith("90-real")
     assert (tmp_path / "work" / "plugins" / "core" / "algm_cuda_check").is_file()
+
+
+def test_stages_option_runs_only_the_selected_ones(tmp_path):
+    done, summary = run_script(tmp_path, None, "--stages", "machine")
+    assert done.returncode == 0, done.stderr
+    check_shape(summary)
+    assert summary["stages"]["machine"]["status"] == "passed"
+    assert all(summary["stages"][name]["reason"] == "not selected (--stages)" for name in STAGES[1:])
+    bad = subprocess.run([str(SCRIPT), "--stages", "machine,gpu", "--out", str(tmp_path / "bad")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown stage gpu" in bad.stderr and not (tmp_path / "bad").exists()

@@ -1,6 +1,7 @@
 """tools/gpu_check.sh's driver: everything only a GPU can show, in one bounded run.
 
-    tools/gpu_check.sh [--budget SECONDS] [--out DIR]          (= PYTHONPATH=tools python3 -m gpu_check ...)
+    tools/gpu_check.sh [--budget SECONDS] [--out DIR] [--work DIR] [--stages LIST]
+                                            (= PYTHONPATH=tools python3 -m gpu_check ...)
 
 Stages, in order, each bounded in time (the whole run by --budget, default 450 s):
 
@@ -64,6 +65,7 @@ STAGES = (
     Stage("tensorrt", "TensorRT plugins, loaders, fixture engines vs ONNX Runtime", tensorrt_stage, 60),
     Stage("pipeline", "algm-export export -> build -> verify -> bench", pipeline_stage, 90),
 )
+NAMES = tuple(stage.name for stage in STAGES)
 
 
 def run_stage(context: Context, stage: Stage) -> StageResult:
@@ -148,8 +150,10 @@ def output_folder(explicit: Path | None) -> Path:
     return REPO_ROOT / "build" / "gpu_check" / "out"
 
 
-def run(out: Path, budget: float, stages: tuple[Stage, ...] = STAGES, build: Path | None = None) -> int:
-    """Run ``stages`` within ``budget`` seconds, writing the summary into ``out``; the exit code."""
+def run(out: Path, budget: float, stages: tuple[Stage, ...] = STAGES, build: Path | None = None,
+        selected: set[str] | None = None) -> int:
+    """Run ``stages`` (those in ``selected`` when given; the others are recorded as skipped) within ``budget``
+    seconds, writing the summary into ``out``; the exit code."""
     started = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.log").write_text("")
@@ -158,7 +162,10 @@ def run(out: Path, budget: float, stages: tuple[Stage, ...] = STAGES, build: Pat
     context = Context(out=out, build=build, deadline=started + budget, budget=budget)
     results: list[StageResult] = []
     for stage in stages:
-        result = run_stage(context, stage)
+        if selected is not None and stage.name not in selected:
+            result = StageResult(stage.name, "skipped", "not selected (--stages)", 0.0)
+        else:
+            result = run_stage(context, stage)
         results.append(result)
         context.results[stage.name] = result
         write_summary(context, results, started, finished=False)
@@ -177,10 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: $OUT, else build/gpu_check/out)")
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "gpu_check",
                         help="build folder (default build/gpu_check)")
+    parser.add_argument("--stages", help=f"comma-separated stages to run (default all: {','.join(NAMES)}); "
+                        "a stage needs those before it (tensorrt needs cuda_kernels, every stage needs machine)")
     args = parser.parse_args(argv)
     if args.budget <= 0:
         parser.error("--budget must be positive")
-    return run(output_folder(args.out), args.budget, build=args.work)
+    selected = None
+    if args.stages is not None:
+        selected = {name.strip() for name in args.stages.split(",") if name.strip()}
+        unknown = sorted(selected - set(NAMES))
+        if unknown or not selected:
+            parser.error(f"--stages: unknown stage {', '.join(unknown) or '(none given)'} (known: {', '.join(NAMES)})")
+    return run(output_folder(args.out), args.budget, build=args.work, selected=selected)
 
 
 if __name__ == "__main__":
