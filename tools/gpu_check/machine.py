@@ -62,10 +62,11 @@ def header_version(path: Path) -> str | None:
 
 
 def nvinfer_libraries(python_libs: str | None) -> list[str]:
-    """Every libnvinfer.so* found: TensorRT roots' lib/, the system folders, the ``tensorrt_libs`` wheel."""
-    folders = [root / sub for root in candidate_roots() for sub in ("lib", "lib64")] + list(LIBRARY_FOLDERS)
-    if python_libs:
-        folders.append(Path(python_libs))
+    """Every libnvinfer.so* found: the ``tensorrt_libs`` wheel's first (the copy TensorRT's Python package loads,
+    so that the self-registering plugin library registers into the registry that process uses), then TensorRT
+    roots' lib/ and the system folders."""
+    folders = [Path(python_libs)] if python_libs else []
+    folders += [root / sub for root in candidate_roots() for sub in ("lib", "lib64")] + list(LIBRARY_FOLDERS)
     found = []
     for folder in folders:
         found += sorted(glob.glob(str(folder / "libnvinfer.so*")))
