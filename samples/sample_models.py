@@ -33,6 +33,8 @@ FIT_LEARNING_RATE = 3e-3
 PRESETS: dict[str, dict] = {
     "tiny": dict(backbone="vit_tiny_patch16_384", d_model=192, n_heads=3, n_layers=12, d_ff=768),
     "small": dict(backbone="vit_small_patch16_384", d_model=384, n_heads=6, n_layers=12, d_ff=1536),
+    # A few hundred thousand parameters: graphs small enough to travel with the tree (tools/gpu_check/fixtures/).
+    "micro": dict(backbone="vit_micro_patch16_256", d_model=64, n_heads=2, n_layers=6, d_ff=256),
 }
 
 

@@ -1,6 +1,7 @@
 // algm_cuda_check [runs]: compares every CUDA op with the CPU op, bit for bit (token counts, maps, sizes and
 // merged values: the scatter-mean sums in a fixed order on both, without atomics), twice per case (the CUDA
-// result must not change between runs), and prints median CUDA timings.
+// result must not change between runs), with both size-tensor dtypes (the kernels' int64 T' and its int32
+// narrowing, cuda::narrowCount, as the plugins' INT32 size tensors get it), and prints median CUDA timings.
 // Exit codes: 0 pass, 1 mismatch, 2 CUDA error, 77 no GPU (skipped).
 #include "check.h"
 
@@ -37,6 +38,10 @@ std::string difference(MergeOutput const& cpu, MergeOutput const& gpu, DataType 
     {
         return "token count " + std::to_string(gpu.numTokens) + " != CPU " + std::to_string(cpu.numTokens);
     }
+    if (gpu.narrowed != gpu.numTokens)
+    {
+        return "INT32 size tensor " + std::to_string(gpu.narrowed) + " != INT64 " + std::to_string(gpu.numTokens);
+    }
     if (cpu.map != gpu.map)
     {
         return "token maps differ";
@@ -63,7 +68,7 @@ class Report
 public:
     void merge(char const* op, std::string const& name, MergeOutput const& cpu, MergeOutput const& gpu, DataType dtype)
     {
-        record(op, name, difference(cpu, gpu, dtype), "T'=" + std::to_string(gpu.numTokens));
+        record(op, name, difference(cpu, gpu, dtype), "T'=" + std::to_string(gpu.numTokens) + " (int64 = int32)");
     }
 
     void unmerge(std::string const& name, std::vector<uint8_t> const& cpu, std::vector<uint8_t> const& gpu)
@@ -108,7 +113,11 @@ void checkAll(Report& report)
             report.merge("global_merge", global.name, cpu, runCuda(global, 0, &unused), global.tokens.dtype);
         }
         UnmergeInput const spread = unmergeCase(global, cpu);
-        report.unmerge(spread.name, runCpu(spread), runCuda(spread, 0, &unused));
+        std::vector<uint8_t> const cpuSpread = runCpu(spread);
+        for (int run = 0; run < 2; ++run)
+        {
+            report.unmerge(spread.name, cpuSpread, runCuda(spread, 0, &unused));
+        }
     }
 }
 

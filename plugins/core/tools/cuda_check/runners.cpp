@@ -77,10 +77,16 @@ struct MergeBuffers
     {
     }
 
+    // The outputs trimmed to T', and T' narrowed to int32 on the device as the plugins do for INT32 size tensors.
     MergeOutput download(int32_t batch, int32_t channels, size_t elementSize, size_t mapEntries) const
     {
+        DeviceBuffer const narrowed(sizeof(int32_t));
+        checkCuda(cudaMemset(narrowed.as<void>(), 0xff, sizeof(int32_t)), "cudaMemset"); // -1 unless written
+        checkStatus(cuda::narrowCount(numTokens.as<int64_t>(), narrowed.as<int32_t>(), nullptr), "cuda::narrowCount");
+        checkCuda(cudaDeviceSynchronize(), "narrowCount");
         MergeOutput out;
         out.numTokens = numTokens.download<int64_t>(1)[0];
+        out.narrowed = narrowed.download<int32_t>(1)[0];
         out.merged = merged.download<uint8_t>(batch * out.numTokens * channels * elementSize);
         out.sizes = sizes.download<float>(batch * out.numTokens);
         out.map = map.download<int32_t>(mapEntries);
