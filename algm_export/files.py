@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import re
 import shutil
@@ -15,7 +16,8 @@ from typing import Callable, Iterable, Iterator
 
 from .errors import AlgmExportError
 
-MARKERS = ("report.json", "model.onnx")  # a folder holding one of them was written by algm-export
+MARKER = "algm-export.json"  # written last into every output set: the tool's identity and the files of the set
+TOOL = "algm-export"
 STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
 RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
 AT_FDCWD = -100
@@ -57,21 +59,51 @@ def _umask() -> int:
     return current
 
 
-def check_output_target(folder: Path) -> None:
-    """Refuse an output path that cannot become this run's folder: a missing parent, a file, or a folder
-    holding files algm-export did not write (it would be replaced as a whole)."""
+def check_output_target(folder: Path, carries_everything: bool = False) -> None:
+    """Refuse an output path that cannot become this run's folder: a missing parent, a file, or, for a run that
+    replaces the folder's set (``carries_everything`` False: export), a folder holding files algm-export did not
+    write (its marker lists what it wrote). Runs that carry every file over (verify, build, bench) accept any
+    folder: they delete nothing."""
     parent = folder.absolute().parent
     if not parent.is_dir():
         raise AlgmExportError(f"{folder}: the parent folder {parent} does not exist")
     if folder.exists() and not folder.is_dir():
         raise AlgmExportError(f"{folder}: output path exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not any((folder / name).is_file() for name in MARKERS):
-        raise AlgmExportError(f"{folder}: not empty and not an algm-export output folder (no "
-                              f"{' or '.join(MARKERS)}); choose a new or empty folder, it is replaced as a whole")
+    if folder.is_dir() and not carries_everything and any(folder.iterdir()):
+        listed = written_set(folder)
+        if listed is None:
+            raise AlgmExportError(f"{folder}: not empty and not an algm-export output folder (no {MARKER} written "
+                                  "by algm-export); choose a new or empty folder, it is replaced as a whole")
+        foreign = sorted(p.name for p in folder.iterdir() if p.name not in listed and p.name != MARKER)
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise AlgmExportError(f"{folder}: holds {foreign[0]}{more}, which algm-export did not write; move it "
+                                  "away or choose another folder (the folder is replaced as a whole)")
     try:  # a probe folder, removed at once: the parent must take the staging folder
         tempfile.TemporaryDirectory(dir=parent, prefix=f".{folder.name}.probe-").cleanup()
     except OSError as error:
         raise AlgmExportError(f"{folder}: cannot write to {parent} ({error.strerror or error})") from error
+
+
+def written_set(folder: Path) -> set[str] | None:
+    """The names of the files algm-export wrote into ``folder`` (its marker's list); None where the folder has no
+    marker written by algm-export (missing, unreadable, or another tool's file of that name)."""
+    try:
+        data = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("tool") != TOOL or not isinstance(data.get("files"), list):
+        return None
+    return {name for name in data["files"] if isinstance(name, str)}
+
+
+def write_marker(folder: Path) -> None:
+    """Write the marker listing every entry of ``folder`` (the set just built), atomically."""
+    from . import __version__
+
+    names = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+    text = json.dumps({"tool": TOOL, "version": __version__, "files": names}, indent=1) + "\n"
+    write_atomically(folder / MARKER, lambda path: path.write_text(text))
 
 
 def _process_alive(pid: int) -> bool:
@@ -139,7 +171,7 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
     contents. ``keep``: names carried over from the previous contents first (e.g. the TensorRT timing
     cache); None carries everything over (commands that add to an export: verify, build, bench).
     Yields the staging folder to write to. A full disk or an unwritable parent becomes an AlgmExportError."""
-    check_output_target(folder)
+    check_output_target(folder, carries_everything=keep is None)
     remove_stale_staging(folder)
     staging = folder.absolute().parent / f".{folder.name}.algm-export-{os.getpid()}.staging"
     try:
@@ -148,6 +180,7 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
             staging.mkdir()
             _carry_over(folder, staging, keep)
             yield staging
+            write_marker(staging)
             with _signals_blocked():
                 _swap_in(staging, folder)
         except OSError as error:

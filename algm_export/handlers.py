@@ -163,7 +163,7 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
     graph = args.output / PORTABLE_GRAPH
     if not graph.is_file():
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
-    check_output_target(args.output)
+    check_output_target(args.output, carries_everything=True)
     model = load_model(args)
     graphs = [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH, INT8_GRAPH, FP16_INT8_GRAPH]
     size = check_graphs(args.output, graphs, model, args.image_size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -117,7 +118,16 @@ def test_interrupt_during_start_up_is_one_line_exit_130(tmp_path):
 
     process = subprocess.Popen([sys.executable, "-m", "algm_export", str(tmp_path / "x.pt")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    time.sleep(0.6)
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:  # until torch's library is being loaded
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the CLI ended before torch was imported"
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err

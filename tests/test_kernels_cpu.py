@@ -60,13 +60,14 @@ def assert_same_merge(ours, reference, atol=1e-5):
     np.testing.assert_array_equal(sizes, ref_sizes)
     assert merged.dtype == ref_merged.dtype
     if merged.dtype == np.float16:
-        assert_within_half_ulp(merged, ref_merged)
+        assert_within_one_fp16_ulp(merged, ref_merged)
     else:
         np.testing.assert_allclose(merged, ref_merged, rtol=0, atol=atol)
 
 
-def assert_within_half_ulp(actual: np.ndarray, expected: np.ndarray) -> None:
-    """Both round a float32 mean to FP16; the means differ in their last float32 bits at most."""
+def assert_within_one_fp16_ulp(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Both round a float32 mean to FP16; the two float32 means differ in their last bits (other summation
+    orders), which can put them on either side of an FP16 rounding boundary: at most one FP16 ulp apart."""
     ulp = np.spacing(np.maximum(np.abs(actual), np.abs(expected))).astype(np.float32)
     difference = np.abs(actual.astype(np.float32) - expected.astype(np.float32))
     assert np.all(difference <= ulp), f"max difference {difference.max()} exceeds one FP16 ulp"

@@ -88,8 +88,16 @@ def test_algm_nodes_run_our_kernels_not_the_function_bodies(ort_ops, graphs_fold
     assert len(distinct) == (len(images) if rule == "per-image" else 1)  # per image, the photos' counts differ
     assert (got.labels() == expected.labels()).mean() >= 0.9999
     assert np.abs(got.scores - expected.scores).max() <= 1e-4
-    # Without the library the stripped graph has nothing to run its algm nodes with: no silent fallback.
-    with pytest.raises(AlgmExportError, match="ONNX Runtime cannot load it"):
+    # The backend strips the function bodies, so without the library's kernels the graph cannot run at all:
+    # no silent fallback to the standard-op bodies.
+    import onnxruntime as ort
+
+    from algm_export.export.graph_edits import strip_functions
+
+    stripped = strip_functions(onnx.load(graph)).SerializeToString()
+    with pytest.raises(Exception, match="algm"):
+        ort.InferenceSession(stripped, providers=["CPUExecutionProvider"])
+    with pytest.raises(AlgmExportError, match="cannot load it as a custom-op library"):
         OnnxRuntimeBackend(graphs_folder / "model.trt.onnx", custom_ops=graphs_folder / "model.onnx")
 
 
@@ -137,8 +145,11 @@ def test_backend_names_follow_the_report(graphs_folder):
     assert OnnxRuntimeBackend(graphs_folder / "model.onnx").name == "onnxruntime_fp32"
 
 
-def test_ort_ops_on_a_checkpoint_is_one_line(ort_ops, research_checkpoint, tmp_path, capsys):
-    code = main(["predict", str(research_checkpoint), str(tmp_path), "--ort-ops", str(ort_ops), "-o",
+def test_ort_ops_on_a_checkpoint_is_one_line(ort_ops, research_checkpoint, photos, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(photos["coffee"][:64, :64]).save(tmp_path / "coffee.png")
+    code = main(["predict", str(research_checkpoint), str(tmp_path / "coffee.png"), "--ort-ops", str(ort_ops), "-o",
                  str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is not an ONNX graph" in err, err

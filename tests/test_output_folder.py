@@ -16,11 +16,16 @@ import pytest
 from PIL import Image
 
 from algm_export.cli import main
-from algm_export.files import remove_stale_staging, replaced_folder
+from algm_export.files import MARKER, remove_stale_staging, replaced_folder, write_marker
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """The set's files without algm-export's marker."""
+    return {name: data for name, data in snapshot(folder).items() if name != MARKER}
 
 
 @pytest.fixture()
@@ -93,6 +98,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_set(tmp_path):
     previous.mkdir()
     (previous / "report.json").write_text('{"old": 1}')
     (previous / "model.onnx").write_bytes(b"old graph")
+    write_marker(previous)
     before = snapshot(previous)
 
     def fill(path: Path) -> None:
@@ -133,17 +139,52 @@ def test_a_folder_with_other_files_is_not_replaced(research_checkpoint, tmp_path
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
 
+def test_file_names_alone_do_not_make_a_folder_ours(research_checkpoint, tmp_path, capsys):
+    """A user's folder holding a report.json of its own (and an algm-export.json of another tool) is refused,
+    by --dry-run too, and keeps every file."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.json").write_text('{"mine": true}')
+    (mine / "precious.txt").write_text("precious")
+    (mine / "astronaut.jpg").write_bytes(b"jpeg")
+    before = snapshot(mine)
+    for extra in ([], ["--dry-run"]):
+        code = main([str(research_checkpoint), "-o", str(mine), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and "not an algm-export output folder" in err and err.count("\n") == 1, err
+    (mine / MARKER).write_text('{"tool": "something-else", "files": ["precious.txt"]}')
+    before = snapshot(mine)
+    code = main([str(research_checkpoint), "-o", str(mine), "--dry-run"])
+    assert code == 2 and "not an algm-export output folder" in capsys.readouterr().err
+    assert snapshot(mine) == before
+
+
+def test_a_file_added_to_our_folder_is_never_deleted(tmp_path):
+    """The marker lists the set's files: a file the user put into an algm-export folder afterwards makes the
+    next run refuse the folder instead of deleting it."""
+    folder = tmp_path / "out"
+    with replaced_folder(folder) as staging:
+        (staging / "report.json").write_text("1")
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(Exception, match="holds notes.txt, which algm-export did not write") as raised:
+        with replaced_folder(folder) as staging:
+            (staging / "report.json").write_text("2")
+    assert type(raised.value).__name__ == "AlgmExportError"
+    assert contents(folder) == {"notes.txt": b"mine", "report.json": b"1"}
+
+
 def test_replaced_folder_swaps_whole_sets(tmp_path):
     folder = tmp_path / "out"
     with replaced_folder(folder) as staging:
         (staging / "report.json").write_text("1")
         (staging / "a").write_text("a")
+    assert '"files": [\n  "a",\n  "report.json"\n ]' in (folder / MARKER).read_text()
     with replaced_folder(folder, keep=["a"]) as staging:
         (staging / "report.json").write_text("2")
-    assert snapshot(folder) == {"a": b"a", "report.json": b"2"}
+    assert contents(folder) == {"a": b"a", "report.json": b"2"}
     with pytest.raises(KeyboardInterrupt):
         with replaced_folder(folder) as staging:
             (staging / "report.json").write_text("3")
             raise KeyboardInterrupt
-    assert snapshot(folder) == {"a": b"a", "report.json": b"2"}
+    assert contents(folder) == {"a": b"a", "report.json": b"2"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -82,19 +82,22 @@ def model_with(model, **settings):
 
 
 @pytest.mark.parametrize("settings", [pytest.param({"threshold": 0.885}, marks=pytest.mark.slow),
-                                      pytest.param({"threshold": 0.87}, marks=pytest.mark.slow), {"window": (1, 2)},
+                                      {"threshold": 0.87}, {"window": (1, 2)},
                                       pytest.param({"layers": (1, 6)}, marks=pytest.mark.slow),
-                                      pytest.param({"layers": (2, 5)}, marks=pytest.mark.slow)])
+                                      {"layers": (2, 5)}])
 def test_other_merge_settings_fail_with_margin(tiny_model, photo_reference, settings):
     """A model with other ALGM settings (what a graph exported with them computes) fails under the FP16
-    criterion too, the loosest, by a margin of at least 3x eps."""
+    criterion too, the loosest: its maps are not valid merges of this model's layout, or its decisions need
+    at least 3x eps. (One case of each kind runs by default; the others under -m slow.)"""
     backend = TorchBackend(model_with(tiny_model, **settings), SIZE, "other settings")
     entry = compare(photo_reference, backend, "fp16", "-")
     assert not entry["passed"], settings
     assert failures({**entry, "criteria": CRITERIA["fp32"]}), "FP32's criteria are stricter in every respect"
-    margin = entry["required_epsilon"]
-    assert margin is None or margin > 3 * CRITERIA["fp16"]["decision_epsilon"] or any(
-        "not valid merges" in f for f in entry["failures"]), entry["failures"]
+    malformed = [f for f in entry["failures"] if "not valid merges" in f]
+    if entry["required_epsilon"] is None:  # no case could be measured: each one's maps were malformed
+        assert malformed and len(malformed) == len(entry["cases"]), entry["failures"]
+    else:
+        assert entry["required_epsilon"] > 3 * CRITERIA["fp16"]["decision_epsilon"], entry["failures"]
 
 
 def test_perturbed_weight_matrix_fails(pipeline_run, photo_reference, tmp_path):
@@ -171,15 +174,23 @@ def test_decisions_read_back_from_maps(tiny_model, photo_reference):
         clap_ranks(maps[:, 0], (32, 32), (2, 2), shared_r=True)
 
 
-def test_each_image_of_a_batch_gives_its_batch1_result(tiny_model, photo_reference):
-    entry = compare(photo_reference, TorchBackend(tiny_model, SIZE), "fp32", "-")
+def test_each_image_of_a_batch_gives_its_batch1_result(pipeline_run, photo_reference):
+    """Criterion 4 on the exported FP32 graph: each image of the mixed batch against the graph's own batch-1
+    result (criteria 1-3 against PyTorch are judged in the same entry)."""
+    entry = compare(photo_reference, OnnxRuntimeBackend(pipeline_run[2] / "model.onnx"), "fp32", "model.onnx")
     assert entry["passed"], entry["failures"]
+    assert entry["batch_independence_judged"]
     images = entry["batch_independence"]
     assert [i["image"] for i in images] == ["astronaut", "white"]
-    astronaut, white = images
-    assert astronaut["same_decisions"] and astronaut["max_abs_logit"] <= 1e-4 and astronaut["label_agreement"] == 1
-    # the white image's windows and A tokens all tie: its decisions may differ by float rounding, within eps
-    assert white["same_decisions"] or white["required_epsilon"] <= CRITERIA["fp32"]["decision_epsilon"] / 3
+    fp32 = CRITERIA["fp32"]
+    for image in images:
+        # A batch runs other kernels than batch 1 (summation order, SIMD width), so where scores tie within
+        # rounding (the white image's windows all do) decisions may differ, within eps; with the same decisions
+        # the logits differ by rounding only, and labels may flip only on near-ties (the criterion's 0.9999).
+        assert image["same_decisions"] or image["required_epsilon"] <= fp32["decision_epsilon"] / 3, image
+        if image["same_decisions"]:
+            assert image["max_abs_logit"] <= fp32["batch_max_abs_logit"], image
+            assert image["label_agreement"] >= fp32["batch_label_agreement"], image
 
 
 def test_published_batch_rule_is_judged_on_its_own_batch(tiny_model, photo_reference):

@@ -70,8 +70,8 @@ def test_polygraphy_cli_confirms_parity(pipeline_run):
 
 
 def test_polygraphy_cli_catches_a_wrong_graph(pipeline_run, tmp_path):
-    """The printed polygraphy command fails on a graph whose logits are wrong (the classifier's weights
-    scaled, so labels change), run with the original inputs and PyTorch's outputs."""
+    """The printed polygraphy command fails on a graph whose logits are wrong (N(0, 0.05) noise added to its
+    largest weight matrix), run with the original inputs and PyTorch's outputs."""
     import onnx
 
     folder = pipeline_run[2]

@@ -36,11 +36,17 @@ def wide(photos, size):
                          ids=["512x1200-overlapping", "portrait", "tiny", "4K"])
 def test_matches_the_research_procedure(tiny_model, photos, size):
     image = wide(photos, size)
-    stride = 384 if size == (512, 1200) else 512  # every pixel of 512x1200 in two windows
+    # 512x1200 at stride 384: windows at columns 0, 384 and 688, so columns 384-511 and 688-895 lie in two
+    # windows (their logits are averaged); the other shapes fit one window per axis position.
+    stride = 384 if size == (512, 1200) else 512
     backend = TorchBackend(tiny_model, (512, 512))
     got = next(SlidingWindow(backend, WindowSettings(512, 512, stride), batch=1).segment([image]))
     expected = research_sliding_labels(tiny_model, image, 512, 512, stride)
     assert got.shape == size and got.dtype == np.int32
+    # Not bit-exact: the reference upsamples every class plane with torch, we upsample candidate classes per
+    # cell in numpy (runtime/sliding.py); the two round differently, so labels may differ where two classes'
+    # upsampled logits lie within rounding of each other (the untrained head has such pixels). 0.999 allows
+    # those near-ties, while a wrong window placement or averaging changes several percent (next tests).
     assert (got == expected).mean() >= 0.999
     assert len(np.unique(expected)) > 3
 

@@ -327,3 +327,22 @@ def test_loading_an_engine_imports_no_exporter():
             "or m.startswith(('algm_export.export', 'algm_export.trt.builder'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_sidecar_plugin_library_is_found_from_the_engine_folder(tmp_path, monkeypatch):
+    """A relative plugin_library in the sidecar is taken from the engine's folder, whatever the working directory
+    (the C++ sample reads it the same way); a recorded library that is gone is searched for instead."""
+    from algm_export.runtime.tensorrt_backend import recorded_plugin_library
+
+    engines = tmp_path / "deploy"
+    (engines / "lib").mkdir(parents=True)
+    library = engines / "lib" / "libalgm_plugins.so"
+    library.write_bytes(b"")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    engine = engines / "model.fp16.plan"
+    assert recorded_plugin_library(engine, "lib/libalgm_plugins.so") == library
+    assert recorded_plugin_library(engine, str(library)) == library
+    assert recorded_plugin_library(engine, "gone/libalgm_plugins.so") is None
+    assert recorded_plugin_library(engine, None) is None

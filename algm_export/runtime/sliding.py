@@ -23,6 +23,11 @@ from ..artifacts import LABELS, LOGITS, SCORES
 from .outputs import upsample
 
 LONG_SIDE_CAP = 4  # the long side is at most 4 x im_size (mmseg's (2048, 512) rescale)
+# Largest image the windows are cut from. Fitting a thin image's short side to the window undoes the cap above
+# (a 1x2000 image would become 512x1,048,576: 2048 windows, > 200 GB of logits); 16 MP is 64 windows of 512x512,
+# a 512x32768 strip, far above a 4K frame (910x512) or a panorama at the research size (512x3908 for 4000x512).
+MAX_RESIZED_PIXELS = 16 * 2**20
+MAX_BATCH = 64  # windows per model run: windows of consecutive images share batches, so memory grows with it
 CANDIDATES_PER_CELL = 2  # classes kept per patch-grid cell when averaging windows
 
 
@@ -40,6 +45,10 @@ def resized_size(size: tuple[int, int], settings: WindowSettings, window: tuple[
     if height < window[0] or width < window[1]:
         ratio = max(window[0] / height, window[1] / width)
         height, width = max(window[0], int(height * ratio)), max(window[1], int(width * ratio))
+    if height * width > MAX_RESIZED_PIXELS:
+        raise AlgmExportError(f"a {size[0]}x{size[1]} image (aspect ratio {max(size) / min(size):.0f}:1) would be "
+                              f"resized to {height}x{width} for the sliding window, above the "
+                              f"{MAX_RESIZED_PIXELS // 2**20} MP supported; crop or pad it")
     return height, width
 
 
@@ -166,8 +175,9 @@ class SlidingWindow:
     ``min``, r is shared inside each batch, as in the research code)."""
 
     def __init__(self, backend: Backend, settings: WindowSettings | None = None, batch: int = 4):
-        if batch < 1:
-            raise AlgmExportError(f"--batch must be >= 1, got {batch}")
+        if not 1 <= batch <= MAX_BATCH:
+            raise AlgmExportError(f"--batch must be in 1..{MAX_BATCH} (windows per run; memory grows with it), "
+                                  f"got {batch}")
         self.backend, self.batch = backend, batch
         self.settings = settings or backend.info.windows
         self.window = tuple(backend.info.image_size)

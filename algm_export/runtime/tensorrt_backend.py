@@ -47,7 +47,7 @@ class TensorRTBackend(Backend):
             recorded = sidecar.get("plugin_library")
         except (KeyError, TypeError) as error:
             raise AlgmExportError(f"{self.path}: damaged sidecar ({error!r} missing)") from error
-        library = plugin_library or (recorded if recorded and Path(recorded).is_file() else None)
+        library = plugin_library or recorded_plugin_library(self.path, recorded)
         try:
             load_plugin_library(tensorrt, find_plugin_library(library))
         except Unavailable as reason:
@@ -118,3 +118,12 @@ class TensorRTBackend(Backend):
                       for name in outputs}
         counts = host.get(TOKEN_COUNTS)
         return Prediction(deployment, counts.astype(np.int64) if counts is not None else None, host.get(TOKEN_MAPS))
+
+
+def recorded_plugin_library(engine: Path, recorded: str | None) -> Path | None:
+    """The sidecar's ``plugin_library`` where that file exists, a relative path taken from the engine's folder (as
+    the C++ sample does, so that an engine folder moved with its library keeps working); else None (searched)."""
+    if not recorded:
+        return None
+    library = Path(recorded) if Path(recorded).is_absolute() else engine.parent / recorded
+    return library if library.is_file() else None

@@ -57,13 +57,19 @@ def parity_table(parity: dict[str, dict]) -> str:
             rows.append([name, "-", "-", "-", "-", "-", "-", "skipped (the reason is above and in report.json)"])
             continue
         rows.append([
-            name, entry["graph"], _number(entry["max_abs_logit"], ".2e"), _number(entry[_judged_labels(entry)], ".5f"),
+            name, entry["graph"], _number(_float_difference(entry), ".2e"), _number(entry[_judged_labels(entry)], ".5f"),
             str(entry["token_count_difference"]), str(entry.get("decisions_differing", "-")),
             _number(entry.get("required_epsilon"), ".1e"),
             _verdict(entry),
         ])
     return format_table(["backend", "graph", "max|dlogit|", "labels", "dtokens", "decision diffs", "needs eps",
                          "result"], rows)
+
+
+def _float_difference(entry: dict) -> float | None:
+    """The largest logit difference, or None ("-") for a graph without float outputs (labels only)."""
+    has_floats = any(name in entry.get("outputs", ()) for name in ("scores", "logits"))
+    return entry["max_abs_logit"] if has_floats else None
 
 
 def _verdict(entry: dict) -> str:
