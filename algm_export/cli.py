@@ -169,7 +169,7 @@ def _parse(parser: Parser, argv: list[str]) -> argparse.Namespace:
     """``parser.parse_args``, with unknown options reported by the subcommand that was given them."""
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
-        prog = PROG if namespace.command == DEFAULT_COMMAND else f"{PROG} {namespace.command}"
+        prog = command_prog(namespace.command)
         raise UsageError(f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)")
     return namespace
 
@@ -194,11 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(number, handler)
 
 
+def command_prog(command: str) -> str:
+    """The prefix of a subcommand's messages, the same for usage and run-time errors: ``algm-export`` for the
+    default command, ``algm-export predict`` for the others."""
+    return PROG if command == DEFAULT_COMMAND else f"{PROG} {command}"
+
+
 def _run(argv: Sequence[str] | None, in_main_thread: bool) -> int:
-    verbose = False
+    verbose, prog = False, PROG
     try:
         args = parse_arguments(sys.argv[1:] if argv is None else argv)
-        verbose = args.verbose
+        verbose, prog = args.verbose, command_prog(args.command)
         handler = _handler(args.command)
         if in_main_thread:  # from here on files may be written: unwind through the cleanup code
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -210,18 +216,18 @@ def _run(argv: Sequence[str] | None, in_main_thread: bool) -> int:
     except AlgmExportError as error:
         if verbose:
             traceback.print_exc()
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Terminated:
-        print(f"{PROG}: terminated", file=sys.stderr)
+        print(f"{prog}: terminated", file=sys.stderr)
         return 143
     except Exception as error:  # noqa: BLE001 - last resort: one line unless --verbose
         if verbose:
             traceback.print_exc()
-        print(f"{PROG}: internal error: {type(error).__name__}: {error} (rerun with --verbose for details)",
+        print(f"{prog}: internal error: {type(error).__name__}: {error} (rerun with --verbose for details)",
               file=sys.stderr)
         return 1
 

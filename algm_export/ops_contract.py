@@ -13,6 +13,13 @@ DOMAIN: str = CONTRACT["domain"]
 PLUGIN_VERSION: str = CONTRACT["plugin_version"]
 PLUGIN_NAMESPACE: str = CONTRACT["plugin_namespace"]
 NORM_EPSILON: float = CONTRACT["norm_epsilon"]
+OP_NAMES: tuple[str, ...] = tuple(CONTRACT["ops"])  # also the TensorRT plugin names
+SIZES_OUTPUT = "merged_sizes"  # the merge ops' token sizes: float, kept in FP32 in the FP16 graph
+
+
+def output_index(op: str, name: str) -> int:
+    """The position of output ``name`` of ``op``."""
+    return CONTRACT["ops"][op]["outputs"].index(name)
 
 
 def attributes(op: str) -> dict[str, str]:

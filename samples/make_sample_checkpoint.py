@@ -7,7 +7,7 @@
 The folder receives checkpoint.pth (a dict with 'model') and variant.yml, exactly as the ALGM
 research code writes them: ViT/16 encoder, 2-block mask-transformer decoder, ADE20K's 150 classes,
 ALGM in blocks 1 and 5 (window 2x2, threshold 0.88). The encoder keeps its seeded random weights; the
-decoder is fitted for a few seconds to label each patch with the target colour nearest to it on the
+decoder is fitted in 100 optimizer steps to label each patch with the target colour nearest to it on the
 bundled photos (see samples/sample_models.py). The labels are not ADE20K semantics, but every stage of
 the pipeline runs on it, merges really happen, and label maps have trained-model-like margins.
 """
@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--dense", action="store_true", help="a checkpoint trained without ALGM")
     args = parser.parse_args()
-    print(f"making a ViT-{args.preset}/16 sample (random encoder, decoder fitted for a few seconds) ...", flush=True)
+    print(f"making a ViT-{args.preset}/16 sample (random encoder, decoder fitted in 100 optimizer steps) ...", flush=True)
     path = write_sample_checkpoint(args.folder, args.preset, args.image_size,
                                    None if args.dense else ALGMConfig(), args.seed)
     print(f"wrote {path} and {path.parent / 'variant.yml'}")

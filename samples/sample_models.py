@@ -1,7 +1,7 @@
 """Small sample Segmenters for demos and tests, made on the spot (nothing is downloaded). Not part of the
 package: samples/make_sample_checkpoint.py and the tests import it from this folder.
 
-The encoder keeps its random initialisation. The decoder is then fitted for a few seconds to a
+The encoder keeps its random initialisation. The decoder is then fitted in FIT_STEPS optimizer steps to a
 "posterize" task on the four bundled photos: each patch's label is the target colour (see
 :func:`target_colours`) nearest to its mean colour. That gives the label maps the peaked
 logits of a trained model (FP16 parity is judged on labels, and a purely random decoder has near-ties

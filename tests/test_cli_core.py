@@ -132,3 +132,12 @@ def test_interrupt_during_start_up_is_one_line_exit_130(tmp_path):
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert err == "algm-export: interrupted\n"
+
+
+def test_run_time_errors_carry_the_subcommand_like_usage_errors(capsys, tmp_path):
+    code = main(["predict", str(tmp_path / "missing.onnx"), str(tmp_path / "missing.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("algm-export predict: error: ") and err.count("\n") == 1, err
+    code = main(["verify", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("algm-export verify: error: ") and err.count("\n") == 1, err

@@ -97,14 +97,18 @@ def copy_graphs(folder, target, names=("model.onnx", "model.trt.onnx")):
 
 
 def test_verify_subcommand(pipeline_run, research_checkpoint, capsys, tmp_path):
-    folder = copy_graphs(pipeline_run[2], tmp_path / "out")
+    """verify re-judges the graphs present and keeps the engines' entries (here: skipped, with the reason)."""
+    folder = copy_graphs(pipeline_run[2], tmp_path / "out", ("model.onnx", "model.trt.onnx", "report.json"))
+    engines = {name: entry for name, entry in load(folder)["parity"].items() if name.startswith("tensorrt_")}
+    assert engines and all(entry.get("skipped") for entry in engines.values())
     code = main(["verify", str(research_checkpoint), "-o", str(folder), "--verify-batch", "3"])
     out = capsys.readouterr().out
     assert code == 0, out
     report = load(folder)
     assert report["verification_cases"][-1] == list(SAMPLE_PHOTOS[:3])
-    assert set(report["parity"]) == {"onnxruntime_fp32", "onnxruntime_fp32_trt_graph"}
-    assert all(entry["passed"] for entry in report["parity"].values())
+    assert set(report["parity"]) == {"onnxruntime_fp32", "onnxruntime_fp32_trt_graph", *engines}
+    assert {name: report["parity"][name] for name in engines} == engines
+    assert all(entry["passed"] for name, entry in report["parity"].items() if name not in engines)
 
 
 def test_verify_refuses_a_model_that_disagrees_with_the_graphs(pipeline_run, research_checkpoint, capsys, tmp_path,

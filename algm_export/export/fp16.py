@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from ..ops_contract import CONTRACT, OP_NAMES, SIZES_OUTPUT, output_index
 
 FP32_OPS = frozenset({
     "LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceL2",
@@ -20,8 +21,9 @@ FP32_OPS = frozenset({
     "Pow", "Sqrt", "Reciprocal", "Exp", "Log", "TopK", "CumSum", "ArgMax", "ArgMin", "Range",
 })
 # Inputs that follow the node's precision; other float inputs (Resize's roi/scales, merge sizes) stay FP32.
-DATA_INPUTS = {"Resize": (0,), "LocalMerge": (0,), "GlobalMerge": (0,), "Unmerge": (0,)}
-FP32_OUTPUTS = {"LocalMerge": (1,), "GlobalMerge": (1,)}
+DATA_INPUTS = {"Resize": (0,), **{op: (0,) for op in OP_NAMES}}  # the algm ops' first input: tokens/values
+FP32_OUTPUTS = {op: (output_index(op, SIZES_OUTPUT),) for op in OP_NAMES
+                if SIZES_OUTPUT in CONTRACT["ops"][op]["outputs"]}
 
 FP16, FP32 = np.float16, np.float32
 

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from ..ops_contract import OP_NAMES, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
 PLUGIN_LIBRARY_ENV = "ALGM_PLUGIN_LIBRARY"
 PLUGIN_LIBRARY_NAME = "libalgm_plugins.so"  # getCreators(): IPluginRegistry.load_library, trtexec --dynamicPlugins
 AUTOREGISTER_LIBRARY_NAME = "libalgm_plugins_autoreg.so"  # registers on dlopen: polygraphy --plugins
@@ -16,9 +18,7 @@ DEFAULT_LIBRARY_FOLDERS = tuple(root / build / "trt" for root in (Path.cwd(), RE
                                 for build in ("build", "build/plugins"))
 
 
-PLUGIN_NAMESPACE = "algm"
-PLUGIN_VERSION = "1"
-PLUGIN_NAMES = ("LocalMerge", "GlobalMerge", "Unmerge")
+PLUGIN_NAMES = OP_NAMES  # one plugin per algm op, named as the op (ops_contract.json)
 
 # Plugin libraries loaded into this process, by resolved path: TensorRT's registry refuses a second
 # load_library of creators it already holds, and keeps them registered until the process ends.

@@ -35,9 +35,11 @@ import numpy as np
 
 from .fixtures import FIXTURES, FUNCTIONS, GRAPHS, judge, load_expected, load_inputs
 
-PLUGIN_NAMES = ("LocalMerge", "GlobalMerge", "Unmerge")
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = "algm"
+# The op contract, read as JSON (the GPU machine may lack the package's dependencies): one source for the names.
+CONTRACT = json.loads((Path(__file__).resolve().parents[2] / "algm_export" / "ops_contract.json").read_text())
+PLUGIN_NAMES = tuple(CONTRACT["ops"])
+PLUGIN_VERSION = CONTRACT["plugin_version"]
+PLUGIN_NAMESPACE = CONTRACT["plugin_namespace"]
 WORKSPACE_BYTES = 1 << 30
 WARMUP_RUNS = 5
 TIMED_RUNS = 30
