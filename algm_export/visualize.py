@@ -22,6 +22,7 @@ GBM_TINT = np.array([255, 150, 20], np.float32)  # orange: matched across the im
 TINT_ALPHA = 0.45
 OVERLAY_ALPHA = 0.55
 LEGEND_ROWS = 24
+MIN_PICTURE_SIDE = 128  # overlays of smaller images are enlarged to at least this short side
 
 
 def _font(size: int):
@@ -54,10 +55,19 @@ def _pad_to_height(image: np.ndarray, height: int) -> np.ndarray:
     return np.concatenate([image, np.full((height - image.shape[0], *image.shape[1:]), 255, np.uint8)])
 
 
+def _enlarged(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` with every pixel repeated ``factor`` times along both axes (nearest neighbour)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1) if factor > 1 else image
+
+
 def overlay(photo: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...]) -> np.ndarray:
-    """The photo blended with its class colours, and a legend of the classes present (by area)."""
+    """The photo blended with its class colours, and a legend of the classes present (by area). Images whose
+    short side is below MIN_PICTURE_SIDE are shown enlarged (nearest neighbour) so that they can be seen beside
+    the legend; the shares are those of the image's own pixels."""
+    factor = -(-MIN_PICTURE_SIDE // max(1, min(labels.shape)))
+    photo, shown_labels = _enlarged(photo, factor), _enlarged(labels, factor)
     colours = palette(len(class_names))
-    blended = ((1 - OVERLAY_ALPHA) * photo + OVERLAY_ALPHA * colours[labels]).astype(np.uint8)
+    blended = ((1 - OVERLAY_ALPHA) * photo + OVERLAY_ALPHA * colours[shown_labels]).astype(np.uint8)
     classes, areas = np.unique(labels, return_counts=True)
     order = classes[np.argsort(-areas)]
     shares = dict(zip(classes.tolist(), (100 * areas / labels.size).tolist()))
@@ -98,13 +108,25 @@ def merge_panel(window: np.ndarray, token_maps: np.ndarray, patch: int) -> np.nd
 
 
 def merge_picture(panels: list[np.ndarray], captions: list[str], title: str) -> np.ndarray:
-    """Window panels side by side, each captioned, with a title line and the colour key."""
+    """Window panels side by side, each captioned, with a title line and the colour key (its entries wrap onto
+    more lines where the panels are narrower than the key)."""
     from PIL import Image, ImageDraw
 
     gap, line = 8, 20
     font = _font(14)
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) + 1)
-    height = max(p.shape[0] for p in panels) + 3 * line + 2 * gap
+    key = [(CLAP_TINT, "CLAP: pooled local window"), (GBM_TINT, "GBM: matched across the window"),
+           ((255, 255, 255), "outline: one merged token")]
+    key_widths = [18 + int(font.getlength(text)) + 2 * gap for _, text in key]
+    text_width = max([int(font.getlength(title)), *(int(font.getlength(c)) for c in captions), *key_widths])
+    width = max(sum(p.shape[1] for p in panels) + gap * (len(panels) + 1), text_width + 2 * gap)
+    key_rows, left = [[]], gap
+    for entry, entry_width in zip(key, key_widths):
+        if key_rows[-1] and left + entry_width > width:
+            key_rows.append([])
+            left = gap
+        key_rows[-1].append((left, *entry))
+        left += entry_width
+    height = max(p.shape[0] for p in panels) + (2 + len(key_rows)) * line + 2 * gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((gap, 4), title, fill="black", font=font)
@@ -113,11 +135,9 @@ def merge_picture(panels: list[np.ndarray], captions: list[str], title: str) -> 
         canvas.paste(Image.fromarray(panel), (left, line + gap))
         draw.text((left, line + gap + panel.shape[0] + 4), caption, fill="black", font=font)
         left += panel.shape[1] + gap
-    key_top = height - line
-    for offset, (colour, text) in enumerate([(CLAP_TINT, "CLAP: pooled local window"),
-                                             (GBM_TINT, "GBM: matched across the window"),
-                                             ((255, 255, 255), "outline: one merged token")]):
-        x = gap + offset * 250
-        draw.rectangle([x, key_top, x + 12, key_top + 12], fill=tuple(int(c) for c in colour), outline="black")
-        draw.text((x + 18, key_top - 2), text, fill="black", font=font)
+    for row, entries in enumerate(key_rows):
+        top = height - (len(key_rows) - row) * line
+        for x, colour, text in entries:
+            draw.rectangle([x, top, x + 12, top + 12], fill=tuple(int(c) for c in colour), outline="black")
+            draw.text((x + 18, top - 2), text, fill="black", font=font)
     return np.asarray(canvas)
