@@ -1,0 +1,242 @@
+"""``algm-export predict MODEL INPUT... -o DIR --ray [ADDRESS]``: the files of local ``predict``, written by a
+pool of Ray actors (:class:`~algm_export.segment_actor.SegmentActor`, one model each) fed through Ray Data's
+``map_batches``. Only input names and manifest rows travel through Ray: images are read, and videos decoded,
+inside the actors, which write their outputs themselves (each under a temporary name, then renamed).
+
+The driver writes ``DIR/manifest.jsonl`` as rows arrive, one JSON object per line (:data:`MANIFEST_FIELDS`).
+With ``--resume`` the rows of outputs that are complete are kept, and only the rest runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .arguments import PROG
+from .errors import AlgmExportError
+from .segment_actor import JobSettings, SegmentActor
+from .storage import OutputFolder, collect_inputs, file_system, is_uri
+
+MANIFEST = "manifest.jsonl"
+MANIFEST_FIELDS = {
+    "input": "the input's path or URI",
+    "frame": "the frame index of a video (null for an image)",
+    "output": "the label PNG's path or URI (null when skipped)",
+    "skipped": "why the input was skipped (unreadable image or video), else null",
+    "size": "[height, width] of the image",
+    "windows": "sliding windows run on it",
+    "tokens": "per window: tokens after each merge (null for a dense model)",
+    "classes": "class name -> share of the pixels, the largest first (at most 10)",
+    "seconds": "time the actor spent on it (reading, windows, writing)",
+    "worker": "host:pid of the actor that wrote it",
+    "resumed": "true when the output was complete already (--resume) and its earlier row was lost",
+}
+CONNECT_TIMEOUT_S = 5.0  # an unreachable HOST:PORT fails here instead of in Ray's minutes of retries
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the 'data' part of the extra
+    except ImportError as error:
+        raise AlgmExportError(f"--ray needs Ray Data: pip install 'algm-export[ray]' ({error})") from error
+    return ray
+
+
+def connect(ray, address: str) -> bool:
+    """Join the Ray cluster named by ``address`` ('' : Ray's default; 'auto'; HOST:PORT) unless this process is
+    connected already; returns whether it connected (and so must disconnect). One-line error when it cannot."""
+    if ray.is_initialized():
+        return False
+    if address.startswith("ray://"):
+        raise AlgmExportError(f"--ray {address}: Ray Client addresses are not supported; run the command on the "
+                              "cluster with `ray job submit` (README) or give the GCS address HOST:6379")
+    if address not in ("", "auto"):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+            raise AlgmExportError(f"--ray {address}: no Ray cluster reachable there ({reason}); expected "
+                                  "HOST:PORT of a head node (ray start --head prints it)") from error
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ warnings; failures still raise
+    try:
+        ray.init(address=address or None, log_to_driver=False, include_dashboard=False if not address else None,
+                 logging_level="ERROR", configure_logging=True)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise AlgmExportError(f"--ray {address or '(default)'}: {' '.join(str(error).split())[:200]}") from error
+    return True
+
+
+def actor_count(ray, requested: int | None, cpus: float, gpus: float | None) -> int:
+    """``--ray-actors``, or as many actors as the cluster's CPUs (GPUs with --ray-gpus) hold."""
+    if requested:
+        return requested
+    resources = ray.cluster_resources()
+    if gpus:
+        count = math.floor(resources.get("GPU", 0) / gpus)
+        if count < 1:
+            raise AlgmExportError(f"--ray-gpus {gpus}: the cluster has {resources.get('GPU', 0):g} GPUs")
+        return count
+    return max(1, math.floor(resources.get("CPU", 1) / cpus))
+
+
+class Manifest:
+    """``manifest.jsonl``: one row per line, appended and flushed as rows arrive (a local file), or kept and
+    uploaded when the job ends (a URI). With ``resume``, the earlier rows of complete outputs come first."""
+
+    def __init__(self, output: OutputFolder, resume: bool):
+        self.output = output
+        self.folder = Path(output.target) if not output.remote else None
+        self.kept = self._earlier_rows() if resume else {}
+        self.rows = self.skipped = 0
+        self._staging = None
+        if self.folder is not None:
+            path = self.folder / MANIFEST
+            temporary = self.folder / f".{MANIFEST}.{os.getpid()}.partial"
+            with open(temporary, "w") as file:
+                file.writelines(json.dumps(row) + "\n" for row in self.kept.values())
+            temporary.replace(path)  # the earlier rows, atomically; new rows are appended
+            self.file = open(path, "a")
+        else:
+            import tempfile
+
+            self._staging = tempfile.TemporaryDirectory(prefix="algm-manifest-")
+            self.file = open(Path(self._staging.name) / MANIFEST, "w")
+            self.file.writelines(json.dumps(row) + "\n" for row in self.kept.values())
+
+    def _earlier_rows(self) -> dict[str, dict]:
+        """Rows of the previous run whose outputs are there, by output (a truncated last line is ignored)."""
+        try:
+            if self.folder is not None:
+                text = (self.folder / MANIFEST).read_text() if (self.folder / MANIFEST).is_file() else ""
+            else:
+                system, path = file_system(self.output.target)
+                with system.open_input_stream(f"{path}/{MANIFEST}") as stream:
+                    text = stream.read().decode()
+        except (OSError, FileNotFoundError):
+            text = ""
+        rows = {}
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and row.get("output") and self.output.exists(Path(row["output"]).name):
+                rows[row["output"]] = row
+        return rows
+
+    def add(self, row: dict) -> None:
+        """Append a row; a 'resumed' row of an output whose earlier row was kept is dropped."""
+        self.rows += 1
+        if row.get("skipped"):
+            self.skipped += 1
+        if row.get("resumed") and row["output"] in self.kept:
+            return
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        """Close the file; for a URI, upload it."""
+        self.file.close()
+        if self._staging is not None:
+            self.output.upload(Path(self._staging.name) / MANIFEST)
+            self._staging.cleanup()
+
+
+def _quiet(ray) -> None:
+    """No Ray Data progress bars or execution banners: the command prints its own progress."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    for name in ("ray.data", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _rows(dataset) -> Iterator[dict]:
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for text in batch["row"]:
+            yield json.loads(text)
+
+
+def _user_error(error: BaseException) -> AlgmExportError | None:
+    """The AlgmExportError an actor raised (Ray wraps it in RayTaskError / UserCodeException), if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, AlgmExportError) and type(error).__module__.startswith("algm_export"):
+            return error
+        error = getattr(error, "cause", None) or error.__cause__
+    return None
+
+
+def _note(text: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"{PROG} predict: {text}", file=sys.stderr)
+
+
+def ray_predict_command(args: argparse.Namespace) -> int:
+    """Run ``algm-export predict ... --ray``; returns the exit code."""
+    from tqdm import tqdm
+
+    ray = _ray()
+    inputs = collect_inputs([str(item) for item in args.inputs])
+    model = str(args.model)
+    if not is_uri(model):
+        if not Path(model).is_file():
+            raise AlgmExportError(f"{model}: {'is a folder; MODEL is a file' if Path(model).is_dir() else 'no such file'}")
+        model = str(Path(model).absolute())
+    output = OutputFolder(str(args.output) if is_uri(str(args.output)) else str(Path(args.output).absolute()))
+    output.prepare()
+    if args.resume and output.remove_partial_files():
+        _note("removed temporary files left by an interrupted run")
+    connected = connect(ray, args.ray)
+    manifest = None
+    try:
+        actors = min(actor_count(ray, args.ray_actors, args.ray_cpus, args.ray_gpus), len(inputs))
+        threads = args.ray_threads or max(1, round(args.ray_cpus))
+        job = JobSettings(model, output.target, threads, args.batch, args.every, args.im_size, args.window_stride,
+                          args.overlay, args.show_merges, args.resume, args.trust_checkpoint)
+        manifest = Manifest(output, args.resume)
+        _quiet(ray)
+        blocks = min(len(inputs), max(actors, math.ceil(len(inputs) / args.ray_batch)))
+        dataset = ray.data.from_items([{"input": name} for name in inputs], override_num_blocks=blocks)
+        results = dataset.map_batches(SegmentActor, fn_constructor_args=(job,), batch_size=args.ray_batch,
+                                      compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=args.ray_cpus,
+                                      num_gpus=args.ray_gpus, batch_format="numpy")
+        start = time.perf_counter()
+        with tqdm(unit="img", desc=f"segmenting ({actors} Ray actors)", file=sys.stderr, dynamic_ncols=True) as bar:
+            for row in _rows(results):
+                manifest.add(row)
+                if row.get("skipped"):
+                    _note(f"skipped {row['skipped']}")
+                else:
+                    bar.update(1)
+        elapsed = time.perf_counter() - start
+    except Exception as error:  # noqa: BLE001 - an actor's one-line error becomes ours; others stay as they are
+        found = _user_error(error)
+        if found is not None:
+            raise AlgmExportError(str(found)) from error
+        raise
+    finally:
+        if manifest is not None:
+            manifest.close()
+        if connected:
+            ray.shutdown()
+    done = manifest.rows - manifest.skipped
+    if done == 0:
+        raise AlgmExportError("no readable images among the inputs")
+    skipped = f"; skipped {manifest.skipped} unreadable (see {MANIFEST})" if manifest.skipped else ""
+    print(f"segmented {done} images in {elapsed:.1f} s ({done / elapsed:.2f} images/s) with {actors} Ray actors "
+          f"({args.ray_cpus:g} CPUs{f', {args.ray_gpus:g} GPUs' if args.ray_gpus else ''} and {threads} threads "
+          f"each); wrote {output.target}/ and {MANIFEST}{skipped}")
+    return 0
