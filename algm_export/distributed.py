@@ -97,7 +97,7 @@ class Manifest:
         self.output = output
         self.folder = Path(output.target) if not output.remote else None
         self.kept = self._earlier_rows() if resume else {}
-        self.rows = self.skipped = 0
+        self.rows = self.skipped = self.resumed = 0
         self._staging = None
         if self.folder is not None:
             path = self.folder / MANIFEST
@@ -137,8 +137,8 @@ class Manifest:
     def add(self, row: dict) -> None:
         """Append a row; a 'resumed' row of an output whose earlier row was kept is dropped."""
         self.rows += 1
-        if row.get("skipped"):
-            self.skipped += 1
+        self.skipped += bool(row.get("skipped"))
+        self.resumed += bool(row.get("resumed"))
         if row.get("resumed") and row["output"] in self.kept:
             return
         self.file.write(json.dumps(row) + "\n")
@@ -193,15 +193,18 @@ def ray_predict_command(args: argparse.Namespace) -> int:
     model = str(args.model)
     if not is_uri(model):
         if not Path(model).is_file():
-            raise AlgmExportError(f"{model}: {'is a folder; MODEL is a file' if Path(model).is_dir() else 'no such file'}")
+            problem = "is a folder; MODEL is a file" if Path(model).is_dir() else "no such file"
+            raise AlgmExportError(f"{model}: {problem}")
         model = str(Path(model).absolute())
     output = OutputFolder(str(args.output) if is_uri(str(args.output)) else str(Path(args.output).absolute()))
-    output.prepare()
-    if args.resume and output.remove_partial_files():
-        _note("removed temporary files left by an interrupted run")
+    if not output.remote and Path(output.target).exists() and not Path(output.target).is_dir():
+        raise AlgmExportError(f"{output.target}: output path exists and is not a folder")
     connected = connect(ray, args.ray)
     manifest = None
     try:
+        output.prepare()
+        if args.resume and output.remove_partial_files():
+            _note("removed temporary files left by an interrupted run")
         actors = min(actor_count(ray, args.ray_actors, args.ray_cpus, args.ray_gpus), len(inputs))
         threads = args.ray_threads or max(1, round(args.ray_cpus))
         job = JobSettings(model, output.target, threads, args.batch, args.every, args.im_size, args.window_stride,
@@ -227,16 +230,22 @@ def ray_predict_command(args: argparse.Namespace) -> int:
         if found is not None:
             raise AlgmExportError(str(found)) from error
         raise
+    except BaseException:  # Ctrl-C, SIGTERM: the actors stop with the driver; drop what they had half written
+        if connected:
+            ray.shutdown()
+            output.remove_partial_files()
+        raise
     finally:
         if manifest is not None:
             manifest.close()
-        if connected:
+        if connected and ray.is_initialized():
             ray.shutdown()
-    done = manifest.rows - manifest.skipped
-    if done == 0:
+    done = manifest.rows - manifest.skipped - manifest.resumed
+    if done + manifest.resumed == 0:
         raise AlgmExportError("no readable images among the inputs")
     skipped = f"; skipped {manifest.skipped} unreadable (see {MANIFEST})" if manifest.skipped else ""
-    print(f"segmented {done} images in {elapsed:.1f} s ({done / elapsed:.2f} images/s) with {actors} Ray actors "
-          f"({args.ray_cpus:g} CPUs{f', {args.ray_gpus:g} GPUs' if args.ray_gpus else ''} and {threads} threads "
+    resumed = f" ({manifest.resumed} were complete already)" if manifest.resumed else ""
+    print(f"segmented {done} images{resumed} in {elapsed:.1f} s ({done / elapsed:.2f} images/s) with {actors} Ray "
+          f"actors ({args.ray_cpus:g} CPUs{f', {args.ray_gpus:g} GPUs' if args.ray_gpus else ''} and {threads} threads "
           f"each); wrote {output.target}/ and {MANIFEST}{skipped}")
     return 0
