@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -39,6 +40,7 @@ MANIFEST_FIELDS = {
     "worker": "host:pid of the actor that wrote it",
     "resumed": "true when the output was complete already (--resume) and its earlier row was lost",
 }
+ACTOR_ERROR = re.compile(r"^algm_export\.[\w.]+: (.+)$", re.MULTILINE)  # the last line of an actor's traceback
 CONNECT_TIMEOUT_S = 5.0  # an unreachable HOST:PORT fails here instead of in Ray's minutes of retries
 
 
@@ -77,16 +79,16 @@ def connect(ray, address: str) -> bool:
 
 
 def actor_count(ray, requested: int | None, cpus: float, gpus: float | None) -> int:
-    """``--ray-actors``, or as many actors as the cluster's CPUs (GPUs with --ray-gpus) hold."""
-    if requested:
-        return requested
+    """``--ray-actors``, or as many actors as the cluster's CPUs (GPUs with --ray-gpus) hold; error when not
+    even one actor fits (Ray would wait for the resources forever)."""
     resources = ray.cluster_resources()
+    fits = math.floor(resources.get("CPU", 0) / cpus)
     if gpus:
-        count = math.floor(resources.get("GPU", 0) / gpus)
-        if count < 1:
-            raise AlgmExportError(f"--ray-gpus {gpus}: the cluster has {resources.get('GPU', 0):g} GPUs")
-        return count
-    return max(1, math.floor(resources.get("CPU", 1) / cpus))
+        fits = min(fits, math.floor(resources.get("GPU", 0) / gpus))
+    if fits < 1:
+        raise AlgmExportError(f"no actor fits: each takes {cpus:g} CPUs{f' and {gpus:g} GPUs' if gpus else ''}, "
+                              f"the cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs")
+    return requested or fits
 
 
 class Manifest:
@@ -157,8 +159,8 @@ def _quiet(ray) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    for name in ("ray.data", "ray"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)  # its error banners: the command reports errors itself
 
 
 def _rows(dataset) -> Iterator[dict]:
@@ -168,14 +170,39 @@ def _rows(dataset) -> Iterator[dict]:
 
 
 def _user_error(error: BaseException) -> AlgmExportError | None:
-    """The AlgmExportError an actor raised (Ray wraps it in RayTaskError / UserCodeException), if any."""
+    """The AlgmExportError an actor raised, if any: Ray wraps one raised in a task (RayTaskError,
+    UserCodeException), and keeps only the text of one raised while the actor started (ActorDiedError)."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, AlgmExportError) and type(error).__module__.startswith("algm_export"):
             return error
+        found = ACTOR_ERROR.findall(str(error)) if type(error).__name__ == "ActorDiedError" else []
+        if found:
+            return AlgmExportError(found[-1])
         error = getattr(error, "cause", None) or error.__cause__
     return None
+
+
+def check_settings(model: str, args: argparse.Namespace) -> None:
+    """What every actor would refuse, checked once before Ray starts: --batch and, for a local ONNX graph, its
+    metadata and --im-size / --window-stride against its window. (Other models are checked by the actors.)"""
+    if args.batch < 1:
+        raise AlgmExportError(f"--batch must be >= 1, got {args.batch}")
+    overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
+    if is_uri(model) or Path(model).suffix.lower() != ".onnx":
+        return
+    import dataclasses
+
+    import onnx
+
+    from .runtime.metadata import DeploymentInfo
+
+    try:
+        graph = onnx.load(model, load_external_data=False)
+    except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and others
+        raise AlgmExportError(f"{model}: not an ONNX graph ({type(error).__name__})") from error
+    dataclasses.replace(DeploymentInfo.from_onnx(model, graph).windows, **overrides)
 
 
 def _note(text: str) -> None:
@@ -196,6 +223,7 @@ def ray_predict_command(args: argparse.Namespace) -> int:
             problem = "is a folder; MODEL is a file" if Path(model).is_dir() else "no such file"
             raise AlgmExportError(f"{model}: {problem}")
         model = str(Path(model).absolute())
+    check_settings(model, args)
     output = OutputFolder(str(args.output) if is_uri(str(args.output)) else str(Path(args.output).absolute()))
     if not output.remote and Path(output.target).exists() and not Path(output.target).is_dir():
         raise AlgmExportError(f"{output.target}: output path exists and is not a folder")
