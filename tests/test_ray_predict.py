@@ -54,8 +54,7 @@ def manifest(folder: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """The sample ViT-Tiny (ALGM, random decoder: only the code paths are compared) exported at 128x128."""
-    sys.path.insert(0, str(ROOT / "samples"))
-    from sample_models import make_sample_segmenter
+    from sample_models import make_sample_segmenter  # samples/ is on sys.path (conftest.py)
 
     from algm_export.export.onnx_export import export_graphs
 
