@@ -23,10 +23,10 @@ def predict(*args) -> tuple[int, str]:
 
 @pytest.fixture()
 def job(tmp_path):
-    """A model file (never opened: every error comes first), an image, an output path."""
-    (tmp_path / "model.onnx").write_bytes(b"not opened")
+    """A checkpoint file (only the actors open checkpoints: every error here comes first), an image, an output."""
+    (tmp_path / "model.pth").write_bytes(b"not opened")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
-    return tmp_path / "model.onnx", tmp_path / "a.png", tmp_path / "out"
+    return tmp_path / "model.pth", tmp_path / "a.png", tmp_path / "out"
 
 
 def one_line_error(code: int, err: str, text: str) -> None:
@@ -66,4 +66,23 @@ def test_options_that_need_ray_or_are_out_of_range(job):
     one_line_error(*predict(model, "s3://bucket/photos/", "-o", output), "URIs are read and written with --ray only")
     one_line_error(*predict(model, image, "-o", output, "--ray", "--ray-cpus", "0"), "expected a number > 0")
     one_line_error(*predict(model, image, "-o", output, "--ray", "--ray-actors", "0"), "expected an integer >= 1")
+    assert not output.exists()
+
+
+def test_same_stem_from_two_folders_is_refused(job, tmp_path):
+    pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'algm-export[ray]'")
+    model, image, output = job
+    (tmp_path / "other").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "other" / "a.jpg")
+    code, err = predict(model, image, tmp_path / "other", "-o", output, "--ray")
+    one_line_error(code, err, "would both be written to a.png")
+    assert not output.exists()
+
+
+def test_damaged_onnx_graph_is_refused_before_ray_starts(job, tmp_path):
+    pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'algm-export[ray]'")
+    _, image, output = job
+    (tmp_path / "model.onnx").write_bytes(b"not a graph")
+    code, err = predict(tmp_path / "model.onnx", image, "-o", output, "--ray", f"127.0.0.1:{free_port()}")
+    one_line_error(code, err, "model.onnx: not an ONNX graph")
     assert not output.exists()
