@@ -15,14 +15,17 @@ import logging
 import math
 import os
 import re
+import shutil
 import socket
 import sys
+import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from .arguments import PROG
 from .errors import AlgmExportError
+from .files import write_atomically
 from .segment_actor import JobSettings, SegmentActor
 from .storage import OutputFolder, collect_inputs, file_system, is_uri
 
@@ -92,39 +95,32 @@ def actor_count(ray, requested: int | None, cpus: float, gpus: float | None) -> 
 
 
 class Manifest:
-    """``manifest.jsonl``: one row per line, appended and flushed as rows arrive (a local file), or kept and
-    uploaded when the job ends (a URI). With ``resume``, the earlier rows of complete outputs come first."""
+    """``manifest.jsonl``: one row per line, appended and flushed as rows arrive (in the output folder, or in a
+    local file uploaded when the job ends, also on Ctrl-C, for a URI). With ``resume`` the earlier rows of
+    outputs that are there come first; an output made again (its set of files was incomplete) keeps only its
+    new row."""
 
     def __init__(self, output: OutputFolder, resume: bool):
         self.output = output
-        self.folder = Path(output.target) if not output.remote else None
         self.kept = self._earlier_rows() if resume else {}
+        self.superseded: set[str] = set()
         self.rows = self.skipped = self.resumed = 0
-        self._staging = None
-        if self.folder is not None:
-            path = self.folder / MANIFEST
-            temporary = self.folder / f".{MANIFEST}.{os.getpid()}.partial"
-            with open(temporary, "w") as file:
-                file.writelines(json.dumps(row) + "\n" for row in self.kept.values())
-            temporary.replace(path)  # the earlier rows, atomically; new rows are appended
-            self.file = open(path, "a")
-        else:
-            import tempfile
-
-            self._staging = tempfile.TemporaryDirectory(prefix="algm-manifest-")
-            self.file = open(Path(self._staging.name) / MANIFEST, "w")
-            self.file.writelines(json.dumps(row) + "\n" for row in self.kept.values())
+        self.path = (Path(output.target) / MANIFEST if not output.remote
+                     else Path(tempfile.mkdtemp(prefix="algm-manifest-")) / MANIFEST)
+        write_atomically(self.path, lambda temporary: temporary.write_text(
+            "".join(json.dumps(row) + "\n" for row in self.kept.values())))
+        self.file = open(self.path, "a")
 
     def _earlier_rows(self) -> dict[str, dict]:
-        """Rows of the previous run whose outputs are there, by output (a truncated last line is ignored)."""
+        """Rows of the previous run whose label PNG is there, by output (a truncated last line is ignored)."""
         try:
-            if self.folder is not None:
-                text = (self.folder / MANIFEST).read_text() if (self.folder / MANIFEST).is_file() else ""
+            if not self.output.remote:
+                text = (Path(self.output.target) / MANIFEST).read_text()
             else:
                 system, path = file_system(self.output.target)
                 with system.open_input_stream(f"{path}/{MANIFEST}") as stream:
                     text = stream.read().decode()
-        except (OSError, FileNotFoundError):
+        except OSError:  # no manifest yet
             text = ""
         rows = {}
         for line in text.splitlines():
@@ -132,7 +128,7 @@ class Manifest:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(row, dict) and row.get("output") and self.output.exists(Path(row["output"]).name):
+            if isinstance(row, dict) and row.get("output") and self.output.exists(PurePosixPath(row["output"]).name):
                 rows[row["output"]] = row
         return rows
 
@@ -141,17 +137,28 @@ class Manifest:
         self.rows += 1
         self.skipped += bool(row.get("skipped"))
         self.resumed += bool(row.get("resumed"))
-        if row.get("resumed") and row["output"] in self.kept:
-            return
+        if row.get("output") in self.kept:
+            if row.get("resumed"):
+                return
+            self.superseded.add(row["output"])
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
 
     def close(self) -> None:
-        """Close the file; for a URI, upload it."""
+        """Drop the superseded earlier rows (atomically) and, for a URI, upload the manifest."""
         self.file.close()
-        if self._staging is not None:
-            self.output.upload(Path(self._staging.name) / MANIFEST)
-            self._staging.cleanup()
+        if self.superseded:
+            write_atomically(self.path, self._compact)
+        if self.output.remote:
+            self.output.upload(self.path)
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+    def _compact(self, target: Path) -> None:
+        with open(self.path) as source, open(target, "w") as sink:
+            for number, line in enumerate(source):
+                output = json.loads(line).get("output") if number < len(self.kept) else None
+                if output not in self.superseded:
+                    sink.write(line)
 
 
 def _quiet(ray) -> None:

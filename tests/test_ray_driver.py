@@ -1,9 +1,11 @@
-"""``predict --ray`` input errors: one line on stderr, exit 2, no output folder made; none of them starts Ray."""
+"""``predict --ray`` on the driver, without starting Ray: input errors (one line on stderr, exit 2, no output
+folder made) and the manifest's resume bookkeeping."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import socket
 import sys
 
@@ -12,6 +14,8 @@ import pytest
 from PIL import Image
 
 from algm_export.cli import main
+from algm_export.distributed import MANIFEST, Manifest
+from algm_export.storage import OutputFolder
 
 
 def predict(*args) -> tuple[int, str]:
@@ -86,3 +90,24 @@ def test_damaged_onnx_graph_is_refused_before_ray_starts(job, tmp_path):
     code, err = predict(tmp_path / "model.onnx", image, "-o", output, "--ray", f"127.0.0.1:{free_port()}")
     one_line_error(code, err, "model.onnx: not an ONNX graph")
     assert not output.exists()
+
+
+def test_manifest_on_resume_keeps_one_row_per_output(tmp_path):
+    """Earlier rows of outputs that are there are kept; a kept output made again keeps only its new row; a row
+    whose output is gone is dropped; a truncated last line (a killed driver) is ignored."""
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"png")
+    earlier = [{"input": f"/in/{stem}.jpg", "output": str(tmp_path / f"{stem}.png"), "seconds": 1.0}
+               for stem in ("a", "b", "gone")]
+    (tmp_path / MANIFEST).write_text("".join(json.dumps(row) + "\n" for row in earlier) + '{"input": "/in/c.j')
+    manifest = Manifest(OutputFolder(str(tmp_path)), resume=True)
+    assert sorted(manifest.kept) == [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    manifest.add({"input": "/in/a.jpg", "output": str(tmp_path / "a.png"), "seconds": 2.0})  # made again
+    manifest.add({"input": "/in/b.jpg", "output": str(tmp_path / "b.png"), "resumed": True})  # complete already
+    manifest.add({"input": "/in/d.png", "output": None, "skipped": "d.png: not a readable image"})
+    manifest.close()
+    rows = [json.loads(line) for line in (tmp_path / MANIFEST).read_text().splitlines()]
+    assert rows == [earlier[1], {"input": "/in/a.jpg", "output": str(tmp_path / "a.png"), "seconds": 2.0},
+                    {"input": "/in/d.png", "output": None, "skipped": "d.png: not a readable image"}]
+    assert (manifest.rows, manifest.resumed, manifest.skipped) == (3, 1, 1)
+    assert not list(tmp_path.glob(".*"))
