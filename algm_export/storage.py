@@ -14,6 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from .arguments import is_uri
 from .errors import AlgmExportError
@@ -25,10 +26,20 @@ from .video import VIDEO_SUFFIXES
 PARTIAL = ".partial"  # suffix of files being written (files.write_atomically's naming: .<name>.<random>.partial)
 
 
-@functools.lru_cache(maxsize=16)
+BUCKET_SCHEMES = ("s3", "gs", "gcs")  # pyarrow's path inside these stores is "bucket/key"
+
+
 def file_system(uri: str):
     """``(pyarrow FileSystem, path inside it)`` of a URI; one-line error for an unknown scheme or an unreachable
-    store."""
+    store. One file-system object per bucket (S3 resolves a bucket's region once, not per file)."""
+    parsed = urlsplit(uri)
+    if parsed.scheme in BUCKET_SCHEMES and not parsed.query:
+        return _store(f"{parsed.scheme}://{parsed.netloc}")[0], f"{parsed.netloc}{parsed.path}".rstrip("/")
+    return _store(uri)
+
+
+@functools.lru_cache(maxsize=64)
+def _store(uri: str):
     from pyarrow import fs
 
     try:
@@ -65,6 +76,7 @@ def collect_inputs(inputs: list[str]) -> list[str]:
             found.extend(prefix + entry for entry in entries)
         else:
             raise AlgmExportError(f"{text}: no such file or folder")
+    found = list(dict.fromkeys(found))  # a file named twice (alone and in its folder) runs once
     check_unique_stems([(_stem(name), name) for name in found])
     return found
 
