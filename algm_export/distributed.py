@@ -27,7 +27,8 @@ from .arguments import PROG
 from .errors import AlgmExportError
 from .files import write_atomically
 from .segment_actor import JobSettings, SegmentActor
-from .storage import OutputFolder, collect_inputs, file_system, is_uri
+from .predict import Source, expected_images
+from .storage import OutputFolder, collect_inputs, file_system, is_uri, is_video
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_FIELDS = {
@@ -212,6 +213,17 @@ def check_settings(model: str, args: argparse.Namespace) -> None:
     dataclasses.replace(DeploymentInfo.from_onnx(model, graph).windows, **overrides)
 
 
+def _expected(inputs: list[str], every: int) -> int | None:
+    """Images and frames the progress bar expects, as local predict counts them (None for URIs, or when a
+    video does not say how many frames it has)."""
+    if any(is_uri(name) for name in inputs):
+        return None
+    try:
+        return expected_images([Source(Path(name)) for name in inputs], every)
+    except AlgmExportError:  # PyAV missing here: the actors may still have it
+        return None
+
+
 def _note(text: str) -> None:
     from tqdm import tqdm
 
@@ -252,11 +264,15 @@ def ray_predict_command(args: argparse.Namespace) -> int:
                                       compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=args.ray_cpus,
                                       num_gpus=args.ray_gpus, batch_format="numpy")
         start = time.perf_counter()
-        with tqdm(unit="img", desc=f"segmenting ({actors} Ray actors)", file=sys.stderr, dynamic_ncols=True) as bar:
+        with tqdm(total=_expected(inputs, args.every), unit="img", desc=f"segmenting ({actors} Ray actors)",
+                  file=sys.stderr, dynamic_ncols=True) as bar:
             for row in _rows(results):
                 manifest.add(row)
                 if row.get("skipped"):
                     _note(f"skipped {row['skipped']}")
+                    if bar.total is not None and row["frame"] is None and not is_video(row["input"]):
+                        bar.total -= 1
+                        bar.refresh()
                 else:
                     bar.update(1)
         elapsed = time.perf_counter() - start
