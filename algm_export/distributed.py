@@ -48,7 +48,15 @@ ACTOR_ERROR = re.compile(r"^algm_export\.[\w.]+: (.+)$", re.MULTILINE)  # the la
 CONNECT_TIMEOUT_S = 5.0  # an unreachable HOST:PORT fails here instead of in Ray's minutes of retries
 
 
-def _ray():
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray takes 127.0.0.1 as this node's address
+
+
+def _ray(address: str = ""):
+    """Import Ray. A Ray that this process may start itself (no --ray ADDRESS, no $RAY_ADDRESS) serves this
+    machine only: Ray then binds its servers to the loopback interface instead of the machine's network address
+    (Ray reads the setting when it is imported, and its processes inherit it)."""
+    if not address and not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault(LOOPBACK_ONLY, "0")
     try:
         import ray
         import ray.data  # noqa: F401 - the 'data' part of the extra
@@ -74,12 +82,9 @@ def connect(ray, address: str) -> bool:
             raise AlgmExportError(f"--ray {address}: no Ray cluster reachable there ({reason}); expected "
                                   "HOST:PORT of a head node (ray start --head prints it)") from error
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ warnings; failures still raise
-    # A Ray started here (no address given, none in $RAY_ADDRESS) serves this machine only: bind it to the loopback
-    # interface rather than the machine's network address.
-    local = {"_node_ip_address": "127.0.0.1"} if not address and not os.environ.get("RAY_ADDRESS") else {}
     try:
         ray.init(address=address or None, log_to_driver=False, include_dashboard=False if not address else None,
-                 logging_level="ERROR", configure_logging=True, **local)
+                 logging_level="ERROR", configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise AlgmExportError(f"--ray {address or '(default)'}: {' '.join(str(error).split())[:200]}") from error
     return True
@@ -237,7 +242,7 @@ def ray_predict_command(args: argparse.Namespace) -> int:
     """Run ``algm-export predict ... --ray``; returns the exit code."""
     from tqdm import tqdm
 
-    ray = _ray()
+    ray = _ray(args.ray)
     inputs = collect_inputs([str(item) for item in args.inputs])
     model = str(args.model)
     if not is_uri(model):

@@ -99,8 +99,8 @@ def local(model, inputs, tmp_path_factory) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray sized like a small test machine; predict --ray uses it (it is already connected)."""
-    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")  # loopback only: tests never listen on the machine's network address
+    ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False, log_to_driver=False)
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:"), "loopback only (tests/conftest.py)"
     yield
     ray.shutdown()
 
