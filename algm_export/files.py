@@ -85,24 +85,26 @@ def check_output_target(folder: Path, carries_everything: bool = False) -> None:
         raise AlgmExportError(f"{folder}: cannot write to {parent} ({error.strerror or error})") from error
 
 
-def written_set(folder: Path) -> set[str] | None:
-    """The names of the files algm-export wrote into ``folder`` (its marker's list); None where the folder has no
-    marker written by algm-export (missing, unreadable, or another tool's file of that name)."""
+def written_set(folder: Path, command: str = "export") -> set[str] | None:
+    """The names of the files algm-export ``command`` wrote into ``folder`` (its marker's list); None where the
+    folder has no such marker (missing, unreadable, another command's or another tool's file of that name)."""
     try:
         data = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("tool") != TOOL or not isinstance(data.get("files"), list):
+    if not isinstance(data, dict) or data.get("tool") != TOOL or data.get("command") != command \
+            or not isinstance(data.get("files"), list):
         return None
     return {name for name in data["files"] if isinstance(name, str)}
 
 
-def write_marker(folder: Path) -> None:
-    """Write the marker listing every entry of ``folder`` (the set just built), atomically."""
+def write_marker(folder: Path, command: str = "export", names: Iterable[str] | None = None) -> None:
+    """Write the marker of ``command``'s files in ``folder`` (default: every entry of the folder, the set just
+    built), atomically."""
     from . import __version__
 
-    names = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
-    text = json.dumps({"tool": TOOL, "version": __version__, "files": names}, indent=1) + "\n"
+    listed = sorted(set(names) if names is not None else {p.name for p in folder.iterdir()} - {MARKER})
+    text = json.dumps({"tool": TOOL, "command": command, "version": __version__, "files": listed}, indent=1) + "\n"
     write_atomically(folder / MARKER, lambda path: path.write_text(text))
 
 

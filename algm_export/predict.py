@@ -16,13 +16,13 @@ from PIL import Image
 
 from .arguments import PROG
 from .errors import AlgmExportError
-from .files import prepare_output_folder, write_atomically
+from .files import prepare_output_folder, write_atomically, write_marker, written_set
 from .photos import IMAGE_SUFFIXES, read_image
 from .preprocess import resize_rgb
 from .runtime.base import Backend
 from .runtime.metadata import DeploymentInfo
 from .runtime.loading import open_backend
-from .runtime.sliding import Segmentation, SlidingWindow
+from .runtime.sliding import Segmentation, SlidingWindow, resized_size
 from .video import VIDEO_SUFFIXES, frame_count, read_frames
 from .visualize import merge_panel, merge_picture, overlay
 
@@ -43,8 +43,11 @@ def collect_sources(inputs: list[Path]) -> list[Source]:
     sources = []
     for path in inputs:
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                           and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            entries = [p for p in path.iterdir() if not p.name.startswith(".")
+                       and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+            for broken in sorted(p for p in entries if p.is_symlink() and not p.exists()):
+                _note(f"skipped {broken}: a link to {broken.readlink()}, which does not exist")
+            files = sorted(p for p in entries if p.is_file())
             if not files:
                 raise AlgmExportError(f"{path}: contains no image or video files")
             sources.extend(Source(p) for p in files)
@@ -110,6 +113,7 @@ class Predictor:
         self.backend, self.folder, self.sliding, self.every = backend, folder, sliding, every
         self.with_overlay, self.with_merges = with_overlay, with_merges
         self.skipped: list[str] = []
+        self.written: list[Path] = []
         self.images = self.frames = 0
         self.token_counts: list[list[list[int]]] = []  # per image: per window, tokens after each merge
 
@@ -126,11 +130,20 @@ class Predictor:
                 except AlgmExportError as error:  # unreadable, or decoding failed part way: keep what was read
                     kept = f" (kept the {delivered} frames read before)" if delivered else ""
                     self._skip(f"{error}{kept}", progress, _undelivered(source, self.every, delivered))
+                    continue
+                missing = _undelivered(source, self.every, delivered)
+                if not delivered and not missing:
+                    self._skip(f"{source.path}: no frame could be decoded (empty or truncated video)", progress, 0)
+                elif missing:  # the decoder stopped early without an error: a truncated file
+                    self._skip(f"{missing} of the {missing + delivered} frames {source.path} announces (truncated? "
+                               f"kept the {delivered} decoded)", progress, missing)
                 continue
             try:
                 photo = read_image(source.path)
+                resized_size(photo.shape[:2], self.sliding.settings, self.sliding.window)  # refuses extreme shapes
             except AlgmExportError as error:
-                self._skip(str(error), progress, 1)
+                self._skip(f"{source.path}: {error}" if str(source.path) not in str(error) else str(error),
+                           progress, 1)
                 continue
             names.append((source.path.stem, photo))
             yield photo
@@ -158,7 +171,8 @@ class Predictor:
 
     def write(self, stem: str, photo: np.ndarray, result: Segmentation) -> None:
         """The label PNG and, when asked, the overlay and the merge picture."""
-        write_outputs(self.folder, stem, photo, result, self.backend.info, self.with_overlay, self.with_merges)
+        self.written += write_outputs(self.folder, stem, photo, result, self.backend.info, self.with_overlay,
+                                      self.with_merges)
 
 
 def merges_of(photo: np.ndarray, result: Segmentation, patch: int) -> np.ndarray:
@@ -203,6 +217,34 @@ def expected_images(sources: list[Source], every: int) -> int | None:
     return total
 
 
+PREDICT = "predict"  # the command named in the output folder's marker
+
+
+def check_foreign_outputs(folder: Path, sources: list[Source], every: int, with_overlay: bool,
+                          with_merges: bool) -> set[str]:
+    """The files an earlier predict wrote into ``folder`` (its marker); AlgmExportError, before anything is
+    written, when a file this run would write exists there and was not written by predict (video frames: as many
+    as the video announces)."""
+    ours = written_set(folder, PREDICT) or set()
+    if not folder.is_dir():
+        return ours
+    for source in sources:
+        if source.is_video:
+            try:
+                count = frame_count(source.path) or 0
+            except AlgmExportError:  # no PyAV: the video is skipped with its note later
+                count = 0
+            stems = [frame_stem(source.path.stem, index) for index in range(0, count, every)]
+        else:
+            stems = [source.path.stem]
+        for stem in stems:
+            for name in output_names(stem, with_overlay, with_merges):
+                if name not in ours and (folder / name).exists():
+                    raise AlgmExportError(f"{folder / name} exists and was not written by {PROG} predict; move it "
+                                          "away or choose another -o folder")
+    return ours
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Run ``algm-export predict``; returns the exit code."""
     from tqdm import tqdm
@@ -222,14 +264,23 @@ def predict_command(args: argparse.Namespace) -> int:
     backend = open_backend(args.model, args.trust_checkpoint, args.ort_ops)
     overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
     sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch)
+    with_merges = args.show_merges and backend.info.algm is not None
+    ours = check_foreign_outputs(args.output, sources, args.every, args.overlay, with_merges)
+    created = not args.output.exists()
     folder = prepare_output_folder(args.output)
-    if args.show_merges and backend.info.algm is None:
+    if args.show_merges and not with_merges:
         _note("--show-merges: the model does not merge tokens (dense); no merge pictures")
-    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, args.show_merges)
+    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, with_merges)
     start = time.perf_counter()
-    with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
-              dynamic_ncols=True) as progress:
-        predictor.run(sources, progress)
+    try:
+        with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
+                  dynamic_ncols=True) as progress:
+            predictor.run(sources, progress)
+    finally:  # also on an error or interrupt: the files written so far are listed as predict's
+        if predictor.written:
+            write_marker(folder, PREDICT, ours | {path.name for path in predictor.written})
+        elif created:
+            folder.rmdir()  # nothing written: leave no empty folder behind
     elapsed = time.perf_counter() - start
     if predictor.images == 0:
         raise AlgmExportError("no readable images among the inputs")

@@ -46,7 +46,8 @@ def test_folder_to_class_index_pngs(pipeline_run, inputs, tmp_path, photos):
     assert "segmented 5 images" in out and "skipped 1 unreadable" in out
     assert "skipped" in err and "damaged.png" in err
     written = sorted(p.name for p in (tmp_path / "labels").iterdir())
-    assert written == ["astronaut_rgba.png", "chelsea.png", "coffee16.png", "coffee_gray.png", "rocket.png"]
+    assert written == ["algm-export.json", "astronaut_rgba.png", "chelsea.png", "coffee16.png", "coffee_gray.png",
+                       "rocket.png"]
     chelsea = Image.open(tmp_path / "labels" / "chelsea.png")
     assert chelsea.mode == "L" and chelsea.size == (451, 300)
     photo = np.asarray(Image.open(inputs / "chelsea.jpg").convert("RGB"))
@@ -108,7 +109,7 @@ def test_errors_are_one_line_and_write_nothing(pipeline_run, inputs, tmp_path):
     code, _, err = predict(inputs, inputs / "rocket.png", "-o", tmp_path / "a")
     assert code == 2 and "is a folder; MODEL is a file" in err and not (tmp_path / "a").exists()
     code, _, err = predict(model, inputs / "damaged.png", "-o", tmp_path / "b")
-    assert code == 2 and "no readable images" in err
+    assert code == 2 and "no readable images" in err and not (tmp_path / "b").exists(), "no empty folder left"
     code, _, err = predict(model, tmp_path / "nowhere.jpg", "-o", tmp_path / "c")
     assert code == 2 and "nowhere.jpg: no such file or folder" in err and not (tmp_path / "c").exists()
     for option, value, message in (("--window-stride", 0, "window_stride must be a positive integer, got 0"),
@@ -127,5 +128,69 @@ def test_unreadable_video_among_images_is_skipped(pipeline_run, inputs, tmp_path
     code, out, err = predict(pipeline_run[2] / "model.onnx", broken, inputs / "rocket.png", "-o", tmp_path / "out")
     assert code == 0, err
     assert "skipped" in err and "broken.mp4: not a readable video" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rocket.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["algm-export.json", "rocket.png"]
     assert "segmented 1 images" in out and "skipped 1 unreadable" in out
+
+
+def test_files_predict_did_not_write_are_never_overwritten(pipeline_run, inputs, tmp_path):
+    """A same-named file of the user's stops the run before anything is written; files an earlier predict wrote
+    (listed in the folder's marker) are replaced by the next run."""
+    model, out = pipeline_run[2] / "model.onnx", tmp_path / "out"
+    out.mkdir()
+    (out / "rocket.png").write_bytes(b"the user's own rocket.png")
+    code, _, err = predict(model, inputs / "rocket.png", inputs / "chelsea.jpg", "-o", out)
+    assert code == 2 and "rocket.png exists and was not written by algm-export predict" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["rocket.png"]
+    assert (out / "rocket.png").read_bytes() == b"the user's own rocket.png"
+    (out / "rocket.png").unlink()
+    for _ in range(2):  # the second run replaces what the first wrote
+        code, _, err = predict(model, inputs / "rocket.png", "-o", out)
+        assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["algm-export.json", "rocket.png"]
+
+
+def test_extreme_shapes_and_broken_links_are_skipped_with_a_note(pipeline_run, inputs, tmp_path):
+    """A 2x2000 strip would need 2048 windows once its short side fits the window: skipped with a note, like a
+    link to a missing file; the other images are segmented. With only such inputs: exit 2, no folder."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((2, 2000, 3), 90, np.uint8)).save(folder / "strip.png")
+    (folder / "gone.png").symlink_to(tmp_path / "missing.png")
+    (folder / "rocket.png").write_bytes((inputs / "rocket.png").read_bytes())
+    code, out, err = predict(pipeline_run[2] / "model.onnx", folder, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert "strip.png" in err and "above the 16 MP supported" in err
+    assert "gone.png: a link to" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["algm-export.json", "rocket.png"]
+    code, _, err = predict(pipeline_run[2] / "model.onnx", folder / "strip.png", "-o", tmp_path / "none")
+    assert code == 2 and "no readable images" in err and not (tmp_path / "none").exists()
+
+
+def test_batch_is_bounded(pipeline_run, inputs, tmp_path):
+    code, _, err = predict(pipeline_run[2] / "model.onnx", inputs / "rocket.png", "--batch", "1000000",
+                           "-o", tmp_path / "out")
+    assert code == 2 and "--batch must be in 1..64" in err and not (tmp_path / "out").exists()
+
+
+def test_truncated_video_is_noted(pipeline_run, tmp_path, photos):
+    """Videos cut short: an AVI announcing 10 frames of which 2 decode keeps the 2 and notes the shortfall; a
+    Matroska file that decodes no frame at all is noted too (neither is a silent success)."""
+    av = pytest.importorskip("av")
+    cut = {}
+    for suffix, keep in (("avi", 0.9), ("mkv", 0.6)):  # fractions measured to give 2 and 0 decodable frames
+        video = tmp_path / f"clip.{suffix}"
+        with av.open(str(video), "w") as container:
+            stream = container.add_stream("mpeg4", rate=5)
+            stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+            for shift in range(10):
+                frame = np.ascontiguousarray(np.roll(photos["astronaut"][:96, :128], 8 * shift, axis=1))
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+        data = video.read_bytes()
+        cut[suffix] = tmp_path / f"cut.{suffix}"
+        cut[suffix].write_bytes(data[: int(len(data) * keep)])
+    code, out, err = predict(pipeline_run[2] / "model.onnx", cut["avi"], cut["mkv"], "-o", tmp_path / "out")
+    assert code == 0, err
+    assert "skipped 8 of the 10 frames" in err and "cut.avi announces (truncated? kept the 2 decoded)" in err, err
+    assert "cut.mkv: no frame could be decoded" in err, err
+    assert "segmented 2 images (2 video frames)" in out, out
