@@ -210,9 +210,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     """``algm-export predict MODEL INPUT... -o DIR``."""
-    parser.add_argument("model", metavar="MODEL", type=Path, help="model.onnx, model.fp16.plan or a checkpoint")
-    parser.add_argument("inputs", metavar="INPUT", type=Path, nargs="+", help="image files, folders, video files")
-    parser.add_argument("-o", "--output", type=Path, default=Path(DEFAULT_PREDICT_OUTPUT), metavar="DIR",
+    parser.add_argument("model", metavar="MODEL", type=path_or_uri, help="model.onnx, model.fp16.plan or a checkpoint")
+    parser.add_argument("inputs", metavar="INPUT", type=path_or_uri, nargs="+",
+                        help="image files, folders, video files (with --ray also URIs: s3://bucket/photos/)")
+    parser.add_argument("-o", "--output", type=path_or_uri, default=Path(DEFAULT_PREDICT_OUTPUT), metavar="DIR",
                         help=f"folder for the PNGs (default ./{DEFAULT_PREDICT_OUTPUT}/; created if missing)")
     parser.add_argument("--batch", type=int, default=DEFAULT_PREDICT_BATCH, metavar="N",
                         help="windows per model run (windows of consecutive images share batches; default "
@@ -232,3 +233,60 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="libalgm_ort_ops.so: run an ONNX graph's algm nodes (model.trt.onnx) on our C++ kernels "
                              "inside ONNX Runtime")
     parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
+    add_ray_arguments(parser)
+
+
+def is_uri(text: str) -> bool:
+    """``scheme://...`` (a pyarrow file system URI such as s3://bucket/key; a Windows drive is not a scheme)."""
+    scheme, separator, _ = text.partition("://")
+    return bool(separator) and len(scheme) > 1 and scheme.replace("+", "").isalnum()
+
+
+def path_or_uri(text: str) -> Path | str:
+    """argparse type: a URI stays a string (``Path`` would fold its ``//``), anything else is a Path."""
+    return text if is_uri(text) else Path(text)
+
+
+def positive_float(text: str) -> float:
+    """argparse type of a resource amount: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """``predict --ray``: the same files written by a pool of Ray actors (algm_export/distributed.py)."""
+    ray = parser.add_argument_group("Ray (pip install 'algm-export[ray]'; README: Segmenting on a Ray cluster)")
+    ray.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run on Ray: bare --ray uses $RAY_ADDRESS or the Ray started on this machine (ray start), "
+                          "else starts a local one; 'auto' requires a running cluster; HOST:PORT names one. Writes "
+                          "DIR/manifest.jsonl too (one row per image or frame, skipped inputs with their reason)")
+    ray.add_argument("--ray-actors", type=positive_int, metavar="N",
+                     help="actors, each holding one model (default: as many as the cluster's CPUs, or GPUs with "
+                          "--ray-gpus, allow)")
+    ray.add_argument("--ray-cpus", type=positive_float, default=1.0, metavar="X",
+                     help="CPUs reserved per actor, fractions allowed (default 1)")
+    ray.add_argument("--ray-gpus", type=positive_float, metavar="X",
+                     help="GPUs per actor (e.g. 1 with a TensorRT engine; default none)")
+    ray.add_argument("--ray-threads", type=positive_int, metavar="N",
+                     help="ONNX Runtime/PyTorch threads per actor (default: --ray-cpus rounded, at least 1)")
+    ray.add_argument("--ray-batch", type=positive_int, default=4, metavar="N",
+                     help="inputs handed to an actor at a time (default 4; a video counts as one)")
+    ray.add_argument("--resume", action="store_true",
+                     help="with --ray: skip images and frames whose output files are complete already (rerun an "
+                          "interrupted job with the same command plus --resume)")

@@ -534,7 +534,10 @@ def bench_command(args: argparse.Namespace) -> int:
         report = load_report(staging)
         report["speed"] = speed
         save_report(staging, report)
-    print(f"\nstored under 'speed' in {args.output / REPORT}")
+    graphs = args.output / "bench"
+    size_mb = sum(f.stat().st_size for f in graphs.rglob("*") if f.is_file()) / 1e6
+    print(f"\nstored under 'speed' in {args.output / REPORT}; the graphs it timed are in {graphs}/ "
+          f"(dense/, algm/: {size_mb:.0f} MB, delete them when done)")
     return 0
 
 

@@ -20,6 +20,7 @@ from .files import prepare_output_folder, write_atomically
 from .photos import IMAGE_SUFFIXES, read_image
 from .preprocess import resize_rgb
 from .runtime.base import Backend
+from .runtime.metadata import DeploymentInfo
 from .runtime.loading import open_backend
 from .runtime.sliding import Segmentation, SlidingWindow
 from .video import VIDEO_SUFFIXES, frame_count, read_frames
@@ -51,12 +52,43 @@ def collect_sources(inputs: list[Path]) -> list[Source]:
             sources.append(Source(path))
         else:
             raise AlgmExportError(f"{path}: no such file or folder")
-    stems: dict[str, Path] = {}
-    for source in sources:
-        clash = stems.setdefault(source.path.stem, source.path)
-        if clash != source.path:
-            raise AlgmExportError(f"{clash} and {source.path} would both be written to {source.path.stem}.png")
+    check_unique_stems([(source.path.stem, str(source.path)) for source in sources])
     return sources
+
+
+def check_unique_stems(inputs: list[tuple[str, str]]) -> None:
+    """Refuse two inputs (``(stem, name)`` pairs: paths or URIs) that would write the same ``<stem>.png``."""
+    stems: dict[str, str] = {}
+    for stem, name in inputs:
+        clash = stems.setdefault(stem, name)
+        if clash != name:
+            raise AlgmExportError(f"{clash} and {name} would both be written to {stem}.png")
+
+
+def frame_stem(stem: str, index: int) -> str:
+    """The output stem of a video's frame ``index``: ``<video stem>_<index, 6 digits>``."""
+    return f"{stem}_{index:06d}"
+
+
+def output_names(stem: str, with_overlay: bool = False, with_merges: bool = False) -> list[str]:
+    """The files written for one image, in writing order: the label PNG, then the overlay and the merge
+    picture when asked (``with_merges`` only for models that merge tokens)."""
+    return [f"{stem}.png"] + [f"{stem}_{kind}.png" for kind, wanted in (("overlay", with_overlay),
+                                                                        ("merges", with_merges)) if wanted]
+
+
+def write_outputs(folder: Path, stem: str, photo: np.ndarray, result: Segmentation, info: DeploymentInfo,
+                  with_overlay: bool = False, with_merges: bool = False) -> list[Path]:
+    """Write one image's files (see :func:`output_names`; the merge picture only when the result has token
+    maps), each atomically; returns their paths."""
+    with_merges = with_merges and result.token_maps is not None
+    label, *extras = [folder / name for name in output_names(stem, with_overlay, with_merges)]
+    written = [write_label_png(label, result.labels, len(info.class_names))]
+    if with_overlay:
+        written.append(write_rgb_png(extras.pop(0), overlay(photo, result.labels, info.class_names)))
+    if with_merges:
+        written.append(write_rgb_png(extras.pop(0), merges_of(photo, result, info.patch_size)))
+    return written
 
 
 def write_label_png(path: Path, labels: np.ndarray, n_cls: int) -> Path:
@@ -87,7 +119,7 @@ class Predictor:
                 delivered = 0
                 try:
                     for index, frame in read_frames(source.path, self.every):
-                        names.append((f"{source.path.stem}_{index:06d}", frame))
+                        names.append((frame_stem(source.path.stem, index), frame))
                         self.frames += 1
                         delivered += 1
                         yield frame
@@ -126,12 +158,7 @@ class Predictor:
 
     def write(self, stem: str, photo: np.ndarray, result: Segmentation) -> None:
         """The label PNG and, when asked, the overlay and the merge picture."""
-        info = self.backend.info
-        write_label_png(self.folder / f"{stem}.png", result.labels, len(info.class_names))
-        if self.with_overlay:
-            write_rgb_png(self.folder / f"{stem}_overlay.png", overlay(photo, result.labels, info.class_names))
-        if self.with_merges and result.token_maps is not None:
-            write_rgb_png(self.folder / f"{stem}_merges.png", merges_of(photo, result, info.patch_size))
+        write_outputs(self.folder, stem, photo, result, self.backend.info, self.with_overlay, self.with_merges)
 
 
 def merges_of(photo: np.ndarray, result: Segmentation, patch: int) -> np.ndarray:
@@ -182,6 +209,15 @@ def predict_command(args: argparse.Namespace) -> int:
 
     if args.every < 1:
         raise AlgmExportError(f"--every must be >= 1, got {args.every}")
+    if args.ray is not None:  # the same files, written by a pool of Ray actors (algm_export/distributed.py)
+        from .distributed import ray_predict_command
+
+        return ray_predict_command(args)
+    if args.resume:
+        raise AlgmExportError("--resume needs --ray")
+    uris = [item for item in (args.model, args.output, *args.inputs) if isinstance(item, str)]
+    if uris:
+        raise AlgmExportError(f"{uris[0]}: URIs are read and written with --ray only")
     sources = collect_sources(args.inputs)
     backend = open_backend(args.model, args.trust_checkpoint, args.ort_ops)
     overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}

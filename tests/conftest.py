@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# A Ray started by a test (or by a CLI the tests run) serves this machine only: Ray then binds its servers to
+# 127.0.0.1, not the machine's network address. Read by Ray when it is imported; its processes inherit it.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.pop("RAY_ADDRESS", None)
 
 import numpy as np
 import pytest

@@ -13,10 +13,11 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".pkl", ".bin", ".tar", "")
 
 
 def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False,
-                 custom_ops: str | os.PathLike | None = None) -> Backend:
+                 custom_ops: str | os.PathLike | None = None, threads: int | None = None) -> Backend:
     """A ``.plan``/``.engine`` file (any case) runs in TensorRT; a checkpoint (``.pth``, ``.pt``, ``.ckpt``, ...:
     research format or bundle) in PyTorch at its sliding-window size; anything else (``.onnx``) in ONNX Runtime,
-    with ``custom_ops`` (libalgm_ort_ops.so) running the graph's algm nodes on our C++ kernels."""
+    with ``custom_ops`` (libalgm_ort_ops.so) running the graph's algm nodes on our C++ kernels and ``threads``
+    intra-op threads (default: ONNX Runtime's own choice, one per physical core)."""
     path = Path(path)
     if path.is_dir():
         raise AlgmExportError(f"{path}: is a folder; MODEL is a file (e.g. {path}/model.onnx or a checkpoint)")
@@ -34,7 +35,7 @@ def open_backend(path: str | os.PathLike, trust_checkpoint: bool = False,
     if is_graph:
         from .onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, custom_ops=custom_ops)
+        return OnnxRuntimeBackend(path, custom_ops=custom_ops, threads=threads)
     from ..checkpoints import load_segmenter
     from .torch_backend import TorchBackend
 
