@@ -188,16 +188,17 @@ def test_links_resolve(page):
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
 
 
-def test_readme_paths_exist():
-    """Every repository path the README names (``algm_export/...``, ``docs/...``, ``samples/...`` ...) exists."""
-    pending = pending_paths()
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_paths_exist(page):
+    """Every repository path the page names (``algm_export/...``, ``docs/...``, ``samples/...`` ...) exists."""
+    pending = pending_paths() if page == README else set()
     missing = []
-    for path in sorted(set(PATH_PATTERN.findall(README.read_text()))):
+    for path in sorted(set(PATH_PATTERN.findall(page.read_text()))):
         if path in pending or path.startswith(GENERATED):
             continue
         if not (list(ROOT.glob(path)) if "*" in path else (ROOT / path).exists()):
             missing.append(path)
-    assert not missing, f"README.md names paths that do not exist: {missing}"
+    assert not missing, f"{page.relative_to(ROOT)} names paths that do not exist: {missing}"
 
 
 def all_examples() -> list[Example]:
