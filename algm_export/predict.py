@@ -16,6 +16,7 @@ from PIL import Image
 
 from .arguments import PROG
 from .errors import AlgmExportError
+from .evaluation.protocol import ViewAveraging, views
 from .files import prepare_output_folder, write_atomically
 from .photos import IMAGE_SUFFIXES, read_image
 from .preprocess import resize_rgb
@@ -74,8 +75,9 @@ class Predictor:
     """Reads the inputs lazily, segments them and writes the files; counts what it did."""
 
     def __init__(self, backend: Backend, folder: Path, sliding: SlidingWindow, every: int = 1,
-                 with_overlay: bool = False, with_merges: bool = False):
+                 with_overlay: bool = False, with_merges: bool = False, views: tuple = ()):
         self.backend, self.folder, self.sliding, self.every = backend, folder, sliding, every
+        self.views = views  # test-time views (algm_export.evaluation.protocol.View); () or one: plain sliding window
         self.with_overlay, self.with_merges = with_overlay, with_merges
         self.skipped: list[str] = []
         self.images = self.frames = 0
@@ -115,7 +117,12 @@ class Predictor:
         """Segment every source, writing its files as soon as its windows are done; an input that cannot be
         read (image or video) is skipped with a note."""
         names: deque = deque()
-        for result in self.sliding.run(self._photos(sources, names, progress)):
+        photos = self._photos(sources, names, progress)
+        if len(self.views) > 1:
+            results = ViewAveraging(self.sliding, self.views).run(photos)
+        else:
+            results = self.sliding.run(photos)
+        for result in results:
             stem, photo = names.popleft()
             self.write(stem, photo, result)
             self.images += 1
@@ -185,11 +192,14 @@ def predict_command(args: argparse.Namespace) -> int:
     sources = collect_sources(args.inputs)
     backend = open_backend(args.model, args.trust_checkpoint)
     overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
-    sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch)
+    sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch, args.resize)
+    image_views = views(args.multiscale, args.flip)
     folder = prepare_output_folder(args.output)
     if args.show_merges and backend.info.algm is None:
         _note("--show-merges: the model does not merge tokens (dense); no merge pictures")
-    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, args.show_merges)
+    elif args.show_merges and len(image_views) > 1:
+        _note("--show-merges: not drawn with --multiscale/--flip (merges differ per view)")
+    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, args.show_merges, image_views)
     start = time.perf_counter()
     with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
               dynamic_ncols=True) as progress:
@@ -199,7 +209,8 @@ def predict_command(args: argparse.Namespace) -> int:
         raise AlgmExportError("no readable images among the inputs")
     frames = f" ({predictor.frames} video frames)" if predictor.frames else ""
     skipped = f"; skipped {len(predictor.skipped)} unreadable" if predictor.skipped else ""
+    views_text = f", {len(image_views)} test-time views" if len(image_views) > 1 else ""
     print(f"segmented {predictor.images} images{frames} in {elapsed:.1f} s ({predictor.images / elapsed:.2f} images/s)"
           f" with {backend.name}, windows {sliding.window[0]}x{sliding.window[1]} every {sliding.settings.window_stride}"
-          f" px, batch {sliding.batch}; wrote {folder}/{skipped}")
+          f" px, batch {sliding.batch}{views_text}; wrote {folder}/{skipped}")
     return 0
