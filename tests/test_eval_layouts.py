@@ -82,8 +82,11 @@ def test_missing_and_unknown_layouts_are_one_line_errors(tmp_path, photos):
 def test_size_mismatch_names_the_annotation(tmp_path, photos):
     tiny_datasets.folder(tmp_path, photos)
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "annotations" / "coffee.png")
-    with pytest.raises(AlgmExportError, match=r"annotations/coffee.png: annotation is 10x10, its image coffee.png is "
-                                              r"120x80"):
+    message = r"annotations/coffee.png: annotation is 10x10, its image coffee.png is 120x80"
+    with pytest.raises(AlgmExportError, match=message):  # from the headers, before anything is decoded
+        open_dataset(tmp_path, "folder").check_sizes()
+    open_dataset(tmp_path, "folder").check_sizes(limit=1)  # astronaut only: fine
+    with pytest.raises(AlgmExportError, match=message):  # and while reading
         read_all(open_dataset(tmp_path, "folder"))
 
 

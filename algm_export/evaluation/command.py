@@ -158,6 +158,7 @@ def eval_command(args: argparse.Namespace) -> int:
         raise AlgmExportError(f"--limit must be >= 1, got {args.limit}")
     labelled = args.reference == "labels"
     dataset = open_dataset(args.data, args.dataset, args.split, labelled=labelled)
+    dataset.check_sizes(args.limit)
     found = candidates(args.model, args.graphs, args.trust_checkpoint)
     folder = prepare_output_folder(args.output)
     image_views = views(args.multiscale, args.flip)

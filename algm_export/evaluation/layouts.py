@@ -90,12 +90,21 @@ class Dataset:
                     self.skipped.append(str(sample.annotation))
                     continue
                 if label.shape != image.shape[:2]:
-                    raise AlgmExportError(f"{sample.annotation}: annotation is {label.shape[1]}x{label.shape[0]}, "
-                                          f"its image {sample.image.name} is {image.shape[1]}x{image.shape[0]}")
+                    raise _mismatch(sample, label.shape[::-1], image.shape[1::-1])
                 if sample.transform is not None:
                     label = sample.transform(label)
             delivered += 1
             yield sample, image, label
+
+    def check_sizes(self, limit: int | None = None) -> None:
+        """Compare every annotation's size with its image's from the file headers (nothing decoded), so that a
+        mismatch is an error before any model runs; files that cannot be opened are left to :meth:`read`."""
+        for sample in self.samples[:limit]:
+            if sample.annotation is None:
+                continue
+            image, label = _header_size(sample.image, oriented=True), _header_size(sample.annotation)
+            if image is not None and label is not None and image != label:
+                raise _mismatch(sample, label, image)
 
     @property
     def skipped(self) -> list[str]:
@@ -104,6 +113,28 @@ class Dataset:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_skipped", [])
+
+
+def _mismatch(sample: Sample, label: tuple[int, int], image: tuple[int, int]) -> AlgmExportError:
+    """The error for an annotation of ``label`` = (width, height) beside an image of ``image``."""
+    return AlgmExportError(f"{sample.annotation}: annotation is {label[0]}x{label[1]}, its image {sample.image.name} "
+                           f"is {image[0]}x{image[1]}")
+
+
+EXIF_ORIENTATION = 0x0112
+TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height (read_image applies them)
+
+
+def _header_size(path: Path, oriented: bool = False) -> tuple[int, int] | None:
+    """(width, height) from the file header (EXIF orientation applied with ``oriented``), None if unreadable."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if oriented and image.getexif().get(EXIF_ORIENTATION) in TRANSPOSED:
+                width, height = height, width
+            return width, height
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def read_label(path: Path) -> np.ndarray | None:
