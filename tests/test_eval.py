@@ -117,15 +117,30 @@ def expected_windows(root, ratios, flips=1, limit=None) -> int:
     return total
 
 
+@pytest.mark.parametrize("size", [(60, 90), (96, 64), (72, 72), (300, 451), (40, 400), (1080, 1920)])
+def test_view_plans_follow_the_research_ratios(size):
+    """Every view's uint8 size, enlarged size and windows, against the restatement above (no model run)."""
+    from algm_export.evaluation.protocol import view_plan, views
+
+    settings = WindowSettings(WINDOW, WINDOW, STRIDE)
+    plans = [view_plan(size, settings, (WINDOW, WINDOW), view) for view in views(multiscale=True, flip=False)]
+    assert [(p.flip, p.original) for p in plans] == [(f, size) for _ in RATIOS for f in (False, True)]
+    for ratio, plan in zip([r for r in RATIOS for _ in (0, 1)], plans):
+        scaled, enlarged = view_size(size, ratio)
+        assert (plan.scaled, plan.resized) == (scaled, enlarged)
+        assert (list(plan.rows), list(plan.cols)) == (anchors(enlarged[0]), anchors(enlarged[1]))
+
+
+@pytest.mark.slow  # 12 views of 1 image through the model and the report: ~30 s on 2 busy cores
 def test_multiscale_runs_the_twelve_research_views(checkpoint, predicted, tmp_path):
     out = tmp_path / "eval"
     code, _, err = run("eval", checkpoint, "--data", predicted, "--dataset", "folder", "-o", out, "--multiscale",
-                       "--limit", "2")
+                       "--limit", "1")
     assert code == 0, err
     report = json.loads((out / "eval.json").read_text())
     assert report["protocol"]["views"] == [[r, f] for r in RATIOS for f in (False, True)]
     pytorch = report["backends"]["pytorch"]
-    assert pytorch["images"] == 2 and pytorch["windows"] == expected_windows(predicted, RATIOS, 2, limit=2)
+    assert pytorch["images"] == 1 and pytorch["windows"] == expected_windows(predicted, RATIOS, 2, limit=1)
     assert pytorch["aAcc"] < 100.0  # the averaged views do not all agree with the single-scale labels
 
 
@@ -154,6 +169,7 @@ def restated_multiscale(model, photo: np.ndarray) -> np.ndarray:
     return (total / 12).argmax(dim=0).numpy()
 
 
+@pytest.mark.slow  # 30 windows through predict and again through the restatement
 def test_predict_multiscale_equals_a_direct_restatement(checkpoint, predicted, tmp_path):
     image = predicted / "images" / "chelsea.png"
     code, out, err = run("predict", checkpoint, image, "-o", tmp_path / "labels", "--multiscale", "--batch", "1")
