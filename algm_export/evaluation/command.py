@@ -56,16 +56,19 @@ def candidates(model: Path, graphs: list[Path], trust: bool) -> list[Candidate]:
     if not model.is_file():
         raise AlgmExportError(f"{model}: no such checkpoint file (MODEL)")
 
+    loaded = [load_segmenter(model, trust_checkpoint=trust)]  # read once here: is there an ALGM setting?
+    merges = loaded[0].algm is not None
+
     def torch_backend(algm, name: str) -> Callable[[], Backend]:
         def open_() -> Backend:
-            segmenter = load_segmenter(model, algm=algm, trust_checkpoint=trust)
+            segmenter = loaded.pop() if loaded and algm == "auto" else load_segmenter(model, algm=algm,
+                                                                                       trust_checkpoint=trust)
             window = segmenter.config.windows().window_size
             return TorchBackend(segmenter, (window, window), name=name)
         return open_
 
-    algm = load_segmenter(model, trust_checkpoint=trust).algm
     found = [Candidate(PYTORCH, model, torch_backend("auto", PYTORCH))]
-    if algm is not None:
+    if merges:
         found.append(Candidate(PYTORCH_DENSE, model, torch_backend(None, PYTORCH_DENSE)))
     for path in graphs:
         if path.is_dir():
