@@ -241,7 +241,7 @@ def add_test_time_arguments(parser: argparse.ArgumentParser) -> None:
                             "in the research data pipeline) or pil (PIL bilinear, antialiased when shrinking)")
     views.add_argument("--multiscale", action="store_true",
                        help="the research --multiscale: the image at 0.5, 0.75, 1.0, 1.25, 1.5, 1.75 x im_size, each "
-                            "also flipped; the 12 views' softmax maps averaged (about 10x the windows)")
+                            "also flipped; the 12 views' softmax maps averaged (20-30x the windows of one view)")
     views.add_argument("--flip", action="store_true",
                        help="average the softmax maps of the image and its horizontal flip (implied by --multiscale)")
 
