@@ -22,7 +22,7 @@ from ..files import prepare_output_folder
 from ..runtime.base import Backend
 from ..runtime.loading import ENGINE_SUFFIXES, open_backend
 from ..runtime.sliding import SlidingWindow
-from .layouts import Dataset, Sample, open_dataset
+from .layouts import DEFAULT_SPLITS, Dataset, Sample, open_dataset
 from .metrics import ConfusionMatrix
 from .protocol import ViewAveraging, views
 from .report import BackendResult, table, write_outputs
@@ -191,7 +191,8 @@ def eval_command(args: argparse.Namespace) -> int:
     print(table(results, reference))
     skipped = sorted(set(dataset.skipped))
     settings = {
-        "dataset": args.dataset, "data": str(args.data), "split": args.split, "limit": args.limit,
+        "dataset": args.dataset, "data": str(args.data), "split": args.split or DEFAULT_SPLITS[args.dataset],
+        "limit": args.limit,
         "reference": "pytorch labels" if not labelled else "annotations", "images": results[0].images,
         "skipped": skipped, "protocol": {"resize": args.resize, "multiscale": args.multiscale, "flip": args.flip,
                                          "views": [[v.ratio, v.flip] for v in image_views]},
