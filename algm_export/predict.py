@@ -19,7 +19,7 @@ from .errors import AlgmExportError
 from .evaluation.protocol import ViewAveraging, views
 from .files import prepare_output_folder, write_atomically
 from .photos import IMAGE_SUFFIXES, read_image
-from .preprocess import resize_rgb
+from .preprocess import OPENCV, resize_rgb
 from .runtime.base import Backend
 from .runtime.loading import open_backend
 from .runtime.sliding import Segmentation, SlidingWindow
@@ -75,9 +75,9 @@ class Predictor:
     """Reads the inputs lazily, segments them and writes the files; counts what it did."""
 
     def __init__(self, backend: Backend, folder: Path, sliding: SlidingWindow, every: int = 1,
-                 with_overlay: bool = False, with_merges: bool = False, views: tuple = ()):
+                 with_overlay: bool = False, with_merges: bool = False, image_views: tuple = ()):
         self.backend, self.folder, self.sliding, self.every = backend, folder, sliding, every
-        self.views = views  # test-time views (algm_export.evaluation.protocol.View); () or one: plain sliding window
+        self.views = image_views  # test-time views (evaluation.protocol.View); none or one: plain sliding window
         self.with_overlay, self.with_merges = with_overlay, with_merges
         self.skipped: list[str] = []
         self.images = self.frames = 0
@@ -138,12 +138,14 @@ class Predictor:
         if self.with_overlay:
             write_rgb_png(self.folder / f"{stem}_overlay.png", overlay(photo, result.labels, info.class_names))
         if self.with_merges and result.token_maps is not None:
-            write_rgb_png(self.folder / f"{stem}_merges.png", merges_of(photo, result, info.patch_size))
+            write_rgb_png(self.folder / f"{stem}_merges.png", merges_of(photo, result, info.patch_size,
+                                                                                   self.sliding.resize))
 
 
-def merges_of(photo: np.ndarray, result: Segmentation, patch: int) -> np.ndarray:
-    """The ALGM merge picture of one image: a panel per window, token counts in the captions."""
-    resized = resize_rgb(photo, result.plan.resized)
+def merges_of(photo: np.ndarray, result: Segmentation, patch: int, method: str = OPENCV) -> np.ndarray:
+    """The ALGM merge picture of one image: a panel per window, token counts in the captions (the image resized
+    with ``method``, as the windows were)."""
+    resized = resize_rgb(photo, result.plan.resized, method)
     height, width = result.plan.window
     panels, captions = [], []
     grid = (height // patch) * (width // patch)

@@ -162,7 +162,8 @@ def restated_multiscale(model, photo: np.ndarray) -> np.ndarray:
             count = torch.zeros(1, *enlarged)
             for row in anchors(enlarged[0]):
                 for col in anchors(enlarged[1]):
-                    logits[:, row:row + WINDOW, col:col + WINDOW] += model(x[..., row:row + WINDOW, col:col + WINDOW])[0]
+                    window = model(x[..., row:row + WINDOW, col:col + WINDOW])[0]
+                    logits[:, row:row + WINDOW, col:col + WINDOW] += window
                     count[:, row:row + WINDOW, col:col + WINDOW] += 1
             full = F.interpolate((logits / count)[None], photo.shape[:2], mode="bilinear", align_corners=False)[0]
             total = total + (full.flip(-1) if flip else full).softmax(dim=0)
@@ -202,7 +203,8 @@ def test_ade20k_layout_and_the_flip_mode(checkpoint, photos, tmp_path):
     assert code == 0, err
     report = json.loads((tmp_path / "out" / "eval.json").read_text())
     assert report["protocol"]["views"] == [[1.0, False], [1.0, True]] and report["images"] == 1
-    assert len(report["backends"]["pytorch"]["per_class"]) == 150 and "wall" in report["backends"]["pytorch"]["per_class"]
+    per_class = report["backends"]["pytorch"]["per_class"]
+    assert len(per_class) == 150 and "wall" in per_class
 
 
 def test_errors_are_one_line_and_write_nothing(checkpoint, photos, predicted, tmp_path):

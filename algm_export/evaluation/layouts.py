@@ -4,8 +4,8 @@
   ``reduce_zero_label`` (0 "other" -> ignored, the rest minus 1).
 - ``cityscapes``: ``ROOT/leftImg8bit/<split>/<city>/*_leftImg8bit.png`` + ``gtFine/<split>/<city>/
   *_gtFine_labelTrainIds.png`` (19 trainIds, 255 ignored), or ``*_gtFine_labelIds.png`` mapped to trainIds.
-- ``pascal_context``: ``ROOT[/VOCdevkit/VOC2010]/JPEGImages/<id>.jpg`` + ``SegmentationClassContext/<id>.png`` for the ids
-  of ``ImageSets/SegmentationContext/<split>.txt``; 59 classes, ``reduce_zero_label``.
+- ``pascal_context``: ``ROOT[/VOCdevkit/VOC2010]/JPEGImages/<id>.jpg`` + ``SegmentationClassContext/<id>.png``
+  for the ids of ``ImageSets/SegmentationContext/<split>.txt``; 59 classes, ``reduce_zero_label``.
 - ``folder``: ``ROOT/images/*`` + ``ROOT/annotations/<stem>.png`` holding class indices (255 ignored).
 """
 

@@ -67,7 +67,8 @@ def table(results: list[BackendResult], reference: BackendResult | None) -> str:
     for result in results:
         scores = result.scores
         change = delta(result, reference)
-        shown = "" if result is reference else ("nan" if not math.isfinite(change) else f"{round(change, 2) + 0.0:+.2f}")
+        shown = "nan" if not math.isfinite(change) else f"{round(change, 2) + 0.0:+.2f}"  # never "-0.00"
+        shown = "" if result is reference else shown
         lines.append(f"{result.name:<28} {_percent(scores.mean_iou):>7} {shown:>7} {_percent(scores.mean_accuracy):>7} "
                      f"{_percent(scores.all_accuracy):>7} {result.images_per_second:>9.2f} {result.mean_tokens:>7.1f}")
     return "\n".join(lines)
