@@ -16,6 +16,7 @@ PROG = "algm-export"
 DEFAULT_OUTPUT = "algm_export_out"
 DEFAULT_PREDICT_OUTPUT = "predictions"
 DEFAULT_PREDICT_BATCH = 4
+DEFAULT_EVAL_OUTPUT = "eval_out"
 
 
 class UsageError(Exception):
@@ -234,6 +235,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                              "inside ONNX Runtime")
     parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
     add_ray_arguments(parser)
+    add_test_time_arguments(parser)
 
 
 def is_uri(text: str) -> bool:
@@ -290,3 +292,41 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     ray.add_argument("--resume", action="store_true",
                      help="with --ray: skip images and frames whose output files are complete already (rerun an "
                           "interrupted job with the same command plus --resume)")
+
+
+def add_test_time_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--resize``, ``--multiscale``, ``--flip`` (predict and eval): the research code's test-time options."""
+    views = parser.add_argument_group("resize and test-time views (the research protocol)")
+    views.add_argument("--resize", choices=("opencv", "pil"), default="opencv",
+                       help="image resize: opencv (default: bilinear without antialiasing, bit for bit as mmcv/cv2 "
+                            "in the research data pipeline) or pil (PIL bilinear, antialiased when shrinking)")
+    views.add_argument("--multiscale", action="store_true",
+                       help="the research --multiscale: the image at 0.5, 0.75, 1.0, 1.25, 1.5, 1.75 x im_size, each "
+                            "also flipped; the 12 views' softmax maps averaged (20-30x the windows of one view)")
+    views.add_argument("--flip", action="store_true",
+                       help="average the softmax maps of the image and its horizontal flip (implied by --multiscale)")
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """``algm-export eval MODEL [GRAPH_OR_ENGINE ...] --data ROOT --dataset NAME``."""
+    parser.add_argument("model", metavar="MODEL", type=Path, help="the checkpoint (PyTorch rows: ALGM and dense)")
+    parser.add_argument("graphs", metavar="GRAPH_OR_ENGINE", type=Path, nargs="*",
+                        help="exported graphs (.onnx), engines (.plan) or an export folder (its model.onnx, "
+                             "model.int8.onnx and engines)")
+    parser.add_argument("--data", type=Path, required=True, metavar="ROOT", help="the dataset's root folder")
+    parser.add_argument("--dataset", required=True, choices=("ade20k", "cityscapes", "pascal_context", "folder"),
+                        help="its layout (see above)")
+    parser.add_argument("--split", metavar="NAME", help="split folder or list (default: validation for ade20k, "
+                        "val for cityscapes and pascal_context)")
+    parser.add_argument("--reference", choices=("labels", "pytorch"), default="labels",
+                        help="score against the annotations (default) or against PyTorch's own labels (any folder "
+                             "of images, no annotations needed)")
+    parser.add_argument("--limit", type=int, metavar="N", help="the first N images only")
+    parser.add_argument("-o", "--output", type=Path, default=Path(DEFAULT_EVAL_OUTPUT), metavar="DIR",
+                        help=f"folder for eval.json, per_class.csv, confusion_*.png (default ./{DEFAULT_EVAL_OUTPUT}/)")
+    parser.add_argument("--batch", type=int, default=DEFAULT_PREDICT_BATCH, metavar="N",
+                        help=f"windows per model run (default {DEFAULT_PREDICT_BATCH})")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow checkpoints that need code to unpickle (only for files you trust)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="full tracebacks")
+    add_test_time_arguments(parser)

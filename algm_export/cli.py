@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 from . import arguments
 from .arguments import PROG, Parser, UsageError
 from .errors import AlgmExportError
+from .evaluation import EVAL_DESCRIPTION
 
 DESCRIPTION = """\
 Deploy an ALGM/Segmenter checkpoint: load it, export ONNX graphs with explicit merge/unmerge ops,
@@ -42,6 +43,7 @@ other commands (each has --help):
   algm-export build MODEL -o DIR    build the TensorRT engines (FP16, INT8) from DIR's graphs, verify them
   algm-export bench MODEL -o DIR    speed table: PyTorch vs ONNX Runtime (and TensorRT), dense vs ALGM
   algm-export predict MODEL INPUT... -o DIR   segment images, folders, videos (sliding window) to PNGs
+  algm-export eval MODEL [GRAPH ...] --data ROOT --dataset NAME   mIoU per backend (research protocol)
 (`algm-export export MODEL` is the same as `algm-export MODEL`, also for a checkpoint named like a command.)
 """
 
@@ -106,6 +108,9 @@ COMMANDS: dict[str, Command] = {
                      epilog(True, f"algm-export build {SAMPLE} -o algm_export_out/ --engines int8")),
     "predict": Command(arguments.add_predict_arguments, "algm_export.predict:predict_command", PREDICT_DESCRIPTION,
                        epilog(False)),
+    "eval": Command(arguments.add_eval_arguments, "algm_export.evaluation.command:eval_command", EVAL_DESCRIPTION,
+                    epilog(False, f"algm-export eval {SAMPLE} algm_export_out/ --data ADEChallengeData2016 "
+                                  "--dataset ade20k -o eval_out/")),
     "bench": Command(arguments.add_bench_arguments, "algm_export.bench:bench_command",
                      "Speed table: PyTorch eager vs ONNX Runtime (and TensorRT where present), dense vs ALGM, "
                      "on real photos; stored under 'speed' in report.json.",

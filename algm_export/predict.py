@@ -16,9 +16,10 @@ from PIL import Image
 
 from .arguments import PROG
 from .errors import AlgmExportError
+from .evaluation.protocol import ViewAveraging, views
 from .files import prepare_output_folder, write_atomically, write_marker, written_set
 from .photos import IMAGE_SUFFIXES, read_image
-from .preprocess import resize_rgb
+from .preprocess import OPENCV, resize_rgb
 from .runtime.base import Backend
 from .runtime.metadata import DeploymentInfo
 from .runtime.loading import open_backend
@@ -81,7 +82,7 @@ def output_names(stem: str, with_overlay: bool = False, with_merges: bool = Fals
 
 
 def write_outputs(folder: Path, stem: str, photo: np.ndarray, result: Segmentation, info: DeploymentInfo,
-                  with_overlay: bool = False, with_merges: bool = False) -> list[Path]:
+                  with_overlay: bool = False, with_merges: bool = False, resize: str = OPENCV) -> list[Path]:
     """Write one image's files (see :func:`output_names`; the merge picture only when the result has token
     maps), each atomically; returns their paths."""
     with_merges = with_merges and result.token_maps is not None
@@ -90,7 +91,7 @@ def write_outputs(folder: Path, stem: str, photo: np.ndarray, result: Segmentati
     if with_overlay:
         written.append(write_rgb_png(extras.pop(0), overlay(photo, result.labels, info.class_names)))
     if with_merges:
-        written.append(write_rgb_png(extras.pop(0), merges_of(photo, result, info.patch_size)))
+        written.append(write_rgb_png(extras.pop(0), merges_of(photo, result, info.patch_size, resize)))
     return written
 
 
@@ -109,8 +110,9 @@ class Predictor:
     """Reads the inputs lazily, segments them and writes the files; counts what it did."""
 
     def __init__(self, backend: Backend, folder: Path, sliding: SlidingWindow, every: int = 1,
-                 with_overlay: bool = False, with_merges: bool = False):
+                 with_overlay: bool = False, with_merges: bool = False, image_views: tuple = ()):
         self.backend, self.folder, self.sliding, self.every = backend, folder, sliding, every
+        self.views = image_views  # test-time views (evaluation.protocol.View); none or one: plain sliding window
         self.with_overlay, self.with_merges = with_overlay, with_merges
         self.skipped: list[str] = []
         self.written: list[Path] = []
@@ -160,7 +162,12 @@ class Predictor:
         """Segment every source, writing its files as soon as its windows are done; an input that cannot be
         read (image or video) is skipped with a note."""
         names: deque = deque()
-        for result in self.sliding.run(self._photos(sources, names, progress)):
+        photos = self._photos(sources, names, progress)
+        if len(self.views) > 1:
+            results = ViewAveraging(self.sliding, self.views).run(photos)
+        else:
+            results = self.sliding.run(photos)
+        for result in results:
             stem, photo = names.popleft()
             self.write(stem, photo, result)
             self.images += 1
@@ -172,12 +179,13 @@ class Predictor:
     def write(self, stem: str, photo: np.ndarray, result: Segmentation) -> None:
         """The label PNG and, when asked, the overlay and the merge picture."""
         self.written += write_outputs(self.folder, stem, photo, result, self.backend.info, self.with_overlay,
-                                      self.with_merges)
+                                      self.with_merges, self.sliding.resize)
 
 
-def merges_of(photo: np.ndarray, result: Segmentation, patch: int) -> np.ndarray:
-    """The ALGM merge picture of one image: a panel per window, token counts in the captions."""
-    resized = resize_rgb(photo, result.plan.resized)
+def merges_of(photo: np.ndarray, result: Segmentation, patch: int, method: str = OPENCV) -> np.ndarray:
+    """The ALGM merge picture of one image: a panel per window, token counts in the captions (the image resized
+    with ``method``, as the windows were)."""
+    resized = resize_rgb(photo, result.plan.resized, method)
     height, width = result.plan.window
     panels, captions = [], []
     grid = (height // patch) * (width // patch)
@@ -263,14 +271,17 @@ def predict_command(args: argparse.Namespace) -> int:
     sources = collect_sources(args.inputs)
     backend = open_backend(args.model, args.trust_checkpoint, args.ort_ops)
     overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
-    sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch)
-    with_merges = args.show_merges and backend.info.algm is not None
+    sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch, args.resize)
+    image_views = views(args.multiscale, args.flip)
+    with_merges = args.show_merges and backend.info.algm is not None and len(image_views) <= 1
     ours = check_foreign_outputs(args.output, sources, args.every, args.overlay, with_merges)
     created = not args.output.exists()
     folder = prepare_output_folder(args.output)
-    if args.show_merges and not with_merges:
+    if args.show_merges and backend.info.algm is None:
         _note("--show-merges: the model does not merge tokens (dense); no merge pictures")
-    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, with_merges)
+    if args.show_merges and backend.info.algm is not None and len(image_views) > 1:
+        _note("--show-merges: not drawn with --multiscale/--flip (merges differ per view)")
+    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, with_merges, image_views)
     start = time.perf_counter()
     try:
         with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
@@ -286,7 +297,8 @@ def predict_command(args: argparse.Namespace) -> int:
         raise AlgmExportError("no readable images among the inputs")
     frames = f" ({predictor.frames} video frames)" if predictor.frames else ""
     skipped = f"; skipped {len(predictor.skipped)} unreadable" if predictor.skipped else ""
+    views_text = f", {len(image_views)} test-time views" if len(image_views) > 1 else ""
     print(f"segmented {predictor.images} images{frames} in {elapsed:.1f} s ({predictor.images / elapsed:.2f} images/s)"
           f" with {backend.name}, windows {sliding.window[0]}x{sliding.window[1]} every {sliding.settings.window_stride}"
-          f" px, batch {sliding.batch}; wrote {folder}/{skipped}")
+          f" px, batch {sliding.batch}{views_text}; wrote {folder}/{skipped}")
     return 0

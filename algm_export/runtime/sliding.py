@@ -17,7 +17,7 @@ import torch
 
 from ..config import WindowSettings
 from ..errors import AlgmExportError
-from ..preprocess import normalize, resize_rgb
+from ..preprocess import OPENCV, normalize, resize_rgb
 from .base import Backend
 from ..artifacts import LABELS, LOGITS, SCORES
 from .outputs import upsample
@@ -61,6 +61,8 @@ class WindowPlan:
     window: tuple[int, int]
     rows: tuple[int, ...]  # window starts
     cols: tuple[int, ...]
+    scaled: tuple[int, int] | None = None  # test-time views: the uint8 resize, enlarged to `resized` in float after
+    flip: bool = False  # test-time views: the image is flipped horizontally after its uint8 resize
 
     @classmethod
     def of(cls, size: tuple[int, int], settings: WindowSettings, window: tuple[int, int]) -> "WindowPlan":
@@ -79,9 +81,16 @@ class WindowPlan:
         """One window covering an image already at the window size: the model's labels are the answer."""
         return self.original == self.resized == self.window
 
-    def crops(self, photo: np.ndarray, normalization) -> np.ndarray:
-        """The normalized windows ``[n, 3, wh, ww]`` of an RGB uint8 photo."""
-        image = normalize(resize_rgb(photo, self.resized), normalization)
+    def crops(self, photo: np.ndarray, normalization, method: str = OPENCV) -> np.ndarray:
+        """The normalized windows ``[n, 3, wh, ww]`` of an RGB uint8 photo (resized with ``method``, see
+        :func:`resize_rgb`; a test-time view is resized to ``scaled``, flipped, normalized and enlarged
+        bilinearly to ``resized``, as the research ``inference`` does)."""
+        image = resize_rgb(photo, self.scaled or self.resized, method)
+        image = normalize(image[:, ::-1] if self.flip else image, normalization)
+        if self.scaled is not None and self.scaled != self.resized:
+            with torch.no_grad():
+                image = torch.nn.functional.interpolate(torch.from_numpy(image)[None], self.resized, mode="bilinear",
+                                                        align_corners=False)[0].numpy()
         wh, ww = self.window
         return np.stack([image[:, r : r + wh, c : c + ww] for r, c in self.anchors])
 
@@ -151,8 +160,8 @@ class Segmentation:
 
 
 @dataclass
-class _Pending:
-    """An image whose windows are (partly) queued or run."""
+class PendingImage:
+    """An image (or test-time view) whose windows are (partly) queued or run, then their outputs."""
 
     plan: WindowPlan
     fields: list = field(default_factory=list)  # per window: labels, scores or logits
@@ -174,11 +183,13 @@ class SlidingWindow:
     time (with the per-image batch rule each window merges as it would alone; with the published rule,
     ``min``, r is shared inside each batch, as in the research code)."""
 
-    def __init__(self, backend: Backend, settings: WindowSettings | None = None, batch: int = 4):
+    def __init__(self, backend: Backend, settings: WindowSettings | None = None, batch: int = 4,
+                 resize: str = OPENCV, labels_shortcut: bool = True):
         if not 1 <= batch <= MAX_BATCH:
             raise AlgmExportError(f"--batch must be in 1..{MAX_BATCH} (windows per run; memory grows with it), "
                                   f"got {batch}")
-        self.backend, self.batch = backend, batch
+        self.backend, self.batch, self.resize = backend, batch, resize
+        self.labels_shortcut = labels_shortcut  # False: always the class fields, even for a window-sized image
         self.settings = settings or backend.info.windows
         self.window = tuple(backend.info.image_size)
         if self.settings.window_size != self.window[0]:
@@ -195,24 +206,30 @@ class SlidingWindow:
 
     def run(self, photos: Iterable[np.ndarray]) -> Iterator[Segmentation]:
         """:class:`Segmentation` per photo, in order, as soon as its last window has run."""
-        images: deque[_Pending] = deque()
-        queue: list[tuple[_Pending, np.ndarray]] = []
-        for photo in photos:
-            image = _Pending(WindowPlan.of(photo.shape[:2], self.settings, self.window))
+        plans = ((WindowPlan.of(photo.shape[:2], self.settings, self.window), photo) for photo in photos)
+        for image in self.run_plans(plans):
+            yield image.result()
+
+    def run_plans(self, items: Iterable[tuple[WindowPlan, np.ndarray]]) -> Iterator[PendingImage]:
+        """The window outputs of each (plan, RGB uint8 photo), in order, as soon as its last window has run."""
+        images: deque[PendingImage] = deque()
+        queue: list[tuple[PendingImage, np.ndarray]] = []
+        for plan, photo in items:
+            image = PendingImage(plan)
             images.append(image)
-            queue.extend((image, crop) for crop in image.plan.crops(photo, self.backend.info.normalization))
+            queue.extend((image, crop) for crop in plan.crops(photo, self.backend.info.normalization, self.resize))
             while len(queue) >= self.batch:
                 self._run_batch(queue[: self.batch])
                 del queue[: self.batch]
                 while images and images[0].complete:
-                    yield images.popleft().result()
+                    yield images.popleft()
         if queue:
             self._run_batch(queue)
-        while images:
-            yield images.popleft().result()
+        yield from images
 
-    def _run_batch(self, windows: list[tuple[_Pending, np.ndarray]]) -> None:
-        direct = all(image.plan.direct for image, _ in windows) and LABELS in self.backend.info.outputs
+    def _run_batch(self, windows: list[tuple[PendingImage, np.ndarray]]) -> None:
+        direct = (self.labels_shortcut and all(image.plan.direct for image, _ in windows)
+                  and LABELS in self.backend.info.outputs)
         if not direct and self.field is None:
             raise AlgmExportError(f"{self.backend.name}: this model outputs only labels, which cannot be averaged "
                                   f"over windows or resized; images must be {self.window[0]}x{self.window[1]} or "

@@ -10,101 +10,87 @@ namespace sample
 {
 namespace
 {
-// PIL's fixed-point precision for 8-bit images: 32 bits minus 8 for the pixel and 2 for headroom.
-constexpr int kPrecisionBits = 32 - 8 - 2;
+// OpenCV's INTER_RESIZE_COEF_BITS: the two weights of an output pixel are integers summing to about 2048.
+constexpr int kCoefficientBits = 11;
 
-// The taps of one output pixel: input index `first` onwards, fixed-point weights summing to ~1 << 22.
+// The two source pixels of one output position along an axis, with their fixed-point weights.
 struct Taps
 {
     int first = 0;
-    std::vector<int32_t> weights;
+    int second = 0;
+    int32_t weight0 = 0;
+    int32_t weight1 = 0;
 };
 
-double triangle(double x)
+// OpenCV's INTER_LINEAR taps: source position (i + 0.5) * scale - 0.5 in float, split into floor and fraction,
+// weights round(w * 2048). With `clamp` (x axis) a position left of the first pixel or on/after the last one
+// takes that pixel alone; along y the fraction is kept and only the row indices are clipped.
+std::vector<Taps> computeTaps(int inSize, int outSize, bool clamp)
 {
-    x = std::fabs(x);
-    return x < 1.0 ? 1.0 - x : 0.0;
-}
-
-// For each of `outSize` output positions, the input taps and weights along one axis of length `inSize`.
-std::vector<Taps> computeTaps(int inSize, int outSize)
-{
-    double const scale = static_cast<double>(inSize) / outSize;
-    double const filterScale = std::max(scale, 1.0);     // widen the filter when shrinking
-    double const support = 1.0 * filterScale;            // the triangle's support is 1
-    double const inverseFilterScale = 1.0 / filterScale; // PIL multiplies by it (bit-exact weights)
+    double const scale = 1.0 / (static_cast<double>(outSize) / inSize); // OpenCV: 1 / inv_scale
+    float const one = static_cast<float>(1 << kCoefficientBits);
     std::vector<Taps> taps(static_cast<size_t>(outSize));
     for (int out = 0; out < outSize; ++out)
     {
-        double const center = (out + 0.5) * scale;
-        int const first = std::max(static_cast<int>(center - support + 0.5), 0);
-        int const last = std::min(static_cast<int>(center + support + 0.5), inSize);
-        std::vector<double> weights;
-        double total = 0.0;
-        for (int in = first; in < last; ++in)
+        float const position = static_cast<float>((out + 0.5) * scale - 0.5);
+        int first = static_cast<int>(std::floor(position));
+        float fraction = position - static_cast<float>(first);
+        if (clamp && (first < 0 || first >= inSize - 1))
         {
-            double const w = triangle((in - center + 0.5) * inverseFilterScale);
-            weights.push_back(w);
-            total += w;
+            fraction = 0.0f;
+            first = std::clamp(first, 0, inSize - 1);
         }
         Taps& t = taps[static_cast<size_t>(out)];
-        t.first = first;
-        for (double w : weights)
-        {
-            double const normalized = total != 0.0 ? w / total : 0.0;
-            double const fixed = normalized * (1 << kPrecisionBits);
-            t.weights.push_back(static_cast<int32_t>(fixed < 0 ? fixed - 0.5 : fixed + 0.5));
-        }
+        t.first = std::clamp(first, 0, inSize - 1);
+        t.second = std::clamp(first + 1, 0, inSize - 1);
+        t.weight0 = static_cast<int32_t>(std::nearbyint((1.0f - fraction) * one)); // round half to even, as cvRound
+        t.weight1 = static_cast<int32_t>(std::nearbyint(fraction * one));
     }
     return taps;
-}
-
-uint8_t clip8(int64_t accumulator)
-{
-    int64_t const value = accumulator >> kPrecisionBits;
-    return static_cast<uint8_t>(std::clamp<int64_t>(value, 0, 255));
-}
-
-// One pass along x (horizontal) or y: `taps` has one entry per output position on that axis.
-RgbImage resample(RgbImage const& in, std::vector<Taps> const& taps, bool horizontal)
-{
-    RgbImage out;
-    out.width = horizontal ? static_cast<int>(taps.size()) : in.width;
-    out.height = horizontal ? in.height : static_cast<int>(taps.size());
-    out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
-    for (int y = 0; y < out.height; ++y)
-    {
-        for (int x = 0; x < out.width; ++x)
-        {
-            Taps const& t = taps[static_cast<size_t>(horizontal ? x : y)];
-            for (int c = 0; c < 3; ++c)
-            {
-                int64_t accumulator = int64_t{1} << (kPrecisionBits - 1); // rounds the final shift
-                for (size_t k = 0; k < t.weights.size(); ++k)
-                {
-                    int const sx = horizontal ? t.first + static_cast<int>(k) : x;
-                    int const sy = horizontal ? y : t.first + static_cast<int>(k);
-                    size_t const index = (static_cast<size_t>(sy) * in.width + sx) * 3 + c;
-                    accumulator += int64_t{in.pixels[index]} * t.weights[k];
-                }
-                out.pixels[(static_cast<size_t>(y) * out.width + x) * 3 + c] = clip8(accumulator);
-            }
-        }
-    }
-    return out;
 }
 } // namespace
 
 RgbImage resizeBilinear(RgbImage const& image, int width, int height)
 {
-    RgbImage result = image;
-    if (width != image.width)
+    if (width == image.width && height == image.height)
     {
-        result = resample(result, computeTaps(image.width, width), true);
+        return image;
     }
-    if (height != image.height)
+    std::vector<Taps> const rows = computeTaps(image.height, height, false);
+    std::vector<Taps> const cols = computeTaps(image.width, width, true);
+    // Horizontal pass of every source row, in integers (weights x 2048), kept >> 4 as OpenCV does before the
+    // vertical pass.
+    std::vector<int32_t> horizontal(static_cast<size_t>(image.height) * width * 3);
+    for (int y = 0; y < image.height; ++y)
     {
-        result = resample(result, computeTaps(image.height, height), false);
+        uint8_t const* in = image.pixels.data() + static_cast<size_t>(y) * image.width * 3;
+        int32_t* out = horizontal.data() + static_cast<size_t>(y) * width * 3;
+        for (int x = 0; x < width; ++x)
+        {
+            Taps const& t = cols[static_cast<size_t>(x)];
+            for (int c = 0; c < 3; ++c)
+            {
+                int32_t const sum = int32_t{in[t.first * 3 + c]} * t.weight0 + int32_t{in[t.second * 3 + c]} * t.weight1;
+                out[x * 3 + c] = sum >> 4;
+            }
+        }
+    }
+    RgbImage result;
+    result.width = width;
+    result.height = height;
+    result.pixels.resize(static_cast<size_t>(width) * height * 3);
+    for (int y = 0; y < height; ++y)
+    {
+        Taps const& t = rows[static_cast<size_t>(y)];
+        int32_t const* top = horizontal.data() + static_cast<size_t>(t.first) * width * 3;
+        int32_t const* bottom = horizontal.data() + static_cast<size_t>(t.second) * width * 3;
+        uint8_t* out = result.pixels.data() + static_cast<size_t>(y) * width * 3;
+        for (int i = 0; i < width * 3; ++i)
+        {
+            // OpenCV's vertical pass for uint8: two 16-bit high multiplies, then a rounding shift by 2.
+            int32_t const value = (((t.weight0 * top[i]) >> 16) + ((t.weight1 * bottom[i]) >> 16) + 2) >> 2;
+            out[i] = static_cast<uint8_t>(std::clamp(value, 0, 255));
+        }
     }
     return result;
 }

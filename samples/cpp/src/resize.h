@@ -1,5 +1,5 @@
-// Bilinear resizing as the Python pipeline does it (PIL Image.resize(..., Image.BILINEAR)), so that the
-// engine sees the same pixels in C++ and in Python.
+// Bilinear resizing as the Python pipeline does it (algm_export.preprocess.resize_rgb, default "opencv"), so
+// that the engine sees the same pixels in C++ and in Python.
 #pragma once
 
 #include "image.h"
@@ -7,8 +7,8 @@
 namespace sample
 {
 
-// PIL's bilinear resampling: a separable triangle filter that widens with the scale factor when shrinking
-// (antialiasing), 8-bit fixed-point weights, rounding after the horizontal then the vertical pass.
+// OpenCV's cv::resize INTER_LINEAR on 8-bit images (what mmcv's imresize and the research data pipeline use):
+// half-pixel centres, no antialiasing, 11-bit fixed-point weights, OpenCV's integer rounding, bit for bit.
 RgbImage resizeBilinear(RgbImage const& image, int width, int height);
 
 } // namespace sample
