@@ -206,6 +206,11 @@ int32_t GlobalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             describe(inputDesc[kSizes].dims).text, describe(inputDesc[kTokenMap].dims).text);
         return -1;
     }
+    if (workspace == nullptr)
+    {
+        reportError("enqueue got no workspace (getWorkspaceSize could not size it for these shapes)");
+        return -1;
+    }
     return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,
         [&](int64_t* count, void* kernelWorkspace) {
             return algm::cuda::globalMerge(toKernelType(inputDesc[kTokens].type), inputs[kTokens],

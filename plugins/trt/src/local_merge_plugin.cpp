@@ -225,6 +225,11 @@ int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
             mAttributes.gridW);
         return -1;
     }
+    if (workspace == nullptr)
+    {
+        reportError("enqueue got no workspace (getWorkspaceSize could not size it for these shapes)");
+        return -1;
+    }
     return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,
         [&](int64_t* count, void* kernelWorkspace) {
             return algm::cuda::localMerge(toKernelType(inputDesc[0].type), inputs[0], outputs[kMerged],

@@ -42,11 +42,16 @@ inline constexpr size_t kCountScratchBytes = 256;
 
 // Launches a merge whose kernels write T' as an int64 to `count`, then stores it in the size tensor
 // `sizeOutput` of `sizeType`: directly for INT64, through the workspace's scratch and narrowCount for INT32.
-// `launch(int64_t* count, void* kernelWorkspace)` runs the kernels.
+// `launch(int64_t* count, void* kernelWorkspace)` runs the kernels. A null workspace (getWorkspaceSize returned 0
+// on an error path) is refused with kInvalidArgument before any pointer arithmetic on it.
 template <typename Launch>
 algm::Status launchMerge(nvinfer1::DataType sizeType, void* sizeOutput, void* workspace, cudaStream_t stream,
     Launch const& launch)
 {
+    if (workspace == nullptr)
+    {
+        return algm::kInvalidArgument;
+    }
     void* const kernelWorkspace = static_cast<char*>(workspace) + kCountScratchBytes;
     if (sizeType == nvinfer1::DataType::kINT64)
     {

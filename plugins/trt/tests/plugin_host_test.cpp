@@ -565,6 +565,13 @@ void checkLocalMerge(IPluginCreatorV3One& creator)
     PluginTensorDesc bad = tensorDesc(DataType::kHALF, {2, 1024, 384});
     CHECK(r->onShapeChange(&bad, 1, outDescs.data(), 4) != 0);
     CHECK(errorMentions("tokens [2, 1024, 384] do not match the 32x32 grid"));
+
+    // No workspace (getWorkspaceSize returned 0 on an error path): refused before any pointer arithmetic on it
+    // and before any kernel runs (null buffers: the kernels would reject them with another message).
+    void* noBuffers[4]{};
+    void const* noInput = nullptr;
+    CHECK(r->enqueue(&good, outDescs.data(), &noInput, noBuffers, nullptr, nullptr) != 0);
+    CHECK(errorMentions("enqueue got no workspace"));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -656,6 +663,12 @@ void checkGlobalMerge(IPluginCreatorV3One& creator)
     CHECK(r->onShapeChange(ins.data(), 3, outs.data(), 4) == 0);
     CHECK(r->onShapeChange(ins.data(), 2, outs.data(), 4) != 0);
     CHECK(errorMentions("expects tokens [B, T, C]"));
+
+    // No workspace: refused (see checkLocalMerge).
+    void const* noInputs[3]{};
+    void* noBuffers[4]{};
+    CHECK(r->enqueue(ins.data(), outs.data(), noInputs, noBuffers, nullptr, nullptr) != 0);
+    CHECK(errorMentions("enqueue got no workspace"));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -228,6 +228,24 @@ std::vector<GlobalMergeInput> globalMergeCases()
             }
         }
     }
+    // A batch above CUDA's gridDim.y limit (65535): every image must be matched, the last ones included.
+    int32_t const batch = 65537;
+    int32_t const tokens = 5;
+    int32_t const channels = 4;
+    int32_t const patches = 8;
+    std::vector<float> values(static_cast<size_t>(batch) * tokens * channels);
+    for (float& v : values)
+    {
+        v = normal(random);
+    }
+    std::vector<float> const sizes(static_cast<size_t>(batch) * tokens, 1.0f);
+    std::vector<int32_t> map(static_cast<size_t>(batch) * patches);
+    for (int32_t& entry : map)
+    {
+        entry = static_cast<int32_t>(random() % (tokens - 1));
+    }
+    cases.push_back({"large batch B65537 T5 fp32 per-image", {batch, tokens, channels, patches, 3, 1},
+        Activations(DataType::kFloat32, values), sizes, map});
     return cases;
 }
 
