@@ -1,5 +1,6 @@
 #include "global_merge_plugin.h"
 
+#include "algm/attributes.h"
 #include "merge_outputs.h"
 #include "tensors.h"
 
@@ -52,17 +53,20 @@ std::vector<nvinfer1::PluginField> GlobalMergePlugin::fieldNames()
 std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     nvinfer1::PluginFieldCollection const& fields, std::string& error)
 {
+    // Types and presence here; values by the validation shared with the ONNX Runtime ops.
     FieldReader reader(fields);
-    Attributes attributes;
-    reader.readInt32(kLayerNumber, attributes.layerNumber, 1);
-    readBatchRule(reader, attributes.perImage);
-    readSizeDtype(reader, attributes.sizeDtype);
-    if (!reader.ok())
+    algm::attributes::GlobalMerge read;
+    reader.readInteger(kLayerNumber, read.layerNumber);
+    reader.readOptionalInteger(contract::attr::per_image, read.perImage);
+    reader.readOptionalInteger(contract::kSizeDtype, read.sizeDtype);
+    error = reader.ok() ? algm::attributes::validate(read) : reader.error();
+    if (!error.empty())
     {
-        error = reader.error();
         return std::nullopt;
     }
-    return attributes;
+    // Narrowing is exact: validate() keeps every value within int32.
+    return Attributes{static_cast<int32_t>(read.layerNumber), static_cast<int32_t>(read.perImage),
+        static_cast<int32_t>(read.sizeDtype)};
 }
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::serializedFields(Attributes const& attributes)

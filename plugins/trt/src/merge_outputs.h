@@ -29,13 +29,6 @@ enum MergeOutput : int32_t
 // README: "kINT32 or kINT64"). The exported graphs use the default (docs/plugin-ops.md).
 nvinfer1::DataType sizeTensorType(int32_t onnxDtype) noexcept;
 
-// Reads the optional size_dtype field into `onnxDtype` (left at its default when absent).
-void readSizeDtype(FieldReader& reader, int32_t& onnxDtype);
-
-// Reads the optional per_image field (contract attribute: 1 = per-image merging, 0 = the published batch
-// rule) into `perImage`; an absent field (graphs exported before it existed) means 0.
-void readBatchRule(FieldReader& reader, int32_t& perImage);
-
 // Workspace the plugin keeps in front of the kernels' workspace: the int64 T' the launchers write, narrowed
 // into an INT32 size tensor afterwards.
 inline constexpr size_t kCountScratchBytes = 256;
