@@ -35,7 +35,8 @@ std::string checkCommon(int64_t perImage, int64_t sizeDtype)
 std::string validate(LocalMerge const& a)
 {
     std::pair<char const*, int64_t> const extents[] = {{contract::attr::grid_h, a.gridH},
-        {contract::attr::grid_w, a.gridW}, {contract::attr::window_h, a.windowH}, {contract::attr::window_w, a.windowW}};
+        {contract::attr::grid_w, a.gridW}, {contract::attr::window_h, a.windowH},
+        {contract::attr::window_w, a.windowW}};
     for (auto const& [name, value] : extents)
     {
         std::string error = checkRange(name, value, 1, kInt32Max);

@@ -25,7 +25,8 @@ __global__ void gatherRowsKernel(Word const* values, int32_t const* tokenMap, Un
         int64_t const column = i - row * p.width;
         int64_t const image = row / p.patches;
         int32_t const token = tokenMap[row];
-        patchValues[i] = mapEntryInRange(token, p.tokens) ? values[(image * p.tokens + token) * p.width + column] : Word{0};
+        patchValues[i]
+            = mapEntryInRange(token, p.tokens) ? values[(image * p.tokens + token) * p.width + column] : Word{0};
     }
 }
 
