@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <vector>
 
 namespace
@@ -192,6 +193,29 @@ void testGlobalMergeSmallExample()
     EXPECT(numTokens == 5);
 }
 
+// The token-map policy shared with CUDA (math.h): out-of-range entries (-1 and T - 1 = 4) compose to -1, the
+// other outputs are those of the in-range example above, and the CPU reports kInvalidArgument.
+void testGlobalMergeOutOfRangeMap()
+{
+    float const tokens[] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 1};
+    float const sizes[] = {1, 1, 2, 1, 1};
+    int32_t const map[] = {0, -1, 1, 4, 3};
+    algm::GlobalMergeParams const p{1, 5, 2, 5, 1000, 0};
+    std::vector<unsigned char> workspace(algm::globalMergeWorkspaceSize(p));
+    float merged[10]{};
+    float mergedSizes[5]{};
+    int32_t mergedMap[5] = {7, 7, 7, 7, 7};
+    int64_t numTokens = 0;
+    EXPECT(algm::cpu::globalMerge(algm::DataType::kFloat32, tokens, sizes, map, merged, mergedSizes, mergedMap,
+               &numTokens, p, workspace.data())
+        == algm::kInvalidArgument);
+    EXPECT(numTokens == 4);
+    int32_t const expectedMap[] = {1, -1, 1, -1, 0};
+    EXPECT(std::memcmp(mergedMap, expectedMap, sizeof(expectedMap)) == 0);
+    float const expectedSizes[] = {1, 1, 3, 1};
+    EXPECT(std::memcmp(mergedSizes, expectedSizes, sizeof(expectedSizes)) == 0);
+}
+
 // Image 0: the small example above; image 1: its first 3 tokens real, the last 2 padding (size 0, arbitrary
 // values). Image 1 alone has one candidate score: its std is NaN, so it merges nothing.
 void testGlobalMergeIgnoresPaddingTokens()
@@ -234,9 +258,14 @@ void testUnmerge()
         == algm::kSuccess);
     float const expected[] = {30, 31, 10, 11, 10, 11, 20, 21};
     EXPECT(std::memcmp(out, expected, sizeof(expected)) == 0);
-    int32_t const badMap[] = {3, 0, 0, 1};
+    // The token-map policy shared with CUDA (math.h): an out-of-range entry gathers a zero row, the others are
+    // gathered as usual, and the CPU reports kInvalidArgument.
+    int32_t const badMap[] = {3, 0, -1, 1};
+    std::fill(std::begin(out), std::end(out), 5.0f);
     EXPECT(algm::cpu::unmerge(algm::DataType::kFloat32, values, badMap, out, algm::UnmergeParams{1, 3, 2, 4})
         == algm::kInvalidArgument);
+    float const expectedFill[] = {0, 0, 10, 11, 0, 0, 20, 21};
+    EXPECT(std::memcmp(out, expectedFill, sizeof(expectedFill)) == 0);
 }
 
 void testInvalidArguments()
@@ -266,6 +295,7 @@ int main()
     testLocalMergeBatchMinimumAndZeroTokens();
     testLocalMergePerImagePadsTheShorterImage();
     testGlobalMergeSmallExample();
+    testGlobalMergeOutOfRangeMap();
     testGlobalMergeIgnoresPaddingTokens();
     testUnmerge();
     testInvalidArguments();

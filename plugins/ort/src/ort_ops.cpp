@@ -8,17 +8,22 @@
 // ops have data-dependent output shapes, like the TensorRT plugins: the kernels write into buffers sized
 // for T' = T, then the outputs are allocated with the actual T' (the longest image's count under per-image
 // merging, the others padded with size-0 tokens) and filled from them.
+// Attributes are validated by algm::attributes::validate, shared with the TensorRT creators (same rules, same
+// messages). Kernels use the status-returning custom-op API (CreateKernelV2 / KernelComputeV2): every error,
+// at kernel creation or at run time, is returned to ONNX Runtime as an OrtStatus; no exception crosses the C API.
 // Contract: docs/plugin-ops.md. Uses only the C API handed over by ONNX Runtime (no link to it).
 #define ORT_API_MANUAL_INIT
 #include <onnxruntime_cxx_api.h>
 #undef ORT_API_MANUAL_INIT
 
+#include "algm/attributes.h"
 #include "algm/contract.h"
 #include "algm/kernels.h"
 
-#include <cstdint>
 #include <array>
+#include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <string>
 #include <vector>
@@ -33,35 +38,78 @@ using Shape = std::vector<int64_t>;
     ORT_CXX_API_THROW(std::string(algm::contract::kDomain) + "::" + op + ": " + message, ORT_INVALID_ARGUMENT);
 }
 
-// An int64 attribute (the ONNX type of the contract's INT attributes) narrowed to the kernels' int32.
-int32_t intAttribute(Ort::ConstKernelInfo const& info, char const* op, char const* name, int64_t minimum)
+// Runs `body` and returns its outcome as the status the V2 custom-op API expects: nullptr on success, else the
+// error (Ort::Exception from fail() or the C++ API, any other exception as ORT_FAIL naming the op).
+template <typename Body>
+OrtStatusPtr guarded(char const* op, Body const& body) noexcept
 {
-    int64_t const value = info.GetAttribute<int64_t>(name);
-    if (value < minimum || value > std::numeric_limits<int32_t>::max())
-    {
-        fail(op, std::string("attribute ") + name + " = " + std::to_string(value) + " is out of range");
-    }
-    return static_cast<int32_t>(value);
-}
-
-// The node's batch rule: per_image (1 = per-image merging, the exporter's default; 0 = the published batch
-// minimum). Graphs exported before the attribute existed have none: the published rule.
-int32_t batchRule(Ort::ConstKernelInfo const& info, char const* op)
-{
-    int64_t perImage = 0;
     try
     {
-        perImage = info.GetAttribute<int64_t>(algm::contract::attr::per_image);
+        body();
+        return nullptr;
     }
-    catch (Ort::Exception const&)
+    catch (Ort::Exception const& error)
     {
-        return 0;
+        return Ort::Status(error).release();
     }
-    if (perImage != 0 && perImage != 1)
+    catch (std::exception const& error)
     {
-        fail(op, "attribute per_image = " + std::to_string(perImage) + " must be 0 or 1");
+        std::string const message = std::string(algm::contract::kDomain) + "::" + op + ": " + error.what();
+        return Ort::Status(message.c_str(), ORT_FAIL).release();
     }
-    return static_cast<int32_t>(perImage);
+    catch (...)
+    {
+        std::string const message = std::string(algm::contract::kDomain) + "::" + op + ": unknown error";
+        return Ort::Status(message.c_str(), ORT_FAIL).release();
+    }
+}
+
+// Whether the node has INT attribute `name`; if so, its value in `value` (the C API: no exception when absent).
+bool readAttribute(OrtKernelInfo const* info, char const* name, int64_t& value)
+{
+    OrtStatus* const status = Ort::GetApi().KernelInfoGetAttribute_int64(info, name, &value);
+    if (status == nullptr)
+    {
+        return true;
+    }
+    Ort::GetApi().ReleaseStatus(status);
+    return false;
+}
+
+bool readAttribute(OrtKernelInfo const* info, char const* name, float& value)
+{
+    OrtStatus* const status = Ort::GetApi().KernelInfoGetAttribute_float(info, name, &value);
+    if (status == nullptr)
+    {
+        return true;
+    }
+    Ort::GetApi().ReleaseStatus(status);
+    return false;
+}
+
+template <typename T>
+void requireAttribute(OrtKernelInfo const* info, char const* op, char const* name, T& value)
+{
+    if (!readAttribute(info, name, value))
+    {
+        fail(op, std::string("missing attribute '") + name + "' (" + (sizeof(T) == 8 ? "INT" : "FLOAT") + ")");
+    }
+}
+
+// The shared validation's verdict, then what only these ops add: num_tokens is INT32 (the contract's default and
+// what algm-export writes); size_dtype = INT64 is valid for TensorRT but not offered here, so it is refused.
+void checkAttributes(char const* op, std::string const& error, int64_t sizeDtype)
+{
+    if (!error.empty())
+    {
+        fail(op, error);
+    }
+    static_assert(algm::contract::kSizeDtypeDefault == algm::contract::kOnnxInt32, "num_tokens is INT32");
+    if (sizeDtype != algm::contract::kOnnxInt32)
+    {
+        fail(op, std::string(algm::contract::kSizeDtype) + " = " + std::to_string(sizeDtype)
+                + " (INT64) is not supported by libalgm_ort_ops.so: its num_tokens output is INT32 (size_dtype = 6)");
+    }
 }
 
 int32_t extent(int64_t value, char const* op)
@@ -83,11 +131,13 @@ Shape shapeOf(Ort::ConstValue const& value, size_t rank, char const* op, char co
     return shape;
 }
 
-void check(algm::Status status, char const* op)
+// `invalid`: what kInvalidArgument means once the shapes were checked here (for example an out-of-range token map).
+void check(algm::Status status, char const* op, char const* invalid)
 {
     if (status != algm::kSuccess)
     {
-        fail(op, "the kernel rejected its arguments (status " + std::to_string(static_cast<int>(status)) + ")");
+        fail(op, status == algm::kInvalidArgument ? std::string(invalid)
+                                                  : "the kernel failed (status " + std::to_string(status) + ")");
     }
 }
 
@@ -113,8 +163,7 @@ struct MergeScratch
         std::memcpy(sizes_.GetTensorMutableData<float>(), sizes.data(), sizeof(float) * batch * count);
         auto map_ = context.GetOutput(algm::contract::kMapOutput, mapShape);
         std::memcpy(map_.GetTensorMutableData<int32_t>(), map.data(), sizeof(int32_t) * batch * patches);
-        // The contract's size tensor type (docs/plugin-ops.md): INT32.
-        static_assert(algm::contract::kSizeDtypeDefault == algm::contract::kOnnxInt32, "num_tokens is INT32");
+        // The contract's size tensor type (docs/plugin-ops.md): INT32 (checkAttributes refuses another size_dtype).
         auto count_ = context.GetOutput(algm::contract::kNumTokensOutput, nullptr, 0);
         *count_.GetTensorMutableData<int32_t>() = static_cast<int32_t>(count);
     }
@@ -127,19 +176,33 @@ struct MergeScratch
 
 struct LocalMergeKernel
 {
-    LocalMergeKernel(OrtApi const& /*api*/, OrtKernelInfo const* info)
+    explicit LocalMergeKernel(OrtKernelInfo const* info)
     {
-        Ort::ConstKernelInfo const attributes(info);
         char const* op = algm::contract::kLocalMerge;
-        params.gridH = intAttribute(attributes, op, algm::contract::attr::grid_h, 1);
-        params.gridW = intAttribute(attributes, op, algm::contract::attr::grid_w, 1);
-        params.windowH = intAttribute(attributes, op, algm::contract::attr::window_h, 1);
-        params.windowW = intAttribute(attributes, op, algm::contract::attr::window_w, 1);
-        params.threshold = attributes.GetAttribute<float>(algm::contract::attr::threshold);
-        params.perImage = batchRule(attributes, op);
+        algm::attributes::LocalMerge read;
+        requireAttribute(info, op, algm::contract::attr::grid_h, read.gridH);
+        requireAttribute(info, op, algm::contract::attr::grid_w, read.gridW);
+        requireAttribute(info, op, algm::contract::attr::window_h, read.windowH);
+        requireAttribute(info, op, algm::contract::attr::window_w, read.windowW);
+        requireAttribute(info, op, algm::contract::attr::threshold, read.threshold);
+        readAttribute(info, algm::contract::attr::per_image, read.perImage); // optional: absent is the default
+        readAttribute(info, algm::contract::kSizeDtype, read.sizeDtype);
+        checkAttributes(op, algm::attributes::validate(read), read.sizeDtype);
+        // Narrowing is exact: validate() keeps every value within int32.
+        params.gridH = static_cast<int32_t>(read.gridH);
+        params.gridW = static_cast<int32_t>(read.gridW);
+        params.windowH = static_cast<int32_t>(read.windowH);
+        params.windowW = static_cast<int32_t>(read.windowW);
+        params.threshold = read.threshold;
+        params.perImage = static_cast<int32_t>(read.perImage);
     }
 
-    void Compute(OrtKernelContext* raw)
+    OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept
+    {
+        return guarded(algm::contract::kLocalMerge, [&] { compute(raw); });
+    }
+
+    void compute(OrtKernelContext* raw) const
     {
         char const* op = algm::contract::kLocalMerge;
         Ort::KernelContext context(raw);
@@ -156,13 +219,14 @@ struct LocalMergeKernel
         size_t const bytes = algm::localMergeWorkspaceSize(p);
         if (bytes == 0)
         {
-            fail(op, "invalid grid/window attributes");
+            fail(op, "tokens [" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", "
+                    + std::to_string(shape[2]) + "] are too large to index");
         }
         std::vector<unsigned char> workspace(bytes);
         MergeScratch out(shape[0], shape[1], shape[2], patches);
         check(algm::cpu::localMerge(algm::DataType::kFloat32, tokens.GetTensorData<float>(), out.merged.data(),
                   out.sizes.data(), out.map.data(), &out.count, p, workspace.data()),
-            op);
+            op, "the kernel rejected its arguments");
         out.writeOutputs(context, shape[0], shape[2], patches);
     }
 
@@ -171,14 +235,24 @@ struct LocalMergeKernel
 
 struct GlobalMergeKernel
 {
-    GlobalMergeKernel(OrtApi const& /*api*/, OrtKernelInfo const* info)
-        : layerNumber(intAttribute(
-            Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge, algm::contract::attr::layer_number, 1))
-        , perImage(batchRule(Ort::ConstKernelInfo(info), algm::contract::kGlobalMerge))
+    explicit GlobalMergeKernel(OrtKernelInfo const* info)
     {
+        char const* op = algm::contract::kGlobalMerge;
+        algm::attributes::GlobalMerge read;
+        requireAttribute(info, op, algm::contract::attr::layer_number, read.layerNumber);
+        readAttribute(info, algm::contract::attr::per_image, read.perImage); // optional: absent is the default
+        readAttribute(info, algm::contract::kSizeDtype, read.sizeDtype);
+        checkAttributes(op, algm::attributes::validate(read), read.sizeDtype);
+        layerNumber = static_cast<int32_t>(read.layerNumber); // exact: validated
+        perImage = static_cast<int32_t>(read.perImage);
     }
 
-    void Compute(OrtKernelContext* raw)
+    OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept
+    {
+        return guarded(algm::contract::kGlobalMerge, [&] { compute(raw); });
+    }
+
+    void compute(OrtKernelContext* raw) const
     {
         char const* op = algm::contract::kGlobalMerge;
         Ort::KernelContext context(raw);
@@ -196,26 +270,31 @@ struct GlobalMergeKernel
         size_t const bytes = algm::globalMergeWorkspaceSize(p);
         if (bytes == 0)
         {
-            fail(op, "invalid shapes");
+            fail(op, "tokens [B, T, C] need T >= 2 and sizes that fit int32 indexing");
         }
         std::vector<unsigned char> workspace(bytes);
         MergeScratch out(shape[0], shape[1], shape[2], mapShape[1]);
         check(algm::cpu::globalMerge(algm::DataType::kFloat32, tokens.GetTensorData<float>(),
                   sizes.GetTensorData<float>(), map.GetTensorData<int32_t>(), out.merged.data(), out.sizes.data(),
                   out.map.data(), &out.count, p, workspace.data()),
-            op);
+            op, "the token map names tokens outside [0, T - 2] (out-of-range entries)");
         out.writeOutputs(context, shape[0], shape[2], mapShape[1]);
     }
 
-    int32_t layerNumber;
-    int32_t perImage;
+    int32_t layerNumber{};
+    int32_t perImage{};
 };
 
 struct UnmergeKernel
 {
-    UnmergeKernel(OrtApi const& /*api*/, OrtKernelInfo const* /*info*/) {}
+    explicit UnmergeKernel(OrtKernelInfo const* /*info*/) {}
 
-    void Compute(OrtKernelContext* raw)
+    OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept
+    {
+        return guarded(algm::contract::kUnmerge, [&] { compute(raw); });
+    }
+
+    void compute(OrtKernelContext* raw) const
     {
         char const* op = algm::contract::kUnmerge;
         Ort::KernelContext context(raw);
@@ -232,16 +311,16 @@ struct UnmergeKernel
         auto out = context.GetOutput(0, Shape{shape[0], mapShape[1], shape[2]});
         check(algm::cpu::unmerge(algm::DataType::kFloat32, values.GetTensorData<float>(),
                   map.GetTensorData<int32_t>(), out.GetTensorMutableData<float>(), p),
-            op);
+            op, "the token map names tokens outside [0, M - 1] (out-of-range entries)");
     }
 };
 
 constexpr ONNXTensorElementDataType kFloat = ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
 constexpr ONNXTensorElementDataType kInt32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32;
 
-// Operator descriptions: name, input and output element types.
+// Operator descriptions: name, input and output element types; the status-returning kernel API (WithStatus).
 template <typename Kernel, char const* Name, size_t Inputs, size_t Outputs>
-struct Operator : Ort::CustomOpBase<Operator<Kernel, Name, Inputs, Outputs>, Kernel>
+struct Operator : Ort::CustomOpBase<Operator<Kernel, Name, Inputs, Outputs>, Kernel, true>
 {
     Operator(std::array<ONNXTensorElementDataType, Inputs> inputs, std::array<ONNXTensorElementDataType, Outputs> outputs)
         : inputTypes(inputs)
@@ -249,9 +328,10 @@ struct Operator : Ort::CustomOpBase<Operator<Kernel, Name, Inputs, Outputs>, Ker
     {
     }
 
-    void* CreateKernel(OrtApi const& api, OrtKernelInfo const* info) const
+    OrtStatusPtr CreateKernelV2(OrtApi const& /*api*/, OrtKernelInfo const* info, void** kernel) const noexcept
     {
-        return new Kernel(api, info);
+        *kernel = nullptr;
+        return guarded(Name, [&] { *kernel = new Kernel(info); });
     }
 
     char const* GetName() const

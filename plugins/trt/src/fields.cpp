@@ -1,6 +1,5 @@
 #include "fields.h"
 
-#include <cmath>
 #include <cstring>
 #include <utility>
 
@@ -66,67 +65,49 @@ FieldReader::FieldReader(nvinfer1::PluginFieldCollection const& fields) noexcept
 {
 }
 
-void FieldReader::readInt32(char const* name, int32_t& value, int32_t minimum, int32_t maximum)
+void FieldReader::readInteger(char const* name, int64_t& value)
 {
     nvinfer1::PluginField const* field = find(name, PluginFieldType::kINT32, true);
     if (field != nullptr)
     {
-        readInteger(*field, value, minimum, maximum);
+        readInteger(*field, value);
     }
 }
 
-void FieldReader::readOptionalInt32(char const* name, int32_t& value, int32_t minimum, int32_t maximum)
+void FieldReader::readOptionalInteger(char const* name, int64_t& value)
 {
     nvinfer1::PluginField const* field = find(name, PluginFieldType::kINT32, false);
     if (field != nullptr)
     {
-        readInteger(*field, value, minimum, maximum);
+        readInteger(*field, value);
     }
 }
 
-void FieldReader::readInteger(nvinfer1::PluginField const& field, int32_t& value, int32_t minimum, int32_t maximum)
+void FieldReader::readInteger(nvinfer1::PluginField const& field, int64_t& value)
 {
     void const* data = dataOf(field, PluginFieldType::kINT32);
     if (data == nullptr)
     {
         return;
     }
-    int64_t read{};
     if (field.type == PluginFieldType::kINT64)
     {
-        std::memcpy(&read, data, sizeof(int64_t)); // the field data need not be aligned
-    }
-    else
-    {
-        int32_t narrow{};
-        std::memcpy(&narrow, data, sizeof(narrow));
-        read = narrow;
-    }
-    if (read < minimum || read > maximum)
-    {
-        fail(quoted(field.name) + " = " + std::to_string(read) + " is out of range [" + std::to_string(minimum) + ", "
-            + std::to_string(maximum) + "]");
+        std::memcpy(&value, data, sizeof(int64_t)); // the field data need not be aligned
         return;
     }
-    value = static_cast<int32_t>(read);
+    int32_t narrow{};
+    std::memcpy(&narrow, data, sizeof(narrow));
+    value = narrow;
 }
 
 void FieldReader::readFloat32(char const* name, float& value)
 {
     nvinfer1::PluginField const* field = find(name, PluginFieldType::kFLOAT32, true);
     void const* data = field != nullptr ? dataOf(*field, PluginFieldType::kFLOAT32) : nullptr;
-    if (data == nullptr)
+    if (data != nullptr)
     {
-        return;
+        std::memcpy(&value, data, sizeof(value));
     }
-    float read{};
-    std::memcpy(&read, data, sizeof(read));
-    if (!std::isfinite(read))
-    {
-        fail(quoted(name) + " is not a finite number");
-        return;
-    }
-    value = read;
 }
 
 void FieldReader::fail(std::string message)

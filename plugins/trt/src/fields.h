@@ -9,7 +9,6 @@
 #include <NvInferRuntime.h>
 
 #include <cstdint>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -45,15 +44,14 @@ class FieldReader
 public:
     explicit FieldReader(nvinfer1::PluginFieldCollection const& fields) noexcept;
 
-    // Field `name`: one kINT32 or kINT64 value (the ONNX parser gives kINT32; other V3 callers may pass
-    // kINT64) in [minimum, maximum].
-    void readInt32(char const* name, int32_t& value, int32_t minimum,
-        int32_t maximum = std::numeric_limits<int32_t>::max());
+    // Field `name`: one kINT32 or kINT64 value (the ONNX parser gives kINT32; other V3 callers may pass kINT64),
+    // read as it is: its range is checked by algm::attributes::validate, shared with the ONNX Runtime ops.
+    void readInteger(char const* name, int64_t& value);
 
-    // As readInt32, but an absent field leaves `value` (its default) unchanged.
-    void readOptionalInt32(char const* name, int32_t& value, int32_t minimum, int32_t maximum);
+    // As readInteger, but an absent field leaves `value` (its default) unchanged.
+    void readOptionalInteger(char const* name, int64_t& value);
 
-    // Field `name`: one finite kFLOAT32 value.
+    // Field `name`: one kFLOAT32 value (finiteness: algm::attributes::validate).
     void readFloat32(char const* name, float& value);
 
     // Records a problem found by the caller (for example between two fields), unless one is recorded.
@@ -69,7 +67,7 @@ private:
     // The data of `field` if it has one value of `type` (or kINT64 where `type` is kINT32); else records why not.
     void const* dataOf(nvinfer1::PluginField const& field, nvinfer1::PluginFieldType type);
 
-    void readInteger(nvinfer1::PluginField const& field, int32_t& value, int32_t minimum, int32_t maximum);
+    void readInteger(nvinfer1::PluginField const& field, int64_t& value);
 
     nvinfer1::PluginFieldCollection const& mFields;
     std::string mError;

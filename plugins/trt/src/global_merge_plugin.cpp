@@ -1,5 +1,6 @@
 #include "global_merge_plugin.h"
 
+#include "algm/attributes.h"
 #include "merge_outputs.h"
 #include "tensors.h"
 
@@ -52,17 +53,20 @@ std::vector<nvinfer1::PluginField> GlobalMergePlugin::fieldNames()
 std::optional<GlobalMergeAttributes> GlobalMergePlugin::parse(
     nvinfer1::PluginFieldCollection const& fields, std::string& error)
 {
+    // Types and presence here; values by the validation shared with the ONNX Runtime ops.
     FieldReader reader(fields);
-    Attributes attributes;
-    reader.readInt32(kLayerNumber, attributes.layerNumber, 1);
-    readBatchRule(reader, attributes.perImage);
-    readSizeDtype(reader, attributes.sizeDtype);
-    if (!reader.ok())
+    algm::attributes::GlobalMerge read;
+    reader.readInteger(kLayerNumber, read.layerNumber);
+    reader.readOptionalInteger(contract::attr::per_image, read.perImage);
+    reader.readOptionalInteger(contract::kSizeDtype, read.sizeDtype);
+    error = reader.ok() ? algm::attributes::validate(read) : reader.error();
+    if (!error.empty())
     {
-        error = reader.error();
         return std::nullopt;
     }
-    return attributes;
+    // Narrowing is exact: validate() keeps every value within int32.
+    return Attributes{static_cast<int32_t>(read.layerNumber), static_cast<int32_t>(read.perImage),
+        static_cast<int32_t>(read.sizeDtype)};
 }
 
 std::vector<nvinfer1::PluginField> GlobalMergePlugin::serializedFields(Attributes const& attributes)
@@ -204,6 +208,11 @@ int32_t GlobalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     {
         reportError("inconsistent inputs: tokens %s, sizes %s, token map %s", describe(inputDesc[kTokens].dims).text,
             describe(inputDesc[kSizes].dims).text, describe(inputDesc[kTokenMap].dims).text);
+        return -1;
+    }
+    if (workspace == nullptr)
+    {
+        reportError("enqueue got no workspace (getWorkspaceSize could not size it for these shapes)");
         return -1;
     }
     return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,

@@ -1,10 +1,10 @@
 #include "local_merge_plugin.h"
 
+#include "algm/attributes.h"
 #include "merge_outputs.h"
 #include "tensors.h"
 
 #include <array>
-#include <limits>
 
 namespace algm::trt
 {
@@ -54,38 +54,25 @@ std::vector<nvinfer1::PluginField> LocalMergePlugin::fieldNames()
 std::optional<LocalMergeAttributes> LocalMergePlugin::parse(
     nvinfer1::PluginFieldCollection const& fields, std::string& error)
 {
+    // Types and presence here; values by the validation shared with the ONNX Runtime ops.
     FieldReader reader(fields);
-    Attributes attributes;
-    reader.readInt32(kGridH, attributes.gridH, 1);
-    reader.readInt32(kGridW, attributes.gridW, 1);
-    reader.readInt32(kWindowH, attributes.windowH, 1);
-    reader.readInt32(kWindowW, attributes.windowW, 1);
-    reader.readFloat32(kThreshold, attributes.threshold);
-    readBatchRule(reader, attributes.perImage);
-    readSizeDtype(reader, attributes.sizeDtype);
-    if (reader.ok())
+    algm::attributes::LocalMerge read;
+    reader.readInteger(kGridH, read.gridH);
+    reader.readInteger(kGridW, read.gridW);
+    reader.readInteger(kWindowH, read.windowH);
+    reader.readInteger(kWindowW, read.windowW);
+    reader.readFloat32(kThreshold, read.threshold);
+    reader.readOptionalInteger(contract::attr::per_image, read.perImage);
+    reader.readOptionalInteger(contract::kSizeDtype, read.sizeDtype);
+    error = reader.ok() ? algm::attributes::validate(read) : reader.error();
+    if (!error.empty())
     {
-        if (patchCount(attributes) >= std::numeric_limits<int32_t>::max())
-        {
-            reader.fail("the grid has too many patches");
-        }
-        else if (attributes.gridH % attributes.windowH != 0 || attributes.gridW % attributes.windowW != 0)
-        {
-            reader.fail("windows of " + std::to_string(attributes.windowH) + "x" + std::to_string(attributes.windowW)
-                + " patches do not tile the " + std::to_string(attributes.gridH) + "x"
-                + std::to_string(attributes.gridW) + " grid");
-        }
-        else if (attributes.windowH * attributes.windowW < 2) // no overflow: a window is no larger than the grid
-        {
-            reader.fail("a window must hold at least 2 patches");
-        }
-    }
-    if (!reader.ok())
-    {
-        error = reader.error();
         return std::nullopt;
     }
-    return attributes;
+    // Narrowing is exact: validate() keeps every value within int32.
+    return Attributes{static_cast<int32_t>(read.gridH), static_cast<int32_t>(read.gridW),
+        static_cast<int32_t>(read.windowH), static_cast<int32_t>(read.windowW), read.threshold,
+        static_cast<int32_t>(read.perImage), static_cast<int32_t>(read.sizeDtype)};
 }
 
 std::vector<nvinfer1::PluginField> LocalMergePlugin::serializedFields(Attributes const& attributes)
@@ -223,6 +210,11 @@ int32_t LocalMergePlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
     {
         reportError("tokens %s do not match the %dx%d grid", describe(inputDesc[0].dims).text, mAttributes.gridH,
             mAttributes.gridW);
+        return -1;
+    }
+    if (workspace == nullptr)
+    {
+        reportError("enqueue got no workspace (getWorkspaceSize could not size it for these shapes)");
         return -1;
     }
     return launchResult(launchMerge(sizeTensorType(mAttributes.sizeDtype), outputs[kNumTokens], workspace, stream,

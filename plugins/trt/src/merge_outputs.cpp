@@ -10,16 +10,6 @@ nvinfer1::DataType sizeTensorType(int32_t onnxDtype) noexcept
     return onnxDtype == contract::kOnnxInt64 ? nvinfer1::DataType::kINT64 : nvinfer1::DataType::kINT32;
 }
 
-void readSizeDtype(FieldReader& reader, int32_t& onnxDtype)
-{
-    reader.readOptionalInt32(contract::kSizeDtype, onnxDtype, contract::kOnnxInt32, contract::kOnnxInt64);
-}
-
-void readBatchRule(FieldReader& reader, int32_t& perImage)
-{
-    reader.readOptionalInt32(contract::attr::per_image, perImage, 0, 1);
-}
-
 void setMergeOutputTypes(nvinfer1::DataType tokenType, nvinfer1::DataType sizeType, nvinfer1::DataType* types) noexcept
 {
     types[kMerged] = tokenType;

@@ -29,24 +29,22 @@ enum MergeOutput : int32_t
 // README: "kINT32 or kINT64"). The exported graphs use the default (docs/plugin-ops.md).
 nvinfer1::DataType sizeTensorType(int32_t onnxDtype) noexcept;
 
-// Reads the optional size_dtype field into `onnxDtype` (left at its default when absent).
-void readSizeDtype(FieldReader& reader, int32_t& onnxDtype);
-
-// Reads the optional per_image field (contract attribute: 1 = per-image merging, 0 = the published batch
-// rule) into `perImage`; an absent field (graphs exported before it existed) means 0.
-void readBatchRule(FieldReader& reader, int32_t& perImage);
-
 // Workspace the plugin keeps in front of the kernels' workspace: the int64 T' the launchers write, narrowed
 // into an INT32 size tensor afterwards.
 inline constexpr size_t kCountScratchBytes = 256;
 
 // Launches a merge whose kernels write T' as an int64 to `count`, then stores it in the size tensor
 // `sizeOutput` of `sizeType`: directly for INT64, through the workspace's scratch and narrowCount for INT32.
-// `launch(int64_t* count, void* kernelWorkspace)` runs the kernels.
+// `launch(int64_t* count, void* kernelWorkspace)` runs the kernels. A null workspace (getWorkspaceSize returned 0
+// on an error path) is refused with kInvalidArgument before any pointer arithmetic on it.
 template <typename Launch>
 algm::Status launchMerge(nvinfer1::DataType sizeType, void* sizeOutput, void* workspace, cudaStream_t stream,
     Launch const& launch)
 {
+    if (workspace == nullptr)
+    {
+        return algm::kInvalidArgument;
+    }
     void* const kernelWorkspace = static_cast<char*>(workspace) + kCountScratchBytes;
     if (sizeType == nvinfer1::DataType::kINT64)
     {

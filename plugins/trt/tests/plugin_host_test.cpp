@@ -330,7 +330,7 @@ void checkFieldValidation(Creators const& creators)
         Fields fields;
         fields.int32("grid_h", 0).int32("grid_w", 32).int32("window_h", 2).int32("window_w", 2).float32(
             "threshold", 0.5F);
-        checkRejected(local, fields.collection(), "field 'grid_h' = 0 is out of range");
+        checkRejected(local, fields.collection(), "'grid_h' = 0 is out of range [1, 2147483647]");
     }
     {
         Fields fields;
@@ -354,7 +354,13 @@ void checkFieldValidation(Creators const& creators)
         Fields fields;
         fields.int32("grid_h", 32).int32("grid_w", 32).int32("window_h", 2).int32("window_w", 2).float32(
             "threshold", std::nanf(""));
-        checkRejected(local, fields.collection(), "field 'threshold' is not a finite number");
+        checkRejected(local, fields.collection(), "'threshold' is not a finite number");
+    }
+    {
+        Fields fields;
+        fields.int32("grid_h", 32).int32("grid_w", 32).int32("window_h", 2).int32("window_w", 2).float32(
+            "threshold", std::numeric_limits<float>::infinity());
+        checkRejected(local, fields.collection(), "'threshold' is not a finite number");
     }
     {
         Fields fields = localMergeFields();
@@ -373,12 +379,12 @@ void checkFieldValidation(Creators const& creators)
     {
         Fields fields;
         fields.int32("layer_number", 0);
-        checkRejected(global, fields.collection(), "field 'layer_number' = 0 is out of range");
+        checkRejected(global, fields.collection(), "'layer_number' = 0 is out of range");
     }
     {
         Fields fields;
         fields.int64("layer_number", int64_t{1} << 40);
-        checkRejected(global, fields.collection(), "field 'layer_number' = 1099511627776 is out of range");
+        checkRejected(global, fields.collection(), "'layer_number' = 1099511627776 is out of range");
     }
     {
         Fields fields;
@@ -394,7 +400,7 @@ void checkFieldValidation(Creators const& creators)
     {
         Fields fields = globalMergeFields();
         fields.int32("size_dtype", 1); // ONNX FLOAT: not an integer size tensor type
-        checkRejected(global, fields.collection(), "field 'size_dtype' = 1 is out of range [6, 7]");
+        checkRejected(global, fields.collection(), "'size_dtype' = 1 is out of range [6, 7]");
     }
 
     // Unknown fields are ignored (TensorRT only passes listed ones), and Unmerge needs none.
@@ -565,6 +571,13 @@ void checkLocalMerge(IPluginCreatorV3One& creator)
     PluginTensorDesc bad = tensorDesc(DataType::kHALF, {2, 1024, 384});
     CHECK(r->onShapeChange(&bad, 1, outDescs.data(), 4) != 0);
     CHECK(errorMentions("tokens [2, 1024, 384] do not match the 32x32 grid"));
+
+    // No workspace (getWorkspaceSize returned 0 on an error path): refused before any pointer arithmetic on it
+    // and before any kernel runs (null buffers: the kernels would reject them with another message).
+    void* noBuffers[4]{};
+    void const* noInput = nullptr;
+    CHECK(r->enqueue(&good, outDescs.data(), &noInput, noBuffers, nullptr, nullptr) != 0);
+    CHECK(errorMentions("enqueue got no workspace"));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -656,6 +669,12 @@ void checkGlobalMerge(IPluginCreatorV3One& creator)
     CHECK(r->onShapeChange(ins.data(), 3, outs.data(), 4) == 0);
     CHECK(r->onShapeChange(ins.data(), 2, outs.data(), 4) != 0);
     CHECK(errorMentions("expects tokens [B, T, C]"));
+
+    // No workspace: refused (see checkLocalMerge).
+    void const* noInputs[3]{};
+    void* noBuffers[4]{};
+    CHECK(r->enqueue(ins.data(), outs.data(), noInputs, noBuffers, nullptr, nullptr) != 0);
+    CHECK(errorMentions("enqueue got no workspace"));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -781,7 +800,7 @@ void checkBatchRule(Creators const& creators)
     }
     Fields local = localMergeFields();
     local.int32("per_image", 2);
-    checkRejected(*creators.localMerge, local.collection(), "field 'per_image' = 2 is out of range [0, 1]");
+    checkRejected(*creators.localMerge, local.collection(), "'per_image' = 2 is out of range [0, 1]");
     Fields global = globalMergeFields();
     global.float32("per_image", 1.F);
     checkRejected(

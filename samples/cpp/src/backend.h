@@ -35,6 +35,9 @@ class Backend
 public:
     virtual ~Backend() = default;
     virtual Deployment const& deployment() const = 0;
+    // Whether the model outputs per-class values (scores or logits), which sliding windows need; a graph
+    // exported with --outputs labels has only labels.
+    virtual bool hasClassScores() const = 0;
     // Runs one normalized image [3, H, W] (`warmup` untimed then `runs` timed inferences). `classScores`:
     // return per-class values (`scores` when the model has them, else `logits`) rather than `labels`.
     virtual Inference run(std::vector<float> const& image, int warmup, int runs, bool classScores) = 0;

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -46,9 +47,9 @@ Deployment fromJson(json const& info)
                                      "to the (square) input size");
         }
     }
-    if (deployment.classNames.empty() || deployment.classNames.size() > 256)
+    if (deployment.classNames.empty() || deployment.classNames.size() > 65536)
     {
-        throw std::runtime_error("class_names: expected 1 to 256 classes (the label PNG has 8-bit indices)");
+        throw std::runtime_error("class_names: expected 1 to 65536 classes (the label PNG has 16-bit indices at most)");
     }
     return deployment;
 }
@@ -76,6 +77,17 @@ Deployment parseDeployment(std::string const& text, std::string const& source)
     return parsing(source, [&] { return fromJson(json::parse(text)); });
 }
 
+std::string resolvePluginLibrary(std::string const& enginePath, std::string const& library)
+{
+    std::filesystem::path const written(library);
+    if (library.empty() || written.is_absolute())
+    {
+        return library;
+    }
+    std::filesystem::path const folder = std::filesystem::absolute(std::filesystem::path(enginePath)).parent_path();
+    return (folder / written).lexically_normal().string();
+}
+
 Deployment readEngineSidecar(std::string const& enginePath)
 {
     std::string const path = enginePath + ".json";
@@ -92,7 +104,7 @@ Deployment readEngineSidecar(std::string const& enginePath)
         auto const library = sidecar.find("plugin_library");
         if (library != sidecar.end() && !library->is_null())
         {
-            deployment.pluginLibrary = library->get<std::string>();
+            deployment.pluginLibrary = resolvePluginLibrary(enginePath, library->get<std::string>());
         }
         return deployment;
     });

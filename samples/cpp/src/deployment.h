@@ -21,13 +21,18 @@ struct Deployment
     // (docs/outputs.md). 0 when the model has no such entry: then the image is resized to the input size.
     int imSize = 0;
     int windowStride = 0;
-    std::string pluginLibrary;           // engines only: the sidecar's "plugin_library" (may be empty)
+    std::string pluginLibrary; // engines only: the sidecar's "plugin_library" (may be empty), resolved
 };
 
 // Parses DeploymentInfo JSON text; throws std::runtime_error naming `source` and the problem.
 Deployment parseDeployment(std::string const& json, std::string const& source);
 
-// Reads <enginePath>.json: its "deployment" and "plugin_library".
+// Reads <enginePath>.json: its "deployment" and "plugin_library" (resolved by resolvePluginLibrary).
 Deployment readEngineSidecar(std::string const& enginePath);
+
+// A sidecar's plugin_library: an absolute path as written; a relative one against the engine's folder (never the
+// working directory, the rule algm_export/runtime/tensorrt_backend.py follows too), made absolute so that dlopen
+// does not search the library path for it. Empty stays empty.
+std::string resolvePluginLibrary(std::string const& enginePath, std::string const& library);
 
 } // namespace sample

@@ -46,13 +46,33 @@ struct BadInput : std::runtime_error
     using std::runtime_error::runtime_error;
 };
 
+constexpr char kUsage[]
+    = "usage: algm_segment MODEL IMAGE -o OUT.png [--ort-ops LIB] [--plugins LIB] [--runs N] [--warmup N]\n";
+
 [[noreturn]] void usage(std::string const& problem)
 {
-    std::fprintf(stderr,
-        "algm_segment: %s\n"
-        "usage: algm_segment MODEL IMAGE -o OUT.png [--ort-ops LIB] [--plugins LIB] [--runs N] [--warmup N]\n",
-        problem.c_str());
+    std::fprintf(stderr, "algm_segment: %s\n%s", problem.c_str(), kUsage);
     std::exit(2);
+}
+
+// --help / -h: what the program does and its options, on stdout, exit 0.
+[[noreturn]] void help()
+{
+    std::printf("%s\n"
+                "Segments one PNG with a model exported by algm-export and writes its class-index PNG.\n\n"
+                "  MODEL            an ONNX graph (.onnx, ONNX Runtime on the CPU) or a TensorRT engine\n"
+                "                   (.plan/.engine, with its sidecar <engine>.json)\n"
+                "  IMAGE            a PNG (grey, palette, RGB, with or without alpha, 8 or 16 bit)\n"
+                "  -o, --output     the class-index PNG to write (8-bit palette, 16-bit above 256 classes)\n"
+                "  --ort-ops LIB    libalgm_ort_ops.so, for the algm nodes of model.trt.onnx\n"
+                "  --plugins LIB    TensorRT plugin library (default: the sidecar's plugin_library, relative\n"
+                "                   to the engine's folder)\n"
+                "  --runs N         timed runs (default 1)\n"
+                "  --warmup N       untimed runs first (default 0)\n"
+                "  -h, --help       this help\n\n"
+                "Exit status: 0 done, 2 bad arguments or input files, 1 runtime failure.\n",
+        kUsage);
+    std::exit(0);
 }
 
 int count(char const* value, std::string const& option, int minimum)
@@ -77,6 +97,10 @@ Options parseOptions(int argc, char** argv)
         {
             positional.push_back(option);
             continue;
+        }
+        if (option == "-h" || option == "--help")
+        {
+            help();
         }
         if (i + 1 >= argc)
         {
@@ -186,7 +210,15 @@ int run(Options const& options)
     int const classes = static_cast<int>(model.classNames.size());
     Inference inference;
     LabelMap labels;
-    if (model.imSize > 0) // the model carries Segmenter's sliding-window settings
+    bool const oneWindow = image.width == model.width && image.height == model.height;
+    if (model.imSize > 0 && !backend->hasClassScores() && !oneWindow)
+    {
+        // As algm_export.runtime.sliding says it: labels are taken as they are only for an image of one window.
+        throw BadInput(options.model + ": this model outputs only labels, which cannot be averaged over windows or "
+            "resized; images must be " + std::to_string(model.width) + "x" + std::to_string(model.height)
+            + " or the model re-exported with --outputs labels,scores");
+    }
+    if (model.imSize > 0 && !(oneWindow && !backend->hasClassScores())) // Segmenter's sliding-window settings
     {
         labels = slidingLabels(*backend, image, inference.latenciesMs, inference.tokenCounts);
     }

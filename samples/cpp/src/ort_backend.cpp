@@ -45,6 +45,11 @@ public:
         return mDeployment;
     }
 
+    bool hasClassScores() const override
+    {
+        return has(kScores) || has(kLogits);
+    }
+
     Inference run(std::vector<float> const& image, int warmup, int runs, bool classScores) override
     {
         // The one class output wanted: labels for a single window, scores (else logits) for a sliding window.

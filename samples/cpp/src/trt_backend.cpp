@@ -3,27 +3,12 @@
 #include "trt_session.h"
 
 #include <cstring>
-#include <filesystem>
 #include <stdexcept>
 
 namespace sample
 {
 namespace
 {
-
-// The sidecar's plugin_library: an absolute path as written; a relative one resolved against the engine's
-// folder when the file is there (made absolute: dlopen searches the library path, not the working directory,
-// for names without a slash); otherwise as written.
-std::string pluginPath(std::string const& enginePath, std::string const& library)
-{
-    std::filesystem::path const written(library);
-    if (library.empty() || written.is_absolute())
-    {
-        return library;
-    }
-    std::filesystem::path const nextToEngine = std::filesystem::path(enginePath).parent_path() / written;
-    return std::filesystem::exists(nextToEngine) ? std::filesystem::absolute(nextToEngine).string() : library;
-}
 
 template <typename T>
 std::vector<T> elements(HostTensor const& tensor)
@@ -39,7 +24,8 @@ public:
     TensorRTBackend(std::string const& path, std::string const& plugins)
         : mDeployment(readEngineSidecar(path))
     {
-        std::string const library = plugins.empty() ? pluginPath(path, mDeployment.pluginLibrary) : plugins;
+        // The sidecar's plugin_library comes resolved against the engine's folder (readEngineSidecar).
+        std::string const library = plugins.empty() ? mDeployment.pluginLibrary : plugins;
         if (!library.empty())
         {
             loadPluginLibrary(library);
@@ -50,6 +36,11 @@ public:
     Deployment const& deployment() const override
     {
         return mDeployment;
+    }
+
+    bool hasClassScores() const override
+    {
+        return mSession->hasTensor(kScores) || mSession->hasTensor(kLogits);
     }
 
     Inference run(std::vector<float> const& image, int warmup, int runs, bool classScores) override

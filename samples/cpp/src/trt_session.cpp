@@ -1,4 +1,5 @@
 #include "trt_session.h"
+#include "trt_tensors.h"
 
 #include <cstdio>
 #include <fstream>
@@ -16,38 +17,6 @@ void checkCuda(cudaError_t status, char const* what)
     {
         throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
     }
-}
-
-size_t elementSize(nvinfer1::DataType type)
-{
-    switch (type)
-    {
-    case nvinfer1::DataType::kINT64: return 8;
-    case nvinfer1::DataType::kFLOAT:
-    case nvinfer1::DataType::kINT32: return 4;
-    case nvinfer1::DataType::kHALF:
-    case nvinfer1::DataType::kBF16: return 2;
-    case nvinfer1::DataType::kINT8:
-    case nvinfer1::DataType::kUINT8:
-    case nvinfer1::DataType::kBOOL:
-    case nvinfer1::DataType::kFP8: return 1;
-    default: throw std::runtime_error("a tensor has a data type this sample does not handle");
-    }
-}
-
-// Elements of a shape; -1 when an extent is still unknown (data-dependent).
-int64_t volume(nvinfer1::Dims const& dims)
-{
-    int64_t count = 1;
-    for (int32_t i = 0; i < dims.nbDims; ++i)
-    {
-        if (dims.d[i] < 0)
-        {
-            return -1;
-        }
-        count *= dims.d[i];
-    }
-    return count;
 }
 
 std::vector<char> readFile(std::string const& path)
@@ -305,7 +274,8 @@ HostTensor Session::output(std::string const& name) const
     {
         throw std::runtime_error("the engine has no output '" + name + "' (or setInput was not called)");
     }
-    tensor.bytes.resize(static_cast<size_t>(volume(tensor.shape)) * elementSize(tensor.type));
+    // Guarded: before a run a data-dependent output has no data and may have unknown (-1) extents.
+    tensor.bytes.resize(hostBytes(tensor.shape, tensor.type, source != nullptr, name));
     // cudaMemcpyDefault: `source` is device memory, or pinned host memory for host-resident outputs.
     checkCuda(cudaMemcpy(tensor.bytes.data(), source, tensor.bytes.size(), cudaMemcpyDefault),
         std::string("download '" + name + "'").c_str());

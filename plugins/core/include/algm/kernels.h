@@ -80,9 +80,10 @@ Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void
     UnmergeParams const& params);
 } // namespace cpu
 
-// Token-map entries are range-checked by the CPU launchers (kInvalidArgument) but not by the CUDA ones,
-// which cannot synchronise: there an out-of-range entry yields -1 in mergedMap (globalMerge) or a zero
-// row (unmerge), never an out-of-bounds access.
+// Token maps, one policy for both backends (algm/math.h: mapEntryInRange, composedMapEntry): an out-of-range
+// entry yields -1 in mergedMap (globalMerge) or a zero row (unmerge), never an out-of-bounds access, and the
+// other outputs are computed as usual, so both backends write the same outputs. The CPU launchers then return
+// kInvalidArgument; the CUDA ones cannot report it without a host synchronisation (TensorRT's enqueue forbids it).
 namespace cuda
 {
 Status localMerge(DataType dtype, void const* tokens, void* merged, float* mergedSizes, int32_t* mergedMap,

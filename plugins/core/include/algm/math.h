@@ -441,6 +441,25 @@ ALGM_HD inline int gbmTokenSlot(float size, int slot)
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Token maps (one policy for both builds, docs/plugin-ops.md): an entry outside [0, rows - 1] names no token.
+// It never causes an out-of-bounds access: GlobalMerge composes it to -1 in merged_token_map, Unmerge gathers a
+// zero row for it; the rest of the outputs is computed as usual. The CPU launchers also return kInvalidArgument
+// after writing these outputs; the CUDA launchers cannot report it without synchronising the host.
+
+// Whether map entry `entry` names one of `rows` tokens.
+ALGM_HD inline bool mapEntryInRange(int32_t entry, int32_t rows)
+{
+    return entry >= 0 && entry < rows;
+}
+
+// GlobalMerge's merged_token_map entry for the input map entry `entry` (a patch token: row 1 + entry of the
+// `tokens` rows, whose output slots are `slots`): its slot without the class token, or -1 when out of range.
+ALGM_HD inline int32_t composedMapEntry(int32_t entry, int32_t tokens, int32_t const* slots)
+{
+    return mapEntryInRange(entry, tokens - 1) ? slots[1 + entry] - 1 : -1;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Scatter-mean
 
 // Output value of a slot from its float32 accumulations: sum(size * x) / max(sum(size), 1); an empty

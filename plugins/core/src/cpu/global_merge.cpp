@@ -97,7 +97,7 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
         }
         for (int64_t patch = 0; patch < p.patches; ++patch)
         {
-            mergedMap[b * p.patches + patch] = slots[1 + tokenMap[b * p.patches + patch]] - 1;
+            mergedMap[b * p.patches + patch] = composedMapEntry(tokenMap[b * p.patches + patch], p.tokens, slots);
         }
     }
 
@@ -110,7 +110,7 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
 bool mapInRange(int32_t const* tokenMap, GlobalMergeParams const& p)
 {
     int64_t const entries = static_cast<int64_t>(p.batch) * p.patches;
-    return std::all_of(tokenMap, tokenMap + entries, [&](int32_t v) { return v >= 0 && v <= p.tokens - 2; });
+    return std::all_of(tokenMap, tokenMap + entries, [&](int32_t v) { return mapEntryInRange(v, p.tokens - 1); });
 }
 
 } // namespace
@@ -119,7 +119,7 @@ Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32
     float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace)
 {
     if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes
-        || !mergedMap || !numTokens || !workspace || !mapInRange(tokenMap, params))
+        || !mergedMap || !numTokens || !workspace)
     {
         return kInvalidArgument;
     }
@@ -129,7 +129,8 @@ Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32
         globalMergeImpl(static_cast<Storage const*>(tokens), sizes, tokenMap, static_cast<Storage*>(merged),
             mergedSizes, mergedMap, numTokens, params, ws);
     });
-    return kSuccess;
+    // The outputs are written as on CUDA (out-of-range entries map to -1, math.h); the CPU also reports them.
+    return mapInRange(tokenMap, params) ? kSuccess : kInvalidArgument;
 }
 
 } // namespace algm::cpu

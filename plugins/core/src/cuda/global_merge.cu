@@ -14,6 +14,7 @@
 #include <cub/block/block_scan.cuh>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <climits>
 
 namespace algm::cuda
@@ -30,6 +31,8 @@ constexpr int kRowsPerWarp = 2;
 constexpr int kMatchRows = kMatchWarps * kRowsPerWarp;
 constexpr int kMatchCols = 32;
 constexpr int kChannelChunk = 32;
+// CUDA's limit on gridDim.y; larger batches are covered by the kernel's loop over images.
+constexpr int32_t kMaxGridY = 65535;
 
 struct BipartiteShape
 {
@@ -39,101 +42,104 @@ struct BipartiteShape
     int32_t countB; // floor(T/2): tokens 1, 3, 5, ...
 };
 
-// bestScore/bestMatch of every A token of image blockIdx.y among its real B tokens (the class token and
+// bestScore/bestMatch of every A token of each image among its real B tokens (the class token and
 // padding A tokens: -inf, 0). Each dot product runs over the channels in order, like the CPU build, so the
 // scores agree bit for bit.
 template <typename Storage>
 __global__ void __launch_bounds__(kMatchWarps * 32) bestMatchKernel(Storage const* tokens, float const* divisors,
-    float const* sizes, BipartiteShape s, float* bestScore, int32_t* bestMatch)
+    float const* sizes, BipartiteShape s, int32_t batch, float* bestScore, int32_t* bestMatch)
 {
     __shared__ float aTile[kMatchRows][kChannelChunk + 1];
     __shared__ float bTile[kMatchCols][kChannelChunk + 1];
     int const lane = threadIdx.x % 32;
     int const warp = threadIdx.x / 32;
-    int64_t const image = blockIdx.y;
-    int const firstA = blockIdx.x * kMatchRows;
-    Storage const* imageTokens = tokens + image * s.tokens * s.channels;
-    float const* imageDivisors = divisors + image * s.tokens;
-    float const* imageSizes = sizes + image * s.tokens;
-
-    // Unit component of token `token`, channel `channel`, or 0 outside the tensor.
-    auto unit = [&](int token, bool valid, int channel) {
-        return valid ? unitComponent(loadFloat(imageTokens[static_cast<int64_t>(token) * s.channels + channel]),
-                           imageDivisors[token])
-                     : 0.0f;
-    };
-
-    float best[kRowsPerWarp];
-    int bestIndex[kRowsPerWarp];
-    for (int i = 0; i < kRowsPerWarp; ++i)
+    // Images in a grid-stride loop over y: gridDim.y is capped at 65535, the batch is not.
+    for (int64_t image = blockIdx.y; image < batch; image += gridDim.y)
     {
-        best[i] = negativeInfinity();
-        bestIndex[i] = 0;
-    }
-    for (int firstB = 0; firstB < s.countB; firstB += kMatchCols)
-    {
-        float dot[kRowsPerWarp] = {};
-        for (int firstChannel = 0; firstChannel < s.channels; firstChannel += kChannelChunk)
-        {
-            int const width = min(kChannelChunk, s.channels - firstChannel);
-            for (int e = threadIdx.x; e < kMatchRows * kChannelChunk; e += blockDim.x)
-            {
-                int const row = e / kChannelChunk;
-                int const c = e % kChannelChunk;
-                int const a = firstA + row;
-                aTile[row][c] = unit(2 * a, a < s.countA && c < width, firstChannel + c);
-            }
-            for (int e = threadIdx.x; e < kMatchCols * kChannelChunk; e += blockDim.x)
-            {
-                int const col = e / kChannelChunk;
-                int const c = e % kChannelChunk;
-                int const j = firstB + col;
-                bTile[col][c] = unit(2 * j + 1, j < s.countB && c < width, firstChannel + c);
-            }
-            __syncthreads();
-            for (int c = 0; c < width; ++c)
-            {
-                float const bValue = bTile[lane][c];
-                for (int i = 0; i < kRowsPerWarp; ++i)
-                {
-                    dot[i] = addProduct(dot[i], aTile[warp + i * kMatchWarps][c], bValue);
-                }
-            }
-            __syncthreads();
-        }
-        // Warp argmax over this tile's B tokens (ties: lowest index); earlier tiles hold lower indices.
-        int const j = firstB + lane;
+        int const firstA = blockIdx.x * kMatchRows;
+        Storage const* imageTokens = tokens + image * s.tokens * s.channels;
+        float const* imageDivisors = divisors + image * s.tokens;
+        float const* imageSizes = sizes + image * s.tokens;
+
+        // Unit component of token `token`, channel `channel`, or 0 outside the tensor.
+        auto unit = [&](int token, bool valid, int channel) {
+            return valid ? unitComponent(loadFloat(imageTokens[static_cast<int64_t>(token) * s.channels + channel]),
+                               imageDivisors[token])
+                         : 0.0f;
+        };
+
+        float best[kRowsPerWarp];
+        int bestIndex[kRowsPerWarp];
         for (int i = 0; i < kRowsPerWarp; ++i)
         {
-            float score = j < s.countB && isRealToken(imageSizes[2 * j + 1]) ? dot[i] : negativeInfinity();
-            int index = j < s.countB ? j : INT_MAX;
-            for (int offset = 16; offset > 0; offset /= 2)
+            best[i] = negativeInfinity();
+            bestIndex[i] = 0;
+        }
+        for (int firstB = 0; firstB < s.countB; firstB += kMatchCols)
+        {
+            float dot[kRowsPerWarp] = {};
+            for (int firstChannel = 0; firstChannel < s.channels; firstChannel += kChannelChunk)
             {
-                float const otherScore = __shfl_xor_sync(0xffffffffu, score, offset);
-                int const otherIndex = __shfl_xor_sync(0xffffffffu, index, offset);
-                if (betterMatch(otherScore, otherIndex, score, index))
+                int const width = min(kChannelChunk, s.channels - firstChannel);
+                for (int e = threadIdx.x; e < kMatchRows * kChannelChunk; e += blockDim.x)
                 {
-                    score = otherScore;
-                    index = otherIndex;
+                    int const row = e / kChannelChunk;
+                    int const c = e % kChannelChunk;
+                    int const a = firstA + row;
+                    aTile[row][c] = unit(2 * a, a < s.countA && c < width, firstChannel + c);
+                }
+                for (int e = threadIdx.x; e < kMatchCols * kChannelChunk; e += blockDim.x)
+                {
+                    int const col = e / kChannelChunk;
+                    int const c = e % kChannelChunk;
+                    int const j = firstB + col;
+                    bTile[col][c] = unit(2 * j + 1, j < s.countB && c < width, firstChannel + c);
+                }
+                __syncthreads();
+                for (int c = 0; c < width; ++c)
+                {
+                    float const bValue = bTile[lane][c];
+                    for (int i = 0; i < kRowsPerWarp; ++i)
+                    {
+                        dot[i] = addProduct(dot[i], aTile[warp + i * kMatchWarps][c], bValue);
+                    }
+                }
+                __syncthreads();
+            }
+            // Warp argmax over this tile's B tokens (ties: lowest index); earlier tiles hold lower indices.
+            int const j = firstB + lane;
+            for (int i = 0; i < kRowsPerWarp; ++i)
+            {
+                float score = j < s.countB && isRealToken(imageSizes[2 * j + 1]) ? dot[i] : negativeInfinity();
+                int index = j < s.countB ? j : INT_MAX;
+                for (int offset = 16; offset > 0; offset /= 2)
+                {
+                    float const otherScore = __shfl_xor_sync(0xffffffffu, score, offset);
+                    int const otherIndex = __shfl_xor_sync(0xffffffffu, index, offset);
+                    if (betterMatch(otherScore, otherIndex, score, index))
+                    {
+                        score = otherScore;
+                        index = otherIndex;
+                    }
+                }
+                if (betterMatch(score, index, best[i], bestIndex[i]))
+                {
+                    best[i] = score;
+                    bestIndex[i] = index;
                 }
             }
-            if (betterMatch(score, index, best[i], bestIndex[i]))
-            {
-                best[i] = score;
-                bestIndex[i] = index;
-            }
         }
-    }
-    if (lane == 0)
-    {
-        for (int i = 0; i < kRowsPerWarp; ++i)
+        if (lane == 0)
         {
-            int const a = firstA + warp + i * kMatchWarps;
-            if (a < s.countA)
+            for (int i = 0; i < kRowsPerWarp; ++i)
             {
-                bool const candidate = a > 0 && isRealToken(imageSizes[2 * a]);
-                bestScore[image * s.countA + a] = candidate ? best[i] : negativeInfinity();
-                bestMatch[image * s.countA + a] = candidate ? bestIndex[i] : 0;
+                int const a = firstA + warp + i * kMatchWarps;
+                if (a < s.countA)
+                {
+                    bool const candidate = a > 0 && isRealToken(imageSizes[2 * a]);
+                    bestScore[image * s.countA + a] = candidate ? best[i] : negativeInfinity();
+                    bestMatch[image * s.countA + a] = candidate ? bestIndex[i] : 0;
+                }
             }
         }
     }
@@ -208,7 +214,7 @@ __global__ void __launch_bounds__(kThreads) tokenSlotsKernel(int32_t const* rank
     }
 }
 
-// mergedMap[b, p] = slot(1 + tokenMap[b, p]) - 1; an out-of-range entry (not checked on the host) gives -1.
+// mergedMap[b, p] = slot(1 + tokenMap[b, p]) - 1; an out-of-range entry gives -1 (math.h's token-map policy).
 __global__ void composeMapKernel(
     int32_t const* tokenMap, int32_t const* slots, int32_t batch, int32_t patches, int32_t tokens, int32_t* mergedMap)
 {
@@ -217,7 +223,7 @@ __global__ void composeMapKernel(
     {
         int32_t const token = tokenMap[i];
         int64_t const image = i / patches;
-        mergedMap[i] = token >= 0 && token <= tokens - 2 ? slots[image * tokens + 1 + token] - 1 : -1;
+        mergedMap[i] = composedMapEntry(token, tokens, slots + image * tokens);
     }
 }
 
@@ -230,9 +236,9 @@ void enqueueGlobalMerge(Storage const* tokens, float const* sizes, int32_t const
     float* means = ws.imageStats;
     float* stds = ws.imageStats + p.batch;
     launchUnitDivisors(tokens, static_cast<int64_t>(p.batch) * p.tokens, p.channels, ws.divisors, stream);
-    dim3 const matchGrid((s.countA + kMatchRows - 1) / kMatchRows, p.batch);
+    dim3 const matchGrid((s.countA + kMatchRows - 1) / kMatchRows, std::min(p.batch, kMaxGridY));
     bestMatchKernel<<<matchGrid, kMatchWarps * 32, 0, stream>>>(
-        tokens, ws.divisors, sizes, s, ws.bestScore, ws.bestMatch);
+        tokens, ws.divisors, sizes, s, p.batch, ws.bestScore, ws.bestMatch);
     imageStatsKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(
         ws.bestScore, sizes, s, p.batch, ws.scatter.inputTokens, means, stds);
     thresholdKernel<<<gridFor(p.batch), kThreads, 0, stream>>>(

@@ -1,5 +1,6 @@
 // CUDA Unmerge: patch_values[b, p, :] = values[b, token_map[b, p], :], copying the stored bits.
 #include "algm/kernels.h"
+#include "algm/math.h"
 #include "../common/validate.h"
 #include "launch.cuh"
 
@@ -12,8 +13,8 @@ namespace
 
 using namespace detail;
 
-// `Word` is an integer of the element size. An out-of-range map entry (not checked on the host) gives
-// a zero row instead of an out-of-bounds read.
+// `Word` is an integer of the element size. An out-of-range map entry gives a zero row (math.h's token-map
+// policy, as on the CPU; not reported: that would need a host synchronisation).
 template <typename Word>
 __global__ void gatherRowsKernel(Word const* values, int32_t const* tokenMap, UnmergeParams p, Word* patchValues)
 {
@@ -24,8 +25,8 @@ __global__ void gatherRowsKernel(Word const* values, int32_t const* tokenMap, Un
         int64_t const column = i - row * p.width;
         int64_t const image = row / p.patches;
         int32_t const token = tokenMap[row];
-        bool const valid = token >= 0 && token < p.tokens;
-        patchValues[i] = valid ? values[(image * p.tokens + token) * p.width + column] : Word{0};
+        patchValues[i]
+            = mapEntryInRange(token, p.tokens) ? values[(image * p.tokens + token) * p.width + column] : Word{0};
     }
 }
 

@@ -228,6 +228,40 @@ std::vector<GlobalMergeInput> globalMergeCases()
             }
         }
     }
+    // A batch above CUDA's gridDim.y limit (65535): every image must be matched, the last ones included.
+    int32_t const batch = 65537;
+    int32_t const tokens = 5;
+    int32_t const channels = 4;
+    int32_t const patches = 8;
+    std::vector<float> values(static_cast<size_t>(batch) * tokens * channels);
+    for (float& v : values)
+    {
+        v = normal(random);
+    }
+    std::vector<float> const sizes(static_cast<size_t>(batch) * tokens, 1.0f);
+    std::vector<int32_t> map(static_cast<size_t>(batch) * patches);
+    for (int32_t& entry : map)
+    {
+        entry = static_cast<int32_t>(random() % (tokens - 1));
+    }
+    cases.push_back({"large batch B65537 T5 fp32 per-image", {batch, tokens, channels, patches, 3, 1},
+        Activations(DataType::kFloat32, values), sizes, map});
+
+    // Out-of-range token-map entries (-1, T - 1, a large one): the same outputs on both backends (-1 in the
+    // merged map, then zero rows in the Unmerge that follows), and the CPU's kInvalidArgument.
+    std::vector<float> const few(values.begin(), values.begin() + 2 * tokens * channels);
+    std::vector<int32_t> bad(map.begin(), map.begin() + 2 * patches);
+    bad[1] = -1;
+    bad[patches + 2] = tokens - 1;
+    bad[patches + 5] = 1000;
+    for (int32_t perImage : {0, 1})
+    {
+        GlobalMergeInput input{std::string("out-of-range map T5 fp32") + ruleName(perImage),
+            {2, tokens, channels, patches, 3, perImage}, Activations(DataType::kFloat32, few),
+            std::vector<float>(2 * tokens, 1.0f), bad};
+        input.mapOutOfRange = true;
+        cases.push_back(input);
+    }
     return cases;
 }
 
@@ -243,7 +277,9 @@ UnmergeInput unmergeCase(GlobalMergeInput const& input, MergeOutput const& merge
         auto const first = merged.merged.begin() + (b * merged.numTokens + 1) * rowBytes;
         values.bytes.insert(values.bytes.end(), first, first + rows * rowBytes);
     }
-    return {input.name, {p.batch, rows, p.channels, p.patches}, values, merged.map};
+    UnmergeInput spread{input.name, {p.batch, rows, p.channels, p.patches}, values, merged.map};
+    spread.mapOutOfRange = input.mapOutOfRange; // -1 entries in the merged map
+    return spread;
 }
 
 } // namespace algm::check

@@ -42,6 +42,9 @@ struct GlobalMergeInput
     Activations tokens;
     std::vector<float> sizes;
     std::vector<int32_t> tokenMap;
+    // The token map has out-of-range entries on purpose (math.h's token-map policy): the CPU must answer
+    // kInvalidArgument and both backends must write the same outputs.
+    bool mapOutOfRange = false;
 };
 
 struct UnmergeInput
@@ -50,6 +53,7 @@ struct UnmergeInput
     UnmergeParams params;
     Activations values;
     std::vector<int32_t> tokenMap;
+    bool mapOutOfRange = false; // as in GlobalMergeInput
 };
 
 // Outputs trimmed to T' (merged [B, T', C] in storage bytes, sizes [B, T'], map [B, N]).
