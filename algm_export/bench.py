@@ -523,7 +523,7 @@ def bench_command(args: argparse.Namespace) -> int:
     photos = verification_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
-    int8 = Int8Settings(args.images, None, args.int8_scope) if args.int8 else None
+    int8 = Int8Settings(args.images, None, args.int8_scope, args.calib_method) if args.int8 else None
     if int8:
         int8.check()
     with replaced_folder(args.output, keep=None) as staging:

@@ -263,7 +263,7 @@ def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp
         int8_entry = None
         if int8:
             with progress.stage(f"INT8: calibrate and write the Q/DQ graphs (scope {int8.scope})"):
-                int8_entry = write_int8_graphs(staging, int8, fp16, calibration_images)
+                int8_entry = write_int8_graphs(staging, int8, fp16, calibration_images, photos)
                 written += int8_entry["graphs"]
         kinds = [FP16_ENGINE, INT8_ENGINE] if int8 else [FP16_ENGINE]
         engines = build_engines(staging, engine, kinds if fp16 else [], progress)
@@ -283,6 +283,8 @@ def print_outcome(folder: Path, report: dict) -> int:
     print("check with polygraphy alone:")
     for name, command in report["polygraphy_commands"].items():
         print(f"  # {name}\n  {command}")
+    if "summary" in report.get("int8", {}):
+        print(f"\nINT8: {report['int8']['summary']}")
     print(f"\nreport: {folder / 'report.json'}")
     failed = [name for name, entry in parity.items() if not entry.get("skipped") and not entry["passed"]]
     if failed:
