@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from algm_export.runtime.metadata import DeploymentInfo
 
 from .cache import CACHE_NAME, cache_key, load_ranges, save_ranges
 from .images import DEPLOYMENT_NOTE, CalibrationImages, ImageReader, calibration_batches
-from .mixed import choose_int8
+from .mixed import SEARCH_IMAGES, choose_int8
 from .recipe import (
     activation_amax, check_merge_inputs_float, keep_quantized, linear_matmuls, quantize_onnxruntime,
     quantize_tensorrt,
@@ -103,7 +104,8 @@ def write_int8_graphs(folder: Path, settings: Int8Settings, fp16: bool, images: 
     candidates = linear_matmuls(portable, settings.scope)
     qdq = quantize_onnxruntime(folder / PORTABLE_GRAPH, candidates, ranges, ONNXRUNTIME_ACTIVATIONS)
     start = time.perf_counter()
-    choice = choose_int8(portable, qdq, candidates, np.concatenate(list(calibration_batches(images, info))))
+    search = np.concatenate(list(itertools.islice(calibration_batches(images, info), SEARCH_IMAGES)))
+    choice = choose_int8(portable, qdq, candidates, search)
     print(f"      mixed precision: {choice.summary()} ({choice.sessions} ONNX Runtime sessions, "
           f"{time.perf_counter() - start:.1f} s)")
     written = [_save(keep_quantized(qdq, portable, set(choice.int8)), info, "int8", folder / INT8_GRAPH)]

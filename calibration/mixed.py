@@ -37,6 +37,9 @@ TARGET_EXACT = INT8_EXACT_FLOOR + 0.1
 # Sensitivity is a ranking, not a verdict: two images rank the MatMuls as four do (measured on the ViT-Tiny
 # sample) at half the cost of the search's largest part (one ONNX Runtime session per candidate MatMul).
 SENSITIVITY_IMAGES = 2
+# The search judges on at most this many calibration images (the first ones; the ranges use all of them): its
+# cost is sessions x images, and a deployment may calibrate on a few hundred.
+SEARCH_IMAGES = 8
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Choice:
                                    if self.sensitivity else "not measured: the target held with every candidate INT8"),
             "target": {"label_agreement": TARGET_AGREEMENT, "label_tie": INT8_LABEL_TIE,
                        "label_agreement_exact": TARGET_EXACT},
+            "search_images": self.images,
             "calibration_result": self.judgement.to_dict() if self.judgement else None,
             "onnxruntime_sessions": self.sessions,
             "summary": self.summary(),

@@ -128,8 +128,9 @@ def test_int8_criterion_fails_below_099_or_below_the_floor():
 def test_tie_rule_counts_only_near_ties():
     """A pixel whose label is within the tie of PyTorch's top logit agrees; a decided pixel must match."""
     reference = np.zeros((1, 3, 1, 4), np.float32)
-    reference[0, :, 0, :] = [[1.0, 1.0, 1.0, 0.0], [0.9, 0.5, 0.0, 0.0], [0.0, 0.0, 0.9, 1.0]]  # margins .1 .5 .1 1
-    labels = np.array([[[1, 1, 2, 0]]])  # pixel 0: tie (0.1), 1: wrong by 0.5, 2: right, 3: wrong by 1
+    # [classes, pixels]: PyTorch picks classes 0, 0, 0, 2 with margins 0.1, 0.5, 0.1, 1.0
+    reference[0, :, 0, :] = [[1.0, 1.0, 1.0, 0.0], [0.9, 0.5, 0.0, 0.0], [0.0, 0.0, 0.9, 1.0]]
+    labels = np.array([[[1, 1, 0, 0]]])  # pixel 0: a near-tie (0.1 below), 1: wrong by 0.5, 2: right, 3: wrong by 1
     assert label_agreement(labels, reference) == 0.25
     assert label_agreement(labels, reference, 0.25) == 0.5
     assert decided_share(reference, 0.25) == 0.5
