@@ -285,6 +285,11 @@ def print_outcome(folder: Path, report: dict) -> int:
         print(f"  # {name}\n  {command}")
     if "summary" in report.get("int8", {}):
         print(f"\nINT8: {report['int8']['summary']}")
+        measured = parity.get("onnxruntime_int8", {})
+        if measured.get("label_agreement_own_decisions_exact") is not None:
+            print(f"      labels vs PyTorch (worst image): {measured['label_agreement_own_decisions']:.5f} with near-ties "
+                  f"(within {measured['criteria']['label_tie_own_decisions']:g}) agreeing, "
+                  f"{measured['label_agreement_own_decisions_exact']:.5f} on all pixels")
     print(f"\nreport: {folder / 'report.json'}")
     failed = [name for name, entry in parity.items() if not entry.get("skipped") and not entry["passed"]]
     if failed:

@@ -15,6 +15,7 @@ from onnxruntime.quantization import CalibrationMethod, QuantType, create_calibr
 from onnxruntime.quantization.calibrate import TensorsData
 
 from algm_export.artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INPUT_NAME, INT8_GRAPH, PORTABLE_GRAPH
+from algm_export.errors import AlgmExportError
 from algm_export.export.onnx_export import check_graph, save_model, with_metadata
 from algm_export.runtime.metadata import DeploymentInfo
 
@@ -22,8 +23,8 @@ from .cache import CACHE_NAME, cache_key, load_ranges, save_ranges
 from .images import DEPLOYMENT_NOTE, CalibrationImages, ImageReader, calibration_batches
 from .mixed import SEARCH_IMAGES, choose_int8
 from .recipe import (
-    activation_amax, check_merge_inputs_float, keep_quantized, linear_matmuls, quantize_onnxruntime,
-    quantize_tensorrt,
+    activation_amax, check_merge_inputs_float, dequantized_inputs, keep_quantized, linear_matmuls,
+    quantize_onnxruntime, quantize_tensorrt,
 )
 from .scopes import ALL_LINEAR, DEFAULT_METHOD, DEFAULT_SCOPE, check_method, check_scope
 
@@ -108,7 +109,11 @@ def write_int8_graphs(folder: Path, settings: Int8Settings, fp16: bool, images: 
     choice = choose_int8(portable, qdq, candidates, search)
     print(f"      mixed precision: {choice.summary()} ({choice.sessions} ONNX Runtime sessions, "
           f"{time.perf_counter() - start:.1f} s)")
-    written = [_save(keep_quantized(qdq, portable, set(choice.int8)), info, "int8", folder / INT8_GRAPH)]
+    model = keep_quantized(qdq, portable, set(choice.int8))
+    if set(dequantized_inputs(model)) != set(choice.int8):  # the count reported must be the graph's
+        raise AlgmExportError(f"INT8: the Q/DQ graph quantizes {len(dequantized_inputs(model))} MatMuls, mixed "
+                              f"precision chose {len(choice.int8)}")
+    written = [_save(model, info, "int8", folder / INT8_GRAPH)]
     if fp16:
         fp16_model = onnx.load(folder / FP16_GRAPH)
         written.append(_save(quantize_tensorrt(fp16_model, choice.int8, activation_amax(portable, ranges)),
