@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, DEFAULT_SCOPE
+from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, CALIBRATION_METHODS, DEFAULT_METHOD, DEFAULT_SCOPE
 from .config import BATCH_RULES
 from .errors import AlgmExportError
 from .artifacts import DEFAULT_OUTPUTS, parse_outputs
@@ -127,17 +127,27 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
                       help="also write model.int8.onnx (ONNX Runtime) and, with --fp16, model.fp16.int8.onnx "
                            "(TensorRT 11, strongly typed), verify them, build the INT8 engine where TensorRT exists")
     int8.add_argument("--calib-images", type=Path, metavar="DIR",
-                      help="calibration images (default: the bundled sample photos; use a few hundred of yours)")
+                      help="calibration images (default: 4 bundled photos disjoint from the verification photos; use a few hundred of yours)")
     int8.add_argument("--calib-count", type=int, metavar="N", help="calibrate on the first N images (default: all)")
     add_int8_scope_argument(int8)
+    add_calib_method_argument(int8)
+
+
+def add_calib_method_argument(parser) -> None:
+    """``--calib-method`` (checked when the command runs: a bad value is a one-line error)."""
+    parser.add_argument("--calib-method", default=DEFAULT_METHOD, metavar="METHOD",
+                        help=f"activation ranges from ONNX Runtime's calibration: {', '.join(CALIBRATION_METHODS)} "
+                             f"(default {DEFAULT_METHOD}: the largest value seen; percentile: 99.999th percentile; "
+                             "entropy: KL-divergence of histograms)")
 
 
 def add_int8_scope_argument(parser) -> None:
     """``--int8-scope`` (checked when the command runs: a bad value is a one-line error)."""
     parser.add_argument("--int8-scope", default=DEFAULT_SCOPE, metavar="SCOPE",
-                        help=f"which Linear layers to quantize: {AFTER_MERGE} (default: only those no merge "
-                             f"decision depends on, token maps unchanged) or {ALL_LINEAR} (faster, but merges may change and labels "
-                             "often fall below the 0.99 INT8 verification gate: the run then exits 1)")
+                        help=f"upper bound on the Linear layers to quantize: {AFTER_MERGE} (default: only those no "
+                             f"merge decision depends on, token maps unchanged) or {ALL_LINEAR} (faster, but merges "
+                             "may change); within it, the MatMuls most sensitive on the calibration images stay float "
+                             "until the labels hold (the summary says 'N of M MatMuls INT8')")
 
 
 def output_choice(text: str) -> tuple[str, ...]:
@@ -202,6 +212,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true",
                         help="also time the INT8 Q/DQ graphs (dense and ALGM) in ONNX Runtime, calibrated on --images")
     add_int8_scope_argument(parser)
+    add_calib_method_argument(parser)
     parser.add_argument("--frames", type=int, default=4, metavar="N",
                         help="1920x1080 video frames for the end-to-end predict timing (default 4; 0: skip)")
     parser.add_argument("--plugin-lib", type=Path, metavar="SO",

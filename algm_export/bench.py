@@ -31,7 +31,7 @@ import torch
 
 from .artifacts import INT8_GRAPH, LABELS, LOGITS, OUTPUT_NAMES, SCORES, TOKEN_COUNTS
 from .calibration.int8 import Int8Settings, write_int8_graphs
-from .calibration.recipe import linear_matmuls
+from .calibration.recipe import dequantized_inputs
 from .command import export_size, load_model
 from .errors import AlgmExportError
 from .export.onnx_export import export_graphs
@@ -317,10 +317,13 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
     ]
     if fp16:
         backends.append((OnnxRuntimeBackend(algm_graphs.fp16, "onnxruntime ALGM"), "fp16"))
+    int8_counts = {}
     if int8:
         for kind, kind_folder in folders.items():
             print(f"INT8 graph of the {kind} model ({int8.scope}) ...", flush=True)
-            write_int8_graphs(kind_folder, int8, fp16=False)
+            entry = write_int8_graphs(kind_folder, int8, fp16=False)
+            int8_counts[kind] = {"int8_matmuls": entry["quantized_matmuls"], "scope_matmuls": entry["scope_matmuls"],
+                                 "summary": entry["summary"]}
             backends.append((OnnxRuntimeBackend(kind_folder / INT8_GRAPH, f"onnxruntime {kind}"), "int8"))
     if with_engines:
         backends.extend(gpu_backends({"dense": dense_model, "ALGM": model}, folders, image_size, max(batches),
@@ -348,8 +351,8 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
     fp32_nodes = profile_node_times(algm_graphs.portable, share_images, profile_runs, folder)
     share = merge_time_share(fp32_nodes)
     headroom = None
-    if int8:
-        quantized = set(linear_matmuls(onnx.load(algm_graphs.portable, load_external_data=False), int8.scope))
+    quantized = set(dequantized_inputs(onnx.load(folders["ALGM"] / INT8_GRAPH))) if int8 else set()
+    if quantized:  # the MatMuls mixed precision kept INT8 (none: nothing for INT8 to change)
         int8_nodes = profile_node_times(folders["ALGM"] / INT8_GRAPH, share_images, profile_runs, folder)
         headroom = int8_headroom(fp32_nodes, int8_nodes, quantized)
     print(f"  timing every output choice, one window of each of the {len(names)} photos ...", flush=True)
@@ -365,7 +368,7 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
         print(f"  timing predict on {frames} 1920x1080 video frames, ONNX Runtime dense and ALGM ...", flush=True)
         onnxruntime = {kind: next(b for b, _ in backends if b.name == f"onnxruntime {kind}") for kind in ("dense", "ALGM")}
         predict = time_predict(onnxruntime, model, folder, photos, frames)
-    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model, headroom),
+    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model, headroom, int8_counts),
             "tensorrt": tensorrt,
             "outputs": outputs, "research_style_pytorch": research, "predict_1080p": predict}
 
@@ -376,9 +379,11 @@ def on_gpu(backend_name: str) -> bool:
 
 
 def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
-                 image_size: tuple[int, int], model: Segmenter, headroom: dict | None = None) -> dict:
+                 image_size: tuple[int, int], model: Segmenter, headroom: dict | None = None,
+                 int8_counts: dict | None = None) -> dict:
     """The ``speed`` entry of report.json (``headroom``: :func:`algm_export.profiling.int8_headroom` of the
-    ALGM graph at batch 1, with ``--int8``)."""
+    ALGM graph at batch 1, with ``--int8``; ``int8_counts``: per model kind, how many MatMuls mixed precision
+    kept INT8 of those its scope allowed)."""
     rows = []
     for timing in timings:
         baseline = "pytorch dense (cuda)" if on_gpu(timing.backend) else "pytorch dense"  # same device as the row
@@ -413,6 +418,7 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
         "merge_unmerge_time_share_onnxruntime": round(share, 4),
         **({"onnxruntime_int8_algm": int8} if int8 else {}),
         **({"onnxruntime_int8_headroom": headroom} if headroom else {}),
+        **({"onnxruntime_int8_matmuls": int8_counts} if int8_counts else {}),
     }
 
 
@@ -438,7 +444,8 @@ def speed_table(speed: dict) -> str:
              *batch_lines(speed),
              f"merge/unmerge nodes: {100 * speed['merge_unmerge_time_share_onnxruntime']:.1f} % of ONNX Runtime "
              "ALGM node time (batch 1, profiled)",
-             *int8_lines(speed.get("onnxruntime_int8_algm", {}), speed.get("onnxruntime_int8_headroom")),
+             *int8_lines(speed.get("onnxruntime_int8_algm", {}), speed.get("onnxruntime_int8_headroom"),
+                         speed.get("onnxruntime_int8_matmuls")),
              f"machine: {speed['machine']}"]
     if "outputs" in speed:
         lines.extend(["", outputs_table(speed["outputs"])])
@@ -471,18 +478,20 @@ def batch_lines(speed: dict) -> list[str]:
     return lines
 
 
-def int8_lines(int8: dict, headroom: dict | None = None) -> list[str]:
-    """Summary lines of the INT8 rows: latency vs FP32 ALGM, speedup over FP32 dense beside the FLOP ratio, and
-    what the profiles say INT8 can reach on this machine."""
+def int8_lines(int8: dict, headroom: dict | None = None, counts: dict | None = None) -> list[str]:
+    """Summary lines of the INT8 rows: how many MatMuls are INT8, latency vs FP32 ALGM, speedup over FP32 dense
+    beside the FLOP ratio, and what the profiles say INT8 can reach on this machine."""
     if not int8:
         return []
+    matmuls = [] if not counts else ["INT8 MatMuls (mixed precision): " + ", ".join(
+        f"{kind} {c['int8_matmuls']} of {c['scope_matmuls']}" for kind, c in counts.items())]
     limit = [] if headroom is None else [
         f"INT8 changes only the {headroom['quantized_matmuls']} quantized Linear MatMuls: "
         f"{100 * headroom['quantized_share_of_fp32_time']:.0f} % of FP32 ALGM node time, "
         f"{headroom['quantized_layers_speedup']:.2f}x faster in INT8 here, so INT8/FP32 ALGM ~ "
         f"{headroom['implied_latency_vs_fp32']:.2f}x (at best {headroom['floor_latency_vs_fp32']:.2f}x were INT8 "
         "free; batch 1, profiled)"]
-    return [*limit, "ONNX Runtime INT8 ALGM latency / FP32 ALGM latency: "
+    return [*matmuls, *limit, "ONNX Runtime INT8 ALGM latency / FP32 ALGM latency: "
             + ", ".join(f"batch {b}: {r['latency_vs_fp32_algm']:.2f}x" for b, r in int8.items()),
             "ONNX Runtime INT8 ALGM speedup over FP32 dense: "
             + ", ".join(f"batch {b}: {r['speedup_over_fp32_dense']:.2f}x (FLOP ratio {r['flop_ratio_dense_over_algm']:.2f}, "
@@ -523,7 +532,7 @@ def bench_command(args: argparse.Namespace) -> int:
     photos = verification_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
-    int8 = Int8Settings(args.images, None, args.int8_scope) if args.int8 else None
+    int8 = Int8Settings(args.images, None, args.int8_scope, args.calib_method) if args.int8 else None
     if int8:
         int8.check()
     with replaced_folder(args.output, keep=None) as staging:

@@ -25,6 +25,21 @@ def sample_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(getattr(data, name)()[..., :3])
 
 
+# Default INT8 calibration photos: other photos shipped with scikit-image, disjoint from SAMPLE_PHOTOS (the
+# default verification photos), so that INT8 is verified on images its ranges and mixed precision never saw.
+CALIBRATION_PHOTOS = ("motorcycle", "camera", "coins", "immunohistochemistry")
+
+
+def calibration_photo(name: str) -> np.ndarray:
+    """One of :data:`CALIBRATION_PHOTOS` as an RGB uint8 array ``[H, W, 3]`` (grayscale photos repeated)."""
+    from skimage import data
+
+    if name not in CALIBRATION_PHOTOS:
+        raise AlgmExportError(f"unknown calibration photo {name!r} (known: {', '.join(CALIBRATION_PHOTOS)})")
+    photo = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+    return as_rgb8(photo, name)
+
+
 def sample_photos() -> dict[str, np.ndarray]:
     """All sample photos by name."""
     return {name: sample_photo(name) for name in SAMPLE_PHOTOS}

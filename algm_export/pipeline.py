@@ -266,7 +266,7 @@ def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp
         int8_entry = None
         if int8:
             with progress.stage(f"INT8: calibrate and write the Q/DQ graphs (scope {int8.scope})"):
-                int8_entry = write_int8_graphs(staging, int8, fp16, calibration_images)
+                int8_entry = write_int8_graphs(staging, int8, fp16, calibration_images, photos)
                 written += int8_entry["graphs"]
         kinds = [FP16_ENGINE, INT8_ENGINE] if int8 else [FP16_ENGINE]
         engines = build_engines(staging, engine, kinds if fp16 else [], progress)
@@ -286,6 +286,13 @@ def print_outcome(folder: Path, report: dict) -> int:
     print("check with polygraphy alone:")
     for name, command in report["polygraphy_commands"].items():
         print(f"  # {name}\n  {command}")
+    if "summary" in report.get("int8", {}):
+        print(f"\nINT8: {report['int8']['summary']}")
+        measured = parity.get("onnxruntime_int8", {})
+        if measured.get("label_agreement_own_decisions_exact") is not None:
+            print(f"      labels vs PyTorch (worst image): {measured['label_agreement_own_decisions']:.5f} with near-ties "
+                  f"(within {measured['criteria']['label_tie_own_decisions']:g}) agreeing, "
+                  f"{measured['label_agreement_own_decisions_exact']:.5f} on all pixels")
     print(f"\nreport: {folder / 'report.json'}")
     failed = [name for name, entry in parity.items() if not entry.get("skipped") and not entry["passed"]]
     if failed:

@@ -12,13 +12,13 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from algm_export.errors import AlgmExportError
-from algm_export.photos import SAMPLE_PHOTOS, image_files, read_image, read_or_skip, sample_photo
+from algm_export.photos import CALIBRATION_PHOTOS, calibration_photo, image_files, read_image, read_or_skip
 from algm_export.runtime.metadata import DeploymentInfo
 from algm_export.preprocess import make_batch
 
-BUNDLED = "the bundled sample photos"
-DEPLOYMENT_NOTE = ("calibrating on the {count} bundled sample photos: a deployment should calibrate on a few "
-                   "hundred of its own images (--calib-images DIR)")
+BUNDLED = "the bundled calibration photos"
+DEPLOYMENT_NOTE = ("calibrating on the {count} bundled calibration photos (scikit-image's, not the verification "
+                   "photos): a deployment should calibrate on a few hundred of its own images (--calib-images DIR)")
 
 
 @dataclass(frozen=True)
@@ -32,22 +32,23 @@ class CalibrationImages:
     @classmethod
     def select(cls, folder: Path | None, count: int | None) -> "CalibrationImages":
         """The files of ``folder`` (sorted by name; not read yet: :meth:`readable` keeps the images among them),
-        or the first ``count`` (all when None) bundled photos."""
+        or the first ``count`` (all when None) bundled calibration photos (disjoint from the sample photos that
+        verify by default)."""
         if count is not None and count < 1:
             raise AlgmExportError(f"--calib-count must be >= 1, got {count}")
         if folder is None:
-            return cls(SAMPLE_PHOTOS[:count], None, BUNDLED)
+            return cls(CALIBRATION_PHOTOS[:count], None, BUNDLED)
         files = tuple(image_files(folder))
         return cls(tuple(p.name for p in files), files, str(folder))
 
     @property
     def bundled(self) -> bool:
-        """True for the bundled sample photos."""
+        """True for the bundled calibration photos."""
         return self.files is None
 
     def read(self, index: int) -> np.ndarray:
         """Image ``index`` as RGB uint8 (one-line AlgmExportError when a file is not an image)."""
-        return sample_photo(self.names[index]) if self.files is None else read_image(self.files[index])
+        return calibration_photo(self.names[index]) if self.files is None else read_image(self.files[index])
 
     def readable(self, count: int | None = None) -> "CalibrationImages":
         """The first ``count`` (all when None) files that read as images, each read once before anything is
@@ -66,6 +67,11 @@ class CalibrationImages:
         files = None if self.files is None else tuple(self.files[index] for index in kept)
         return CalibrationImages(tuple(self.names[index] for index in kept), files, self.source)
 
+    def disjoint_from(self, photos: dict[str, np.ndarray]) -> bool:
+        """Whether no calibration image has the pixels of one of ``photos`` (the verification images)."""
+        seen = {pixel_digest(photo) for photo in photos.values()}
+        return not any(pixel_digest(self.read(index)) in seen for index in range(len(self.names)))
+
     def digest(self) -> str:
         """SHA-256 over the names and contents (file bytes, or pixels of the bundled photos)."""
         digest = hashlib.sha256()
@@ -73,6 +79,11 @@ class CalibrationImages:
             digest.update(name.encode() + b"\0")
             digest.update(self.read(index).tobytes() if self.files is None else self.files[index].read_bytes())
         return digest.hexdigest()
+
+
+def pixel_digest(photo: np.ndarray) -> str:
+    """SHA-256 of an image's shape and pixels."""
+    return hashlib.sha256(str(photo.shape).encode() + np.ascontiguousarray(photo).tobytes()).hexdigest()
 
 
 def calibration_batches(images: CalibrationImages, info: DeploymentInfo) -> Iterator[np.ndarray]:

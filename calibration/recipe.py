@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
 
 from algm_export.errors import AlgmExportError
@@ -77,7 +77,7 @@ def quantize_onnxruntime(graph: Path, nodes: list[str], ranges: TensorsData, act
             quantize_static(
                 str(graph), str(output), None, quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
                 per_channel=True, activation_type=activation, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
+                calibrate_method=ranges.calibration_method, calibration_cache_path=str(cache),
                 extra_options={"DedicatedQDQPair": True, "WeightSymmetric": True,
                                "ActivationSymmetric": activation == QuantType.QInt8,
                                "OpTypesToExcludeOutputQuantization": ["MatMul"]},
@@ -109,6 +109,65 @@ def restore_float_inputs(model: onnx.ModelProto, quantized: set[str]) -> onnx.Mo
             if quantize is not None and quantize.op_type == "QuantizeLinear":
                 node.input[index] = quantize.input[0]
     return model
+
+
+def keep_quantized(qdq: onnx.ModelProto, fp32: onnx.ModelProto, kept: set[str]) -> onnx.ModelProto:
+    """A copy of the Q/DQ graph ``qdq`` in which only the MatMuls ``kept`` stay quantized: every other quantized
+    MatMul reads its float activation and the FP32 graph's float weight again, and the Q/DQ nodes nobody reads
+    any more are removed. The ranges and INT8 weights of ``kept`` are exactly those of ``qdq``, so a graph the
+    mixed-precision search evaluated is the graph that is written."""
+    model = onnx.ModelProto()
+    model.CopyFrom(qdq)
+    graph = model.graph
+    producer = {output: node for node in graph.node for output in node.output}
+    float_weights = {node.name: node.input[1] for node in fp32.graph.node if node.op_type == "MatMul"}
+    initializers = {t.name: t for t in fp32.graph.initializer}
+    present = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.name in kept or node.name not in float_weights:
+            continue
+        dequantize = producer.get(node.input[0])
+        if dequantize is not None and dequantize.op_type == "DequantizeLinear":
+            quantize = producer.get(dequantize.input[0])
+            if quantize is not None and quantize.op_type == "QuantizeLinear":
+                node.input[0] = quantize.input[0]
+        weight = producer.get(node.input[1])
+        if weight is not None and weight.op_type == "DequantizeLinear":
+            name = float_weights[node.name]
+            node.input[1] = name
+            if name not in present:
+                graph.initializer.append(initializers[name])
+                present.add(name)
+    return without_unused(model)
+
+
+def without_unused(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` (edited in place) without the nodes and initializers that no node or graph output reads."""
+    graph = model.graph
+    while True:
+        read = _read_tensors(graph.node) | {o.name for o in graph.output}
+        unused = [node for node in graph.node if not any(output in read for output in node.output)]
+        if not unused:
+            break
+        for node in unused:
+            graph.node.remove(node)
+    read = _read_tensors(graph.node) | {o.name for o in graph.output}
+    kept = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model
+
+
+def _read_tensors(nodes) -> set[str]:
+    """Tensors the ``nodes`` read, including those their subgraphs (If, Loop, Scan) read from outer scopes."""
+    read = set()
+    for node in nodes:
+        read.update(node.input)
+        for attribute in node.attribute:
+            for subgraph in [attribute.g, *attribute.graphs] if attribute.type in (
+                    onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) else []:
+                read |= _read_tensors(subgraph.node)
+    return read
 
 
 def activation_amax(fp32_model: onnx.ModelProto, ranges: TensorsData) -> dict[str, float]:

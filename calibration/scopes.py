@@ -1,4 +1,5 @@
-"""The INT8 scopes (light: the command line imports this before any heavy module)."""
+"""The INT8 choices of the command line: scopes and calibration methods (light: the command line imports this
+before any heavy module)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,17 @@ def check_scope(scope: str) -> str:
     if scope not in SCOPES:
         raise AlgmExportError(f"--int8-scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     return scope
+
+
+# --calib-method: ONNX Runtime's calibration methods (onnxruntime.quantization.CalibrationMethod). minmax: the
+# largest value seen (default, what the INT8 verdict's numbers were measured with); percentile: the 99.999th
+# percentile of |x| (clips rare outliers); entropy: the range minimizing the KL divergence of the histograms.
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+DEFAULT_METHOD = "minmax"
+
+
+def check_method(method: str) -> str:
+    """``method`` when it is one of :data:`CALIBRATION_METHODS`; else a one-line AlgmExportError."""
+    if method not in CALIBRATION_METHODS:
+        raise AlgmExportError(f"--calib-method must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+    return method

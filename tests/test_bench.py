@@ -40,8 +40,13 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
                for batch, entry in int8.items())
     assert "ONNX Runtime INT8 ALGM speedup over FP32 dense: batch 1:" in printed and "x1.2 = " in printed
     headroom = speed["onnxruntime_int8_headroom"]
-    assert headroom["quantized_matmuls"] == 41 and 0 < headroom["quantized_share_of_fp32_time"] < 1
-    assert "INT8 changes only the 41 quantized Linear MatMuls" in printed
+    counts = speed["onnxruntime_int8_matmuls"]  # mixed precision: how many of the scope's MatMuls stayed INT8
+    assert counts["ALGM"]["scope_matmuls"] == 41 and counts["dense"]["scope_matmuls"] == 59
+    quantized = counts["ALGM"]["int8_matmuls"]
+    assert headroom["quantized_matmuls"] == quantized > 0 and 0 < headroom["quantized_share_of_fp32_time"] < 1
+    assert f"INT8 changes only the {quantized} quantized Linear MatMuls" in printed
+    assert f"INT8 MatMuls (mixed precision): dense {counts['dense']['int8_matmuls']} of 59, ALGM {quantized} of 41" \
+        in printed
     assert speed_table(speed) in printed
     choices = [(r["backend"], r["outputs"]) for r in speed["outputs"]]
     assert choices == [(b, o) for b in ("pytorch ALGM", "onnxruntime ALGM")

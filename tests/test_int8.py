@@ -22,10 +22,14 @@ from algm_export.calibration.recipe import (
 )
 from algm_export.calibration.scopes import AFTER_MERGE, ALL_LINEAR
 from algm_export.cli import main
+from algm_export.checkpoints.research import write_research_checkpoint
 from algm_export.errors import AlgmExportError
 from algm_export.export.contract import DOMAIN
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from algm_export.verify.parity import CRITERIA, failures
+from algm_export.runtime.base import Prediction
+from algm_export.runtime.torch_backend import TorchBackend
+from algm_export.verify.cases import make_cases
+from algm_export.verify.parity import CRITERIA, Reference, compare, decided_share, failures, label_agreement
 from algm_export.verify.report import parity_table
 
 
@@ -50,11 +54,14 @@ def test_recipe_quantizes_only_linear_matmuls(pipeline_run, tiny_model):
     onnx.checker.check_model(int8, full_check=True)
     every, upstream = linear_layer_counts(tiny_model)
     assert len(linear_matmuls(portable, ALL_LINEAR)) == every == 59
-    nodes = linear_matmuls(portable, AFTER_MERGE)
-    assert len(nodes) == every - upstream == 41
+    scope = linear_matmuls(portable, AFTER_MERGE)
+    assert len(scope) == every - upstream == 41
     ops = {node.name: node.op_type for node in int8.graph.node}
     quantized = dequantized_inputs(int8)
-    assert set(quantized) == set(nodes) and all(ops[name] == "MatMul" for name in quantized)
+    nodes = [name for name in scope if name in quantized]  # mixed precision: a subset of the scope stays INT8
+    # The sample's encoder after the merge (blocks 5-12: 8 x 4 minus block 5's attention) stays INT8 whatever
+    # the CPU: its MatMuls are the least sensitive (measured: the 9 most sensitive are in the decoder).
+    assert set(quantized) == set(nodes) and len(nodes) >= 30 and all(ops[name] == "MatMul" for name in quantized)
     assert all(indices == [0, 1] for indices in quantized.values())  # activation and weight
     counts = {op: sum(n.op_type == op for n in int8.graph.node) for op in ("QuantizeLinear", "DequantizeLinear")}
     assert counts == {"QuantizeLinear": len(nodes), "DequantizeLinear": 2 * len(nodes)}  # no output Q/DQ
@@ -66,7 +73,15 @@ def test_recipe_quantizes_only_linear_matmuls(pipeline_run, tiny_model):
     float_ops = {"LayerNormalization", "Softmax", "Erf", "TopK", "CumSum"}
     assert not [name for name in quantized if ops[name] in float_ops or name.startswith("algm/")]
     report = load(folder)["int8"]
-    assert report["scope"] == AFTER_MERGE and report["quantized_matmuls"] == 41 and report["linear_matmuls"] == 59
+    assert report["scope"] == AFTER_MERGE and report["scope_matmuls"] == 41 and report["linear_matmuls"] == 59
+    # Mixed precision within the scope: the report's count is the graph's, the float ones are named with
+    # their sensitivity, and the summary says N of M.
+    mixed = report["mixed_precision"]
+    assert report["quantized_matmuls"] == mixed["int8_matmuls"] == len(nodes)
+    assert {entry["name"] for entry in mixed["float_matmuls"]} == set(scope) - set(nodes)
+    assert all(entry["sensitivity"] > 0 and entry["reason"] for entry in mixed["float_matmuls"])
+    assert report["summary"].startswith(f"{len(nodes)} of 41 MatMuls INT8") and report["summary"] in pipeline_run[1]
+    assert report["calibration"]["disjoint_from_verification"] is True
 
 
 def test_int8_parity_and_token_maps(pipeline_run, photo_batch):
@@ -74,10 +89,16 @@ def test_int8_parity_and_token_maps(pipeline_run, photo_batch):
     report = load(folder)
     entry = report["parity"]["onnxruntime_int8"]
     assert entry["passed"]
-    assert entry["criteria"] == {"label_agreement_own_decisions": 0.99, "batch_label_agreement": 0.99}
+    assert entry["criteria"] == {"label_agreement_own_decisions": 0.99, "label_tie_own_decisions": 0.25,
+                                 "label_agreement_own_decisions_exact": 0.8, "batch_label_agreement": 0.99}
     independence = entry["batch_independence"]
     assert independence and all(image["label_agreement"] >= 0.99 for image in independence)
-    assert all(c["label_agreement_own_decisions"] >= 0.99 for c in entry["cases"])
+    # Judged on the pixels PyTorch decides by more than the tie: far from the 0.99 gate (measured 1.0 on
+    # AVX-512 VNNI, also with all 41 MatMuls INT8), the all-pixel agreement reported beside it.
+    assert all(c["label_agreement_own_decisions"] >= 0.999 for c in entry["cases"])
+    assert all(0.8 <= c["label_agreement_own_decisions_exact"] <= c["label_agreement_own_decisions"]
+               for c in entry["cases"])
+    assert all(0 < c["decided_share"] < 1 for c in entry["cases"])
     assert entry["token_counts"] == entry["reference_token_counts"]
     # after-merge: nothing a merge decision depends on is quantized, so the maps are the FP32 graph's.
     images = photo_batch.numpy()
@@ -86,79 +107,73 @@ def test_int8_parity_and_token_maps(pipeline_run, photo_batch):
     for index in range(len(images)):
         expected, got = fp32.run(images[index:index + 1]), int8.run(images[index:index + 1])
         assert np.array_equal(expected.token_maps, got.token_maps)
-        assert 0 < np.abs(expected.scores - got.scores).max() < 5  # quantized, not a copy of FP32
+        # quantized, not a copy of FP32: INT8 rounding (measured max 0.2-0.6) is far above FP32 rounding (~1e-5)
+        assert np.abs(expected.scores - got.scores).max() > 1e-2
     assert "onnxruntime_int8" in report["polygraphy_commands"]
     assert "model.int8.onnx" in report["polygraphy_commands"]["onnxruntime_int8"]
 
 
-def test_int8_criterion_fails_below_099():
+def test_int8_criterion_fails_below_099_or_below_the_floor():
     case = {"images": ["astronaut"], "batch": 1, "problems": [], "required_epsilon": 0.5, "max_abs_logit": 2.0,
-            "label_agreement": 0.5, "label_agreement_own_decisions": 0.985}
+            "label_agreement": 0.5, "label_agreement_own_decisions": 0.985, "label_agreement_own_decisions_exact": 0.9}
     entry = {"criteria": CRITERIA["int8"], "cases": [case]}
-    assert failures(entry) == ["astronaut: label agreement with PyTorch's own decisions 0.98500 < 0.99"]
-    assert failures({**entry, "cases": [{**case, "label_agreement_own_decisions": 0.995}]}) == []
+    assert failures(entry) == ["astronaut: label agreement with PyTorch's own decisions (ties within 0.25 agreeing) "
+                               "0.98500 < 0.99"]
+    fine = {**case, "label_agreement_own_decisions": 0.995}
+    assert failures({**entry, "cases": [fine]}) == []
+    assert failures({**entry, "cases": [{**fine, "label_agreement_own_decisions_exact": 0.7}]}) == [
+        "astronaut: all-pixel label agreement with PyTorch's own decisions 0.70000 < 0.8"]
 
 
-def test_parity_table_shows_the_labels_each_row_is_judged_on():
-    """INT8 is judged against plain PyTorch: its row must not show the (higher) agreement under replay beside a
-    FAILED verdict; FP32/FP16 rows show the agreement under replay, which is what they are judged on."""
-    common = {"graph": "g.onnx", "max_abs_logit": 0.5, "token_count_difference": 0, "required_epsilon": 0.0,
-              "label_agreement": 0.99105, "label_agreement_own_decisions": 0.98072}
-    table = parity_table({
-        "onnxruntime_int8": {**common, "criteria": CRITERIA["int8"], "passed": False,
-                             "failures": ["chelsea: label agreement with PyTorch's own decisions 0.98072 < 0.99"]},
-        "onnxruntime_fp32": {**common, "criteria": CRITERIA["fp32"], "passed": True}})
-    int8_row, fp32_row = (line for line in table.splitlines() if line.startswith("onnxruntime_"))
-    assert "0.98072" in int8_row and "0.99105" not in int8_row
-    assert "0.99105" in fp32_row and "0.98072" not in fp32_row
+def test_tie_rule_counts_only_near_ties():
+    """A pixel whose label is within the tie of PyTorch's top logit agrees; a decided pixel must match."""
+    reference = np.zeros((1, 3, 1, 4), np.float32)
+    # [classes, pixels]: PyTorch picks classes 0, 0, 0, 2 with margins 0.1, 0.5, 0.1, 1.0
+    reference[0, :, 0, :] = [[1.0, 1.0, 1.0, 0.0], [0.9, 0.5, 0.0, 0.0], [0.0, 0.0, 0.9, 1.0]]
+    labels = np.array([[[1, 1, 0, 0]]])  # pixel 0: a near-tie (0.1 below), 1: wrong by 0.5, 2: right, 3: wrong by 1
+    assert label_agreement(labels, reference) == 0.25
+    assert label_agreement(labels, reference, 0.25) == 0.5
+    assert decided_share(reference, 0.25) == 0.5
 
 
-def test_fp16_int8_graph_for_tensorrt(pipeline_run):
+class PermutedClasses(OnnxRuntimeBackend):
+    """Garbage: the INT8 graph's scores with the classes shuffled (plausible values, wrong labels)."""
+
+    def _run(self, images, outputs):
+        prediction = super()._run(images, outputs)
+        order = np.random.default_rng(0).permutation(prediction.outputs["scores"].shape[1])
+        scores = prediction.outputs["scores"][:, order]
+        return Prediction({"scores": scores}, prediction.token_counts, prediction.token_maps)
+
+
+def damaged(folder, tmp_path, factor: float):
+    """model.int8.onnx with every INT8 MatMul's weight scales (their DequantizeLinear) multiplied by ``factor``:
+    a wrong scale in the recipe, e.g. amax / 255 instead of amax / 127 (factor 0.5)."""
+    model = onnx.load(folder / "model.int8.onnx")
+    values = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and values.get(node.input[0]) is not None \
+                and values[node.input[0]].data_type == TensorProto.INT8:
+            scale = values[node.input[1]]
+            scale.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(scale) * np.float32(factor),
+                                                        scale.name))
+    onnx.save(model, tmp_path / "damaged.int8.onnx")
+    return tmp_path / "damaged.int8.onnx"
+
+
+def test_damaged_or_garbage_int8_fails(pipeline_run, tmp_path, tiny_model, photos):
+    """The tie rule must not let a wrong graph through: weight scales off by 2x (measured: labels 0.62 on coffee)
+    fail, and so do shuffled classes; the intact graph passes on the same photo. (A scale error on ONE MatMul of
+    the sample changes mean |dlogit| 3-4x but not its decided labels, measured 0.99-1.0: the verdict is on
+    labels, and such a graph passes; mean_abs_logit reports it.)"""
     folder = pipeline_run[2]
-    fp16, model = onnx.load(folder / "model.fp16.onnx"), onnx.load(folder / "model.fp16.int8.onnx")
-    onnx.checker.check_model(model, full_check=True)
-    algm = lambda m: sorted((n.name, n.op_type) for n in m.graph.node if n.domain == DOMAIN)  # noqa: E731
-    assert algm(model) == algm(fp16) and len(algm(model)) == 3  # the plugin nodes kept
-    assert {e.domain or "": e.version for e in model.opset_import}[""] == 19  # FP16 Q/DQ
-    quantized = dequantized_inputs(model)
-    assert len(quantized) == 41 and not [name for name in quantized if name.startswith("algm/")]
-    dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
-    values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    assert all(values[n.input[1]].dtype == np.float16 for n in dq)  # FP16 scales: FP16 MatMuls in TensorRT
-    assert all(not values[n.input[2]].any() for n in dq)  # symmetric: TensorRT needs zero points 0
-    report = load(folder)
-    assert report["parity"]["onnxruntime_fp16_int8"]["passed"]
-    assert OnnxRuntimeBackend(folder / "model.fp16.int8.onnx").name == "onnxruntime_fp16_int8"  # predict's name
-    assert report["parity"]["tensorrt_int8"] == {"skipped": report["int8"]["tensorrt"]["reason"]}
-    assert "TensorRT" in report["int8"]["tensorrt"]["reason"]
-    assert "--strongly-typed" in report["polygraphy_commands"]["tensorrt_int8 (GPU machine with TensorRT)"]
-
-
-def merge_graph() -> onnx.ModelProto:
-    """x feeds a Linear MatMul and a node of the merge subgraph (a shared tensor)."""
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 8], np.linspace(-1, 1, 64, dtype=np.float32))
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="linear"),
-             helper.make_node("ReduceL2", ["x"], ["norm"], name="algm/LocalMerge_0/norm", keepdims=1)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8]),
-                               helper.make_tensor_value_info("norm", TensorProto.FLOAT, [2, 1])], [weight])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-
-
-def test_shared_merge_input_stays_float(tmp_path):
-    onnx.save(merge_graph(), tmp_path / "g.onnx")
-    ranges = TensorsData(CalibrationMethod.MinMax, {name: TensorData(lowest=np.float32(-2), highest=np.float32(2))
-                                                    for name in ("x", "y", "norm")})
-    ours = quantize_onnxruntime(tmp_path / "g.onnx", ["linear"], ranges, QuantType.QUInt8)
-    assert dequantized_inputs(ours) == {"linear": [0, 1]}
-    check_merge_inputs_float(ours, "ours")
-    # nodes_to_quantize/nodes_to_exclude alone: the merge node reads the shared Q/DQ output.
-    save_tensors_data(ranges, tmp_path / "ranges.json")
-    quantize_static(str(tmp_path / "g.onnx"), str(tmp_path / "plain.onnx"), None, quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=["MatMul"], nodes_to_quantize=["linear"],
-                    nodes_to_exclude=["algm/LocalMerge_0/norm"], calibration_cache_path=str(tmp_path / "ranges.json"))
-    with pytest.raises(AlgmExportError, match="merge nodes read quantized tensors"):
-        check_merge_inputs_float(onnx.load(tmp_path / "plain.onnx"), "plain")
+    cases = make_cases({"coffee": photos["coffee"]}, (512, 512), tiny_model.config.normalization, 1)
+    reference = Reference.run(TorchBackend(tiny_model, (512, 512)), cases)
+    intact = compare(reference, OnnxRuntimeBackend(folder / "model.int8.onnx"), "int8", "model.int8.onnx")
+    assert intact["passed"], intact["failures"]
+    for backend in (OnnxRuntimeBackend(damaged(folder, tmp_path, 0.5)), PermutedClasses(folder / "model.int8.onnx")):
+        entry = compare(reference, backend, "int8", "model.int8.onnx")
+        assert not entry["passed"] and entry["label_agreement_own_decisions"] < 0.9, entry["failures"]
 
 
 def save_photos(folder, photos, names):
@@ -188,6 +203,12 @@ def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos
     onnx.save(model, work / "model.onnx")  # another graph: recalibrated
     assert calibrated_ranges(work, CalibrationImages.select(images, None).readable(1))[1] is False
     assert calibrated_ranges(work, CalibrationImages.select(images, None).readable(1))[1] is True
+    # --calib-method: another method is another cache key, and gives other ranges (percentile clips the extremes)
+    minmax = calibrated_ranges(work, CalibrationImages.select(images, None).readable(1))[0]
+    percentile, reused = calibrated_ranges(work, CalibrationImages.select(images, None).readable(1), "percentile")
+    assert not reused and percentile.calibration_method == CalibrationMethod.Percentile
+    assert any(abs(percentile[k].range_value[1]) < abs(minmax[k].range_value[1]) for k in minmax.keys())
+    assert calibrated_ranges(work, CalibrationImages.select(images, None).readable(1), "percentile")[1] is True
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -196,7 +217,9 @@ def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos
     (["--int8", "--calib-images", "{tmp}/not_images"], "not_images: contains no readable images"),
     (["--int8", "--calib-count", "0"], "--calib-count must be >= 1, got 0"),
     (["--int8", "--int8-scope", "bogus"], "--int8-scope must be one of after-merge, all-linear, got 'bogus'"),
+    (["--int8", "--calib-method", "max"], "--calib-method must be one of minmax, percentile, entropy, got 'max'"),
     (["--calib-count", "5"], "need --int8"),
+    (["--calib-method", "entropy"], "need --int8"),
 ])
 def test_int8_bad_input(research_checkpoint, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -225,4 +248,32 @@ def test_unreadable_calibration_files_are_skipped_with_a_note(tmp_path, photos, 
     everything = Int8Settings(images=tmp_path, count=10).calibration_images()
     assert len(everything.names) == 3
     assert f"note: --calib-count 10: {tmp_path} has 3 readable images" in capsys.readouterr().err
-    assert len(Int8Settings(count=10).calibration_images().names) == 4  # the bundled photos
+    bundled = Int8Settings(count=10).calibration_images()
+    assert len(bundled.names) == 4 and not set(bundled.names) & set(photos)  # the bundled calibration photos
+    assert bundled.disjoint_from(photos) and not chosen.disjoint_from({"x": photos["chelsea"][::4, ::4]})
+
+
+@pytest.mark.slow  # ViT-S/16: export, 41 sensitivity sessions, bisection, verification: ~6 minutes on 2 cores
+def test_research_vit_small_with_a_random_head_passes_with_mixed_precision(tmp_path, capsys):
+    """Issue 21: a research-format ViT-S/16 (random encoder and head: near-flat logits) failed every photo with
+    all 41 after-merge MatMuls INT8. Mixed precision keeps the sensitive ones float, the tie-aware verdict passes,
+    and at least every encoder MatMul after the merge stays INT8."""
+    from sample_models import make_sample_segmenter
+
+    model = make_sample_segmenter("small", fit_steps=0)
+    checkpoint = write_research_checkpoint(tmp_path / "vit_small", model.config, model.algm, model.state_dict())
+    code = main([str(checkpoint), "--int8", "-o", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = load(tmp_path / "out")
+    scope = linear_matmuls(onnx.load(tmp_path / "out" / "model.onnx"), AFTER_MERGE)
+    int8 = set(dequantized_inputs(onnx.load(tmp_path / "out" / "model.int8.onnx")))
+    per_block = sum(isinstance(m, torch.nn.Linear) for m in model.encoder.blocks[0].modules())
+    encoder_after_merge = (len(model.encoder.blocks) - model.algm.layers[-1]) * per_block + 2  # + the merge block's MLP
+    assert len(scope) == 41 and set(scope[:encoder_after_merge]) <= int8  # graph order: the encoder comes first
+    mixed = report["int8"]["mixed_precision"]
+    assert mixed["int8_matmuls"] == len(int8) and {e["name"] for e in mixed["float_matmuls"]} == set(scope) - int8
+    assert all(e["sensitivity"] > 0 for e in mixed["float_matmuls"])
+    assert f"INT8: {len(int8)} of 41 MatMuls INT8" in printed
+    entry = report["parity"]["onnxruntime_int8"]
+    assert entry["passed"] and all(c["label_agreement_own_decisions"] >= 0.995 for c in entry["cases"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from algm_export.calibration.recipe import linear_matmuls
+from algm_export.calibration.recipe import dequantized_inputs, linear_matmuls
 from algm_export.calibration.scopes import AFTER_MERGE
 from algm_export.errors import AlgmExportError
 from algm_export.profiling import NodeTime, int8_headroom, merge_time_share, profile_node_times
@@ -52,14 +52,15 @@ def test_real_profiles_keep_the_quantized_matmul_names(pipeline_run, dense_graph
     code, printed, folder = pipeline_run
     assert code == 0, printed
     image = photo_batch[:1].numpy()
-    quantized = set(linear_matmuls(onnx.load(folder / "model.onnx"), AFTER_MERGE))
+    quantized = set(dequantized_inputs(onnx.load(folder / "model.int8.onnx")))  # what mixed precision kept INT8
+    assert quantized <= set(linear_matmuls(onnx.load(folder / "model.onnx"), AFTER_MERGE))
     fp32_nodes = profile_node_times(folder / "model.onnx", image, 1, tmp_path)
     int8_nodes = profile_node_times(folder / "model.int8.onnx", image, 1, tmp_path)
     assert not list(tmp_path.iterdir())
     assert {n.op_type for n in int8_nodes if n.name in quantized} == {"MatMulIntegerToFloat"}
     assert {n.op_type for n in fp32_nodes if n.name in quantized} == {"MatMul"}
     headroom = int8_headroom(fp32_nodes, int8_nodes, quantized)
-    assert headroom["quantized_matmuls"] == len(quantized) == 41
+    assert headroom["quantized_matmuls"] == len(quantized) >= 30  # at least the encoder's after the merge
     assert 0 < headroom["quantized_share_of_fp32_time"] < 1 and headroom["quantized_layers_speedup"] > 0
     assert 0 < merge_time_share(fp32_nodes) < 1
     assert merge_time_share(profile_node_times(dense_graphs.portable, image, 1, tmp_path)) == 0.0

@@ -43,15 +43,30 @@ from .decisions import MalformedMaps, clap_ranks, gbm_matches, judge_merges
 # "Parity"); max_abs_logit: logits against PyTorch replaying the backend's decisions; label_agreement: the
 # share of pixels whose label equals that replay's, a pixel whose two labels' replayed logits are within
 # label_tie counting as agreeing (a tie). INT8 (Q/DQ graphs) is judged on labels against plain PyTorch FP32
-# (label_agreement_own_decisions); its decision differences are reported (at the FP16 epsilon), not judged.
+# (label_agreement_own_decisions, near-ties within label_tie_own_decisions counting as agreeing, as for FP16),
+# with a floor on the all-pixel agreement (label_agreement_own_decisions_exact); its decision differences are
+# reported (at the FP16 epsilon), not judged. See INT8_LABEL_TIE and INT8_EXACT_FLOOR for the numbers.
 # batch_max_abs_logit / batch_label_agreement: criterion 4, an image in a mixed batch against the same
 # backend's batch-1 result (INT8: labels only, whatever the decisions).
+# INT8_LABEL_TIE: a pixel's label can flip only where PyTorch's top-2 logit margin is below the sum of the two
+# classes' INT8 errors. Measured (ONNX Runtime, AVX-512 VNNI): the ViT-Tiny sample with all 41 after-merge MatMuls
+# INT8 has max |dlogit| 0.21-0.58 per photo but a 99.9th percentile of 0.076, and every flipped pixel had a
+# margin <= 0.03; a random-head ViT-S/16 with its mixed recipe has max |dlogit| 0.08-0.12 and flips only below a
+# margin of 0.1 (issue 21). 0.25 is 2.5x the largest flip margin measured, so the pixels judged are ones no
+# INT8 kernel (AVX2 or VNNI, whose int32 accumulation and rounding differ) should flip: the verdict does not sit
+# at its threshold on either CPU (sample: 1.0 on the judged pixels vs the 0.99 gate).
+INT8_LABEL_TIE = 0.25
+# INT8_EXACT_FLOOR: all-pixel agreement (near-ties counted as errors), a floor against garbage whose labels
+# happen to fall within the tie of near-flat logits, not the verdict: measured 0.984-0.997 on the sample (all
+# 41 INT8) and 0.93-0.996 on the random-head ViT-S/16 (issue 21); unrelated labels agree on far below 0.5.
+INT8_EXACT_FLOOR = 0.8
 CRITERIA: dict[str, dict[str, float]] = {
     "fp32": {"decision_epsilon": 1e-5, "max_abs_logit": 1e-3, "label_agreement": 0.9999, "label_tie": 0.0,
              "batch_max_abs_logit": 1e-4, "batch_label_agreement": 0.9999},
     "fp16": {"decision_epsilon": 1e-3, "max_abs_logit": 0.25, "label_agreement": 0.995, "label_tie": 0.1,
              "batch_max_abs_logit": 0.25, "batch_label_agreement": 0.995},
-    "int8": {"label_agreement_own_decisions": 0.99, "batch_label_agreement": 0.99},
+    "int8": {"label_agreement_own_decisions": 0.99, "label_tie_own_decisions": INT8_LABEL_TIE,
+             "label_agreement_own_decisions_exact": INT8_EXACT_FLOOR, "batch_label_agreement": 0.99},
 }
 
 
@@ -102,6 +117,13 @@ def label_agreement(labels: np.ndarray, reference: np.ndarray, tie: float = 0.0)
     return float(((chosen[:, 0] == reference.argmax(axis=1)) | (margin <= tie)).mean())
 
 
+def decided_share(logits: np.ndarray, tie: float) -> float:
+    """Share of pixels whose top-2 logit margin (``logits``: ``[B, C, H, W]``) exceeds ``tie``: the pixels whose
+    label a tie rule judges strictly."""
+    top2 = np.partition(logits, -2, axis=1)[:, -2:]
+    return float((top2[:, 1] - top2[:, 0] > tie).mean())
+
+
 def float_outputs(prediction: Prediction) -> list[str]:
     """The float deployment outputs (scores, logits) a prediction holds: what parity compares."""
     return [name for name in (SCORES, LOGITS) if name in prediction.outputs]
@@ -149,7 +171,10 @@ def compare_case(reference: Reference, index: int, got: Prediction, criteria: di
         "mean_abs_logit": float(np.concatenate(differences).mean(dtype=np.float64)) if differences else 0.0,
         "label_agreement": label_agreement(labels, target.logits, criteria.get("label_tie", 0.0)),
         "label_agreement_exact": label_agreement(labels, target.logits),
-        "label_agreement_own_decisions": label_agreement(labels, expected.logits),
+        "label_agreement_own_decisions": label_agreement(labels, expected.logits,
+                                                         criteria.get("label_tie_own_decisions", 0.0)),
+        "label_agreement_own_decisions_exact": label_agreement(labels, expected.logits),
+        "decided_share": decided_share(expected.logits, criteria.get("label_tie_own_decisions", 0.0)),
         "max_abs_logit_own_decisions": largest_difference(got, expected, names),
         "same_merge_decisions": all(m.differing == 0 for m in merges),
         "decisions_differing": sum(m.differing for m in merges),
@@ -242,6 +267,9 @@ def compare(reference: Reference, backend: Backend, precision: str, graph: str) 
         "mean_abs_logit": weighted("mean_abs_logit"),
         "label_agreement": min((c["label_agreement"] for c in measured), default=None),
         "label_agreement_own_decisions": min((c["label_agreement_own_decisions"] for c in measured), default=None),
+        "label_agreement_own_decisions_exact": min((c["label_agreement_own_decisions_exact"] for c in measured),
+                                                   default=None),
+        "decided_share": min((c["decided_share"] for c in measured), default=None),
         "max_abs_logit_own_decisions": largest("max_abs_logit_own_decisions"),
         "token_counts": [c["token_counts"] for c in cases],
         "reference_token_counts": [c["reference_token_counts"] for c in cases],
@@ -291,8 +319,11 @@ def _case_failures(case: dict, criteria: dict) -> list[str]:
                       f"> {criteria['decision_epsilon']:g}: {worst['worst']}")
     if "max_abs_logit" in criteria and case["max_abs_logit"] > criteria["max_abs_logit"]:
         missed.append(f"max |logit difference| {case['max_abs_logit']:.3g} > {criteria['max_abs_logit']:g}")
+    own = "label agreement with PyTorch's own decisions"
+    tie = criteria.get("label_tie_own_decisions")
     for key, what in (("label_agreement", "label agreement"),
-                      ("label_agreement_own_decisions", "label agreement with PyTorch's own decisions")):
+                      ("label_agreement_own_decisions", f"{own} (ties within {tie:g} agreeing)" if tie else own),
+                      ("label_agreement_own_decisions_exact", f"all-pixel {own}")):
         if key in criteria and case[key] < criteria[key]:
             missed.append(f"{what} {case[key]:.5f} < {criteria[key]}")
     return missed

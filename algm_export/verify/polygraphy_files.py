@@ -97,8 +97,10 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def compare_arguments(folder: Path, precision: str) -> list[str]:
     """polygraphy run arguments that compare a graph's outputs with the stored PyTorch outputs."""
-    criteria = CRITERIA[precision]  # polygraphy compares with plain PyTorch's labels
-    quantile = criteria.get("label_agreement_own_decisions", criteria.get("label_agreement"))
+    criteria = CRITERIA[precision]  # polygraphy compares with plain PyTorch's labels, exactly (no tie rule):
+    # for INT8 that is the all-pixel floor (label_agreement_own_decisions_exact), not the tie-aware verdict
+    quantile = criteria.get("label_agreement_own_decisions_exact",
+                            criteria.get("label_agreement_own_decisions", criteria.get("label_agreement")))
     return [
         "--data-loader-script", f"{folder / DATA_LOADER}:load_data",
         "--load-outputs", str(folder / TORCH_OUTPUTS),
