@@ -15,7 +15,8 @@ from typing import Callable, Iterable, Iterator
 
 from .errors import AlgmExportError
 
-MARKERS = ("report.json", "model.onnx")  # a folder holding one of them was written by algm-export
+REPOSITORY_MARKER = "triton_repository.json"  # at the root of a Triton repository written by algm-export triton
+MARKERS = ("report.json", "model.onnx", REPOSITORY_MARKER)  # a folder holding one of them was written by algm-export
 STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
 RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
 AT_FDCWD = -100
