@@ -131,7 +131,7 @@ def _trt_spec(entry: dict) -> TensorSpec:
 def segment_model(options: RepositoryOptions, core: str, info_json: str, window_batch: int) -> WrittenModel:
     """algm_segment: the Python-backend (BLS) whole-image model over ``core``."""
     inputs = [TensorSpec("image", "TYPE_UINT8", (-1, -1, 3), optional=True),
-              TensorSpec("encoded", "TYPE_STRING", (1,), optional=True)]
+              TensorSpec("encoded", "TYPE_UINT8", (-1,), optional=True)]
     outputs = [TensorSpec("labels", "TYPE_INT32", (-1, -1)), TensorSpec("token_counts", "TYPE_INT64", (-1, -1))]
     parameters = {"core_model": core, "window_batch": str(window_batch), "max_pixels": str(MAX_SERVED_PIXELS),
                   **metadata_parameters(info_json)}

@@ -1,5 +1,5 @@
 """What a whole-image request may carry, checked before any work: an RGB/grayscale uint8 array of any size
-or the bytes of an encoded image (PNG, JPEG, ...). Every refusal names the problem in one line."""
+or the bytes of an encoded image (PNG, JPEG, ...) as uint8. Every refusal names the problem in one line."""
 
 from __future__ import annotations
 
@@ -55,13 +55,14 @@ def _checked_size(photo: np.ndarray, max_pixels: int) -> np.ndarray:
 
 def request_photo(image: np.ndarray | None, encoded: np.ndarray | None,
                   max_pixels: int = MAX_SERVED_PIXELS) -> np.ndarray:
-    """The photo of a whole-image request: exactly one of ``image`` (uint8 array) and ``encoded`` (a
-    one-element bytes tensor)."""
+    """The photo of a whole-image request: exactly one of ``image`` (uint8 ``[H, W, 3]``) and ``encoded`` (the
+    bytes of an image file as a uint8 vector: raw bytes avoid the BYTES tensor's length-prefixed framing)."""
     if (image is None) == (encoded is None):
-        raise AlgmExportError("send exactly one of the inputs image (uint8 [H, W, 3]) and encoded (PNG/JPEG bytes)")
+        raise AlgmExportError("send exactly one of the inputs image (uint8 [H, W, 3]) and encoded (the bytes of a "
+                              "PNG/JPEG file as uint8 [N])")
     if image is not None:
         return photo_from_array(image, max_pixels)
-    flat = np.asarray(encoded).reshape(-1)
-    if flat.size != 1 or not isinstance(flat[0], (bytes, np.bytes_)):
-        raise AlgmExportError(f"encoded: expected one bytes element, got {flat.size} of type {flat.dtype}")
-    return photo_from_bytes(bytes(flat[0]), max_pixels)
+    if encoded.dtype != np.uint8 or encoded.ndim != 1:
+        raise AlgmExportError(f"encoded: {encoded.dtype} of shape {list(encoded.shape)}; expected the file's bytes "
+                              "as uint8 [N]")
+    return photo_from_bytes(encoded.tobytes(), max_pixels)
