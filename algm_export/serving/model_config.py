@@ -69,8 +69,9 @@ class ModelConfig:
         lines += ["input [", ",\n".join(spec.render() for spec in self.inputs), "]"]
         lines += ["output [", ",\n".join(spec.render() for spec in self.outputs), "]"]
         if self.dynamic_batching and self.max_batch_size > 0:
-            lines.append(f"dynamic_batching {{ preferred_batch_size: [ {', '.join(map(str, self.preferred_batch_sizes()))}"
-                         f" ] max_queue_delay_microseconds: {QUEUE_DELAY_US} }}")
+            preferred = ", ".join(map(str, self.preferred_batch_sizes()))
+            lines.append(f"dynamic_batching {{ preferred_batch_size: [ {preferred} ] "
+                         f"max_queue_delay_microseconds: {QUEUE_DELAY_US} }}")
         lines.append(f"instance_group [ {{ count: {self.instance_count} kind: {self.instance_kind} }} ]")
         if self.op_libraries:
             names = ", ".join(f'"{_escape(path)}"' for path in self.op_libraries)

@@ -139,7 +139,8 @@ def serve(backend: Backend, args: argparse.Namespace, ready: threading.Event | N
     _library_path()
     with Triton(config=triton_config(args)) as triton:
         try:
-            triton.bind(WINDOW_MODEL, WindowModel(backend), inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=(3, height, width))],
+            triton.bind(WINDOW_MODEL, WindowModel(backend),
+                        inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=(3, height, width))],
                         outputs=[Tensor(name=n, dtype=t, shape=s) for n, t, s in window_tensors(backend)],
                         config=ModelConfig(max_batch_size=args.max_batch, batcher=batcher))
             triton.bind(SEGMENT_MODEL, segments,
