@@ -132,3 +132,39 @@ def start_bundled_tritonserver(repository: Path, base: int, workdir: Path, log: 
                "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
                f"--http-port={base}", f"--grpc-port={base + 1}", f"--metrics-port={base + 2}", "--exit-timeout-secs=5"]
     return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stand_in_export(folder: Path, size: int = 512, classes: int = 150, batch_rule: str = "per-image") -> Path:
+    """An exported folder's graphs with the real names, types, shapes and metadata but no weights (the
+    repository writer reads only those): model.onnx and model.trt.onnx with one algm node and its function."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    grid, merges = size // 16, 2
+    info = {"image_size": [size, size], "normalization": {"name": "vit", "mean": [0.5] * 3, "std": [0.5] * 3},
+            "class_names": [f"class {i}" for i in range(classes)],
+            "algm": {"layers": [1, 5], "window": [2, 2], "threshold": 0.88, "batch_rule": batch_rule},
+            "precision": "fp32", "outputs": ["labels", "scores"],
+            "windows": {"im_size": size, "window_size": size, "window_stride": size}, "patch_size": 16}
+    io = [("images", TensorProto.FLOAT, ["batch", 3, size, size])]
+    outputs = [("labels", TensorProto.INT32, ["batch", size, size]),
+               ("scores", TensorProto.FLOAT, ["batch", classes, grid, grid]),
+               ("token_counts", TensorProto.INT64, ["batch", merges]),
+               ("token_maps", TensorProto.INT32, ["batch", merges, grid * grid])]
+    values = lambda specs: [helper.make_tensor_value_info(n, t, s) for n, t, s in specs]  # noqa: E731
+    for name, with_algm in (("model.onnx", False), ("model.trt.onnx", True)):
+        nodes = [helper.make_node("Identity", ["images"], ["copy"])]
+        functions, opsets = [], [helper.make_opsetid("", 17)]
+        if with_algm:
+            nodes.append(helper.make_node("LocalMerge", ["copy"], ["merged"], domain="algm"))
+            functions.append(helper.make_function("algm", "LocalMerge", ["x"], ["y"],
+                                                  [helper.make_node("Identity", ["x"], ["y"])],
+                                                  [helper.make_opsetid("", 17)]))
+            opsets.append(helper.make_opsetid("algm", 1))
+        graph = helper.make_graph(nodes, "stand_in", values(io), values(outputs))
+        model = helper.make_model(graph, opset_imports=opsets, functions=functions)
+        helper.set_model_props(model, {"algm_export": json.dumps(info)})
+        onnx.save(model, folder / name)
+    return folder

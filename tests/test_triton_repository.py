@@ -18,6 +18,7 @@ from algm_export.runtime.metadata import METADATA_KEY
 from algm_export.serving.model_config import graph_tensors
 from algm_export.serving.requests import photo_from_array, photo_from_bytes, request_photo
 from algm_export.errors import AlgmExportError
+from serving_support import stand_in_export
 
 
 def triton(*args) -> tuple[int, str, str]:
@@ -28,10 +29,10 @@ def triton(*args) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def exported(pipeline_run):
-    """The session's exported folder (shared with the other tests: no export of its own)."""
-    assert pipeline_run[0] == 0
-    return pipeline_run[2]
+def exported(tmp_path_factory):
+    """Graphs with an export's names, types, shapes and metadata, no weights: what the writer reads (a real
+    export goes through it in tests/test_serving.py)."""
+    return stand_in_export(tmp_path_factory.mktemp("exported"))
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +93,7 @@ def test_metadata_parameters_round_trip(exported, tmp_path):
 def test_min_batch_rule_turns_dynamic_batching_off(exported, tmp_path):
     folder = tmp_path / "min"
     folder.mkdir()
-    graph = onnx.load(exported / "model.onnx")
-    for prop in graph.metadata_props:
-        if prop.key == METADATA_KEY:
-            info = json.loads(prop.value)
-            info["algm"]["batch_rule"] = "min"
-            prop.value = json.dumps(info)
-    onnx.save(graph, folder / "model.onnx")
+    stand_in_export(folder, batch_rule="min")
     code, out, err = triton(folder, "-o", tmp_path / "repo")
     assert code == 0, err
     assert "dynamic_batching" not in config_text(tmp_path / "repo", "algm_onnx")

@@ -126,7 +126,7 @@ def _library_path() -> None:
 def serve(backend: Backend, args: argparse.Namespace, ready: threading.Event | None = None) -> None:
     """Bind the three models and serve until SIGINT/SIGTERM (or until the server dies)."""
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-    from pytriton.triton import Triton
+    from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonSecurityConfig
 
     height, width = backend.info.image_size
     batcher = DynamicBatcher(max_queue_delay_microseconds=QUEUE_DELAY_US,
@@ -137,7 +137,10 @@ def serve(backend: Backend, args: argparse.Namespace, ready: threading.Event | N
                 for _ in range(args.image_instances)]
     info = np.frombuffer(backend.info.to_json().encode(), dtype=np.uint8)
     _library_path()
-    with Triton(config=triton_config(args)) as triton:
+    # Statistics (read-only: batch sizes formed, queue and compute times) open to clients; the endpoints that
+    # change the server (model repository, shared memory, ...) stay behind PyTriton's generated access token.
+    security = TritonSecurityConfig(restricted_endpoints=[e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"])
+    with Triton(config=triton_config(args), security_config=security) as triton:
         try:
             triton.bind(WINDOW_MODEL, WindowModel(backend),
                         inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=(3, height, width))],
