@@ -169,3 +169,29 @@ def test_request_checks_name_the_problem():
     Image.fromarray(np.full((5, 7, 3), 9, np.uint8)).save(png, format="PNG")
     decoded = request_photo(None, np.frombuffer(png.getvalue(), np.uint8))
     assert decoded.shape == (5, 7, 3) and (decoded == 9).all()
+
+
+@pytest.mark.parametrize("command", ["triton", "serve"])
+def test_help_ends_with_exit_codes_and_an_example(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "127.0.0.1" in text if command == "serve" else "algm_segment" in text
+    epilog = text.split("exit codes:", 1)[1]
+    assert [line.strip() for line in epilog.splitlines() if line.strip().startswith("algm-export")][0] \
+        .startswith(f"algm-export {command} ")
+
+
+def test_predict_arguments_with_and_without_a_server(tmp_path, capsys):
+    picture = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(picture)
+    assert main(["predict", str(picture), "-o", str(tmp_path / "out")]) == 2  # MODEL only: no INPUT
+    assert "no INPUT given" in capsys.readouterr().err
+    assert main(["predict", "--server", "127.0.0.1:1", str(picture), "--show-merges", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--show-merges cannot be used with a server" in err and err.count("\n") == 1
+    assert main(["predict", "--server", "http://127.0.0.1:8000", str(picture), "-o", str(tmp_path / "o")]) == 2
+    assert "gRPC address" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()

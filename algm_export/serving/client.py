@@ -133,6 +133,7 @@ def predict_with_server(args: argparse.Namespace) -> int:
                               "model settings apply and it returns no merge maps)")
     if args.every < 1:
         raise AlgmExportError(f"--every must be >= 1, got {args.every}")
+    grpc_address(args.server)
     sources = collect_sources([args.model, *args.inputs])  # with --server there is no MODEL: all are inputs
     try:
         import tritonclient.grpc  # noqa: F401
