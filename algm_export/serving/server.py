@@ -60,8 +60,9 @@ class WindowModel:
     def __call__(self, requests) -> list[dict[str, np.ndarray]]:
         images = [request[INPUT_NAME] for request in requests]
         wanted = {name for request in requests for name in (request.requested_output_names or ())}
-        outputs = tuple(n for n in self.backend.info.outputs if n in wanted or not wanted) or self.backend.info.outputs
-        prediction = self.backend.run(np.concatenate(images))  # checks type, shape and finiteness
+        outputs = tuple(n for n in self.backend.info.outputs if n in wanted) or self.backend.info.outputs
+        # One run for all; a window with NaN fails this execute as a whole (PyTriton answers it as one).
+        prediction = self.backend.run(np.concatenate(images), outputs)  # checks type, shape and finiteness
         results = {**{n: prediction.outputs[n] for n in outputs if n in prediction.outputs},
                    TOKEN_COUNTS: prediction.token_counts, TOKEN_MAPS: prediction.token_maps}
         responses, start = [], 0
