@@ -160,6 +160,86 @@ def test_bundled_tritonserver_loads_the_repository(exported, tmp_path, reference
         assert stop(process) is not None
 
 
+def test_repository_segment_model_runs_its_windows_through_bls(exported, tmp_path, references, monkeypatch):
+    """The repository's algm_segment model.py end to end, in process: Triton's pb_utils replaced by a
+    stand-in whose BLS request runs the core graph in ONNX Runtime. (The bundled tritonserver cannot show
+    this: its Python backend returns empty output tensors for plain Python-backend models, an echo model
+    included; it is built for PyTriton's own data path.)"""
+    import importlib.util
+    import json
+    import sys
+    import types
+
+    from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from algm_export.serving.repository import RepositoryOptions, write_repository
+
+    write_repository(exported, tmp_path / "repo", RepositoryOptions())
+    core = OnnxRuntimeBackend(tmp_path / "repo/algm_onnx/1/model.onnx", threads=2)
+    calls: list[tuple[str, int, tuple[str, ...]]] = []
+
+    class Tensor:
+        def __init__(self, name, array):
+            self.name, self.array = name, array
+
+        def as_numpy(self):
+            return self.array
+
+    class Response:
+        def __init__(self, output_tensors=(), error=None):
+            self.tensors, self.err = {t.name: t for t in output_tensors}, error
+
+        def has_error(self):
+            return self.err is not None
+
+        def error(self):
+            return self.err
+
+    class InferenceRequest:
+        def __init__(self, model_name, requested_output_names, inputs):
+            self.model, self.names, self.inputs = model_name, requested_output_names, inputs
+
+        def exec(self):
+            images = self.inputs[0].as_numpy()
+            calls.append((self.model, len(images), tuple(self.names)))
+            prediction = core.run(images)
+            found = {**prediction.outputs, "token_counts": prediction.token_counts, "token_maps": prediction.token_maps}
+            return Response([Tensor(name, found[name]) for name in self.names])
+
+    class TritonError(Exception):
+        def message(self):
+            return str(self)
+
+    pb_utils = types.SimpleNamespace(
+        Tensor=Tensor, InferenceResponse=Response, InferenceRequest=InferenceRequest, TritonError=TritonError,
+        get_input_tensor_by_name=lambda request, name: request.get(name),
+        get_output_tensor_by_name=lambda response, name: response.tensors.get(name))
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb_utils)
+    spec = importlib.util.spec_from_file_location("algm_segment_model", tmp_path / "repo/algm_segment/1/model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from algm_export.serving.model_config import parse_config
+    from google.protobuf import json_format
+
+    config = parse_config((tmp_path / "repo/algm_segment/config.pbtxt").read_text(), "algm_segment")
+    model = module.TritonPythonModel()
+    model.initialize({"model_config": json.dumps(json_format.MessageToDict(config, preserving_proto_field_name=True))})
+    png = io.BytesIO()
+    Image.fromarray(references["portrait_a"][0]).save(png, format="PNG")
+    requests = [{"image": Tensor("image", references[name][0])} for name in ("tiny_a", "hd_a")]
+    requests += [{"encoded": Tensor("encoded", np.frombuffer(png.getvalue(), np.uint8))},
+                 {"image": Tensor("image", np.zeros((0, 0, 3), np.uint8))},
+                 {"encoded": Tensor("encoded", np.frombuffer(b"garbage", np.uint8))}]
+    responses = model.execute(requests)
+    for response, name in zip(responses, ("tiny_a", "hd_a", "portrait_a")):
+        assert not response.has_error()
+        assert agreement(response.tensors["labels"].as_numpy(), references[name][1]) >= AGREEMENT, name
+        assert response.tensors["token_counts"].as_numpy().shape[1] == 2  # two merges per window
+    assert "0x0 pixels is empty" in responses[3].error().message()
+    assert "not a readable image" in responses[4].error().message()
+    assert calls and all(model_name == "algm_onnx" for model_name, _, _ in calls)
+    assert any(size > 1 for _, size, _ in calls)  # a 1080p frame's two windows go in one BLS request
+
+
 def test_load_8_clients_nothing_lost_or_mixed_up_and_batches_form(server, references):
     _, address, _ = server
     names = list(references)

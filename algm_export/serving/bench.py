@@ -88,10 +88,17 @@ def through_server(address: str, photos: list[np.ndarray], clients: int, request
 
 
 def _free_base() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        base = sock.getsockname()[1]
-    return base if base < 65000 else 21000
+    """A port P with P..P+2 free on 127.0.0.1, below the ephemeral range."""
+    for _ in range(200):
+        base = 20000 + int.from_bytes(os.urandom(2), "little") % 20000
+        try:
+            for port in range(base, base + 3):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise SystemExit("no free ports")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     base = _free_base()
     command = [sys.executable, "-m", "algm_export", "serve", str(args.model), "--port", str(base),
                "--threads", str(args.threads), "--image-instances", str(args.clients)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = open(args.json.with_suffix(".server.log") if args.json else os.devnull, "w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -123,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
         served = through_server(f"127.0.0.1:{base + 1}", photos, args.clients, args.requests)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(60)
+        log.close()
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
               "load_average": os.getloadavg(), "threads": args.threads, "in_process": local, "server": served,
               "ratio": round(served["images_per_s"] / local["images_per_s"], 3)}
