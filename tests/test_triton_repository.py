@@ -195,3 +195,12 @@ def test_predict_arguments_with_and_without_a_server(tmp_path, capsys):
     assert main(["predict", "--server", "http://127.0.0.1:8000", str(picture), "-o", str(tmp_path / "o")]) == 2
     assert "gRPC address" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
+
+
+def test_serve_without_the_serve_extra_is_one_line(monkeypatch, capsys, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pytriton", None)  # as if nvidia-pytriton were not installed
+    assert main(["serve", str(tmp_path / "model.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'algm-export[serve]'" in err and err.count("\n") == 1
