@@ -91,18 +91,36 @@ def wait_ready(process: subprocess.Popen, address: str, models: list[str], timeo
     raise TimeoutError(f"{models} not ready at {address} within {timeout} s")
 
 
+def group_gone(pgid: int, timeout: float = 60) -> bool:
+    """Whether every process of group ``pgid`` has exited within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-    """Signal the server's process group and wait (bounded); SIGKILL the group if it does not exit."""
+    """SIGTERM the server (it stops its children) or SIGKILL its whole group, wait (bounded), then SIGKILL
+    whatever of the group is left."""
     if process.poll() is None:
         try:
-            os.killpg(process.pid, sig)
+            if sig == signal.SIGKILL:
+                os.killpg(process.pid, sig)
+            else:
+                process.send_signal(sig)
         except ProcessLookupError:
             pass
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+            pass
+    if not group_gone(process.pid, timeout=10):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
     return process.returncode
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving_support import (export_small, free_port_base, serve_env_present, start_bundled_tritonserver,
-                             start_serve, stop, wait_ready)
+from serving_support import (export_small, free_port_base, group_gone, serve_env_present,
+                             start_bundled_tritonserver, start_serve, stop, wait_ready)
 
 pytestmark = [pytest.mark.serve,
               pytest.mark.skipif(not serve_env_present(), reason="serve environment absent (PyTriton, tritonclient; "
@@ -356,6 +356,7 @@ def test_sigterm_shuts_the_server_down_cleanly(exported, tmp_path):
         start = time.monotonic()
         code = process.wait(60)
         assert code == 143 and time.monotonic() - start < 60
+        assert group_gone(process.pid, 60), "a tritonserver or Python-backend stub outlived the server"
     finally:
         stop(process, signal.SIGKILL)
     assert "terminated" in (tmp_path / "serve.log").read_text()

@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
         served = through_server(f"127.0.0.1:{base + 1}", photos, args.clients, args.requests)
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
+        if server.poll() is None:  # SIGTERM to the server alone: it stops tritonserver and the stubs itself
+            server.send_signal(signal.SIGTERM)
             server.wait(60)
         log.close()
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
