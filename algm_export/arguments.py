@@ -223,8 +223,11 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     """``algm-export predict MODEL INPUT... -o DIR``."""
     parser.add_argument("model", metavar="MODEL", type=path_or_uri, help="model.onnx, model.fp16.plan or a checkpoint")
-    parser.add_argument("inputs", metavar="INPUT", type=path_or_uri, nargs="+",
+    parser.add_argument("inputs", metavar="INPUT", type=path_or_uri, nargs="*",
                         help="image files, folders, video files (with --ray also URIs: s3://bucket/photos/)")
+    parser.add_argument("--server", metavar="URL", help="segment through a running server (algm-export serve or "
+                        "Triton on an algm-export triton repository) at its gRPC address, e.g. 127.0.0.1:8001; "
+                        "then every positional argument is an INPUT (no MODEL)")
     parser.add_argument("-o", "--output", type=path_or_uri, default=Path(DEFAULT_PREDICT_OUTPUT), metavar="DIR",
                         help=f"folder for the PNGs (default ./{DEFAULT_PREDICT_OUTPUT}/; created if missing)")
     parser.add_argument("--batch", type=int, default=DEFAULT_PREDICT_BATCH, metavar="N",

@@ -21,6 +21,7 @@ from . import arguments
 from .arguments import PROG, Parser, UsageError
 from .errors import AlgmExportError
 from .evaluation import EVAL_DESCRIPTION
+from .serving import arguments as serving_arguments
 
 DESCRIPTION = """\
 Deploy an ALGM/Segmenter checkpoint: load it, export ONNX graphs with explicit merge/unmerge ops,
@@ -44,6 +45,8 @@ other commands (each has --help):
   algm-export bench MODEL -o DIR    speed table: PyTorch vs ONNX Runtime (and TensorRT), dense vs ALGM
   algm-export predict MODEL INPUT... -o DIR   segment images, folders, videos (sliding window) to PNGs
   algm-export eval MODEL [GRAPH ...] --data ROOT --dataset NAME   mIoU per backend (research protocol)
+  algm-export triton DIR -o REPO    write a Triton model repository from an exported folder
+  algm-export serve MODEL           serve a model with Triton on this machine (PyTriton)
 (`algm-export export MODEL` is the same as `algm-export MODEL`, also for a checkpoint named like a command.)
 """
 
@@ -115,6 +118,12 @@ COMMANDS: dict[str, Command] = {
                      "Speed table: PyTorch eager vs ONNX Runtime (and TensorRT where present), dense vs ALGM, "
                      "on real photos; stored under 'speed' in report.json.",
                      epilog(False, f"algm-export bench {SAMPLE} --int8 -o bench_out/")),
+    "triton": Command(serving_arguments.add_triton_arguments, "algm_export.serving.repository:triton_command",
+                      serving_arguments.TRITON_DESCRIPTION,
+                      epilog(False, "algm-export triton algm_export_out/ -o model_repository/")),
+    "serve": Command(serving_arguments.add_serve_arguments, "algm_export.serving.server:serve_command",
+                     serving_arguments.SERVE_DESCRIPTION,
+                     epilog(False, "algm-export serve algm_export_out/model.onnx --port 8000")),
 }
 DEFAULT_COMMAND = "export"
 

@@ -257,6 +257,12 @@ def predict_command(args: argparse.Namespace) -> int:
     """Run ``algm-export predict``; returns the exit code."""
     from tqdm import tqdm
 
+    if args.server:
+        from .serving.client import predict_with_server
+
+        return predict_with_server(args)
+    if not args.inputs:
+        raise AlgmExportError("predict: no INPUT given (MODEL INPUT... or --server URL INPUT...)")
     if args.every < 1:
         raise AlgmExportError(f"--every must be >= 1, got {args.every}")
     if args.ray is not None:  # the same files, written by a pool of Ray actors (algm_export/distributed.py)
