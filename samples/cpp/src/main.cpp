@@ -220,7 +220,14 @@ int run(Options const& options)
     }
     if (model.imSize > 0 && !(oneWindow && !backend->hasClassScores())) // Segmenter's sliding-window settings
     {
-        labels = slidingLabels(*backend, image, inference.latenciesMs, inference.tokenCounts);
+        try
+        {
+            labels = slidingLabels(*backend, image, inference.latenciesMs, inference.tokenCounts);
+        }
+        catch (std::invalid_argument const& error) // an image shape the sliding window refuses
+        {
+            throw BadInput(options.image + ": " + error.what());
+        }
     }
     else
     {

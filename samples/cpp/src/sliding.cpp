@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace sample
 {
@@ -79,6 +80,13 @@ std::pair<int, int> slidingSize(int height, int width, int imSize, int window)
             resizedHeight = static_cast<int>(static_cast<double>(resizedHeight) / resizedWidth * window);
             resizedWidth = window;
         }
+    }
+    if (static_cast<long long>(resizedHeight) * resizedWidth > kMaxResizedPixels)
+    {
+        throw std::invalid_argument("a " + std::to_string(height) + "x" + std::to_string(width)
+            + " image would be resized to " + std::to_string(resizedHeight) + "x" + std::to_string(resizedWidth)
+            + " for the sliding window, above the " + std::to_string(kMaxResizedPixels >> 20)
+            + " MP supported; crop or pad it");
     }
     return {resizedHeight, resizedWidth};
 }

@@ -16,8 +16,12 @@ namespace sample
 // length - window (one anchor when length == window).
 std::vector<int> windowAnchors(int length, int window, int stride);
 
+// Largest image the windows are cut from, as algm_export.runtime.sliding.MAX_RESIZED_PIXELS (16 MP): fitting a
+// thin image's short side to the window undoes the long-side cap (1x2000 would become 512x1,048,576).
+constexpr long long kMaxResizedPixels = 16LL << 20;
+
 // Size (height, width) the image is resized to before the windows: short side im_size, long side at most
-// 4*im_size, then short side at least the window.
+// 4*im_size, then short side at least the window. std::invalid_argument above kMaxResizedPixels.
 std::pair<int, int> slidingSize(int height, int width, int imSize, int window);
 
 // Bilinear resize of `channels` planes [channels, height, width] as torch's F.interpolate(mode="bilinear",

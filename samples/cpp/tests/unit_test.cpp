@@ -5,6 +5,7 @@
 #include "../src/deployment.h"
 #include "../src/labels.h"
 #include "../src/png_io.h"
+#include "../src/sliding.h"
 #ifdef ALGM_SEGMENT_TEST_TRT
 #include "../src/trt_tensors.h"
 #endif
@@ -163,6 +164,27 @@ void testPluginLibrary(fs::path const& folder)
     EXPECT(sample::resolvePluginLibrary("/e/model.plan", "").empty());
 }
 
+// The sliding window's size as Python's resized_size: a 1080p frame fits; a 1x2000 strip, which would become
+// 512x1,048,576 once its short side fits the window, is refused before any allocation (it was std::bad_alloc).
+void testSlidingSizeLimit()
+{
+    auto const [height, width] = sample::slidingSize(1080, 1920, 512, 512);
+    EXPECT(height == 512 && width == 910);
+    for (auto [h, w] : {std::pair{1, 2000}, {2000, 1}, {60, 8000}})
+    {
+        bool refused = false;
+        try
+        {
+            sample::slidingSize(h, w, 512, 512);
+        }
+        catch (std::invalid_argument const& error)
+        {
+            refused = std::string(error.what()).find("above the 16 MP supported") != std::string::npos;
+        }
+        EXPECT(refused);
+    }
+}
+
 #ifdef ALGM_SEGMENT_TEST_TRT
 void testOutputsBeforeARun()
 {
@@ -206,6 +228,7 @@ int main(int argc, char** argv)
     testRead16(folder);
     testWriteLabels(folder);
     testPluginLibrary(folder);
+    testSlidingSizeLimit();
 #ifdef ALGM_SEGMENT_TEST_TRT
     testOutputsBeforeARun();
 #endif
