@@ -204,7 +204,7 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
         parity = {**report.get("parity", {}), **parity}
         commands = {**report.get("polygraphy_commands", {}), **commands}
     else:  # the graphs re-verified (`verify`): the engines' entries (built or skipped, with the reason) stay
-        engine_backends = {kind.backend for kind in ENGINE_KINDS}
+        engine_backends = {kind.backend for kind in ENGINE_KINDS.values()}
         parity = {**{name: entry for name, entry in report.get("parity", {}).items() if name in engine_backends},
                   **parity}
     report["parity"] = parity

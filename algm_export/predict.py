@@ -142,7 +142,8 @@ class Predictor:
                 continue
             try:
                 photo = read_image(source.path)
-                resized_size(photo.shape[:2], self.sliding.settings, self.sliding.window)  # refuses extreme shapes
+                if isinstance(self.sliding, SlidingWindow):  # refuses extreme shapes (a server has its own limits)
+                    resized_size(photo.shape[:2], self.sliding.settings, self.sliding.window)
             except AlgmExportError as error:
                 self._skip(f"{source.path}: {error}" if str(source.path) not in str(error) else str(error),
                            progress, 1)
@@ -179,7 +180,7 @@ class Predictor:
     def write(self, stem: str, photo: np.ndarray, result: Segmentation) -> None:
         """The label PNG and, when asked, the overlay and the merge picture."""
         self.written += write_outputs(self.folder, stem, photo, result, self.backend.info, self.with_overlay,
-                                      self.with_merges, self.sliding.resize)
+                                      self.with_merges, getattr(self.sliding, "resize", OPENCV))
 
 
 def merges_of(photo: np.ndarray, result: Segmentation, patch: int, method: str = OPENCV) -> np.ndarray:

@@ -59,8 +59,11 @@ def predicted(checkpoint, photos, tmp_path_factory):
     """A folder dataset whose annotations are `predict`'s labels for its images (PyTorch, same batch)."""
     root = tmp_path_factory.mktemp("predicted")
     tiny_datasets.folder(root, photos)
-    code, _, err = run("predict", checkpoint, root / "images", "-o", root / "annotations", "--batch", "4")
+    labels = tmp_path_factory.mktemp("predicted_labels")  # predict never overwrites the layout's placeholders
+    code, _, err = run("predict", checkpoint, root / "images", "-o", labels, "--batch", "4")
     assert code == 0, err
+    for annotation in (root / "annotations").glob("*.png"):
+        annotation.write_bytes((labels / annotation.name).read_bytes())
     return root
 
 

@@ -93,9 +93,10 @@ def test_int8_parity_and_token_maps(pipeline_run, photo_batch):
                                  "label_agreement_own_decisions_exact": 0.8, "batch_label_agreement": 0.99}
     independence = entry["batch_independence"]
     assert independence and all(image["label_agreement"] >= 0.99 for image in independence)
-    # Judged on the pixels PyTorch decides by more than the tie: far from the 0.99 gate (measured 1.0 on
-    # AVX-512 VNNI, also with all 41 MatMuls INT8), the all-pixel agreement reported beside it.
-    assert all(c["label_agreement_own_decisions"] >= 0.999 for c in entry["cases"])
+    # Judged on the pixels PyTorch decides by more than the tie, the all-pixel agreement reported beside it.
+    # Measured on AVX-512 VNNI with the research (OpenCV) resize of the verification photos: 0.9968 at worst
+    # (chelsea), 1.0 on the others; 0.995 asserts the gate's headroom without sitting on the measured value.
+    assert all(c["label_agreement_own_decisions"] >= 0.995 for c in entry["cases"])
     assert all(0.8 <= c["label_agreement_own_decisions_exact"] <= c["label_agreement_own_decisions"]
                for c in entry["cases"])
     assert all(0 < c["decided_share"] < 1 for c in entry["cases"])

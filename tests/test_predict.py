@@ -84,7 +84,7 @@ def test_video_every_nth_frame(pipeline_run, tmp_path, photos):
     code, out, err = predict(pipeline_run[2] / "model.onnx", video, "--every", "2", "-o", tmp_path / "frames")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
-        "clip_000000.png", "clip_000002.png", "clip_000004.png"]
+        "algm-export.json", "clip_000000.png", "clip_000002.png", "clip_000004.png"]
     assert "(3 video frames)" in out
     assert Image.open(tmp_path / "frames" / "clip_000002.png").size == (320, 240)
 
@@ -187,10 +187,10 @@ def test_truncated_video_is_noted(pipeline_run, tmp_path, photos):
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())
         data = video.read_bytes()
-        cut[suffix] = tmp_path / f"cut.{suffix}"
+        cut[suffix] = tmp_path / f"cut_{suffix}.{suffix}"
         cut[suffix].write_bytes(data[: int(len(data) * keep)])
     code, out, err = predict(pipeline_run[2] / "model.onnx", cut["avi"], cut["mkv"], "-o", tmp_path / "out")
     assert code == 0, err
-    assert "skipped 8 of the 10 frames" in err and "cut.avi announces (truncated? kept the 2 decoded)" in err, err
-    assert "cut.mkv: no frame could be decoded" in err, err
+    assert "skipped 8 of the 10 frames" in err and "cut_avi.avi announces (truncated? kept the 2 decoded)" in err, err
+    assert "cut_mkv.mkv: no frame could be decoded" in err, err
     assert "segmented 2 images (2 video frames)" in out, out

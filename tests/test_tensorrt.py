@@ -84,7 +84,7 @@ def test_build_command_without_tensorrt_reports_skip(pipeline_run, research_chec
     assert {name: status for name, status in statuses.items() if status} == {
         name: {"status": "skipped", "reason": reason} for name in engines}
     assert report["parity"] == {f"tensorrt_{name}": {"skipped": reason} for name in engines}
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*graphs, "report.json"])  # no engine, no sidecar
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*graphs, "report.json", "algm-export.json"])  # no engine
 
 
 def test_build_engines_option(pipeline_run, research_checkpoint, tmp_path, capsys, monkeypatch):

@@ -76,10 +76,13 @@ def ops_model(folder: Path, options: RepositoryOptions, info_json: str, batch_ru
             f"against ONNX Runtime API {ORT_OPS_API} (1.{ORT_OPS_API}) by .ci/run: it needs a Triton release whose "
             f"ONNX Runtime is 1.{ORT_OPS_API} or newer (a library built against a newer ONNX Runtime than the "
             "server's fails to load: \"Unsupported version\").")
-    from ..runtime.onnxruntime_backend import _without_functions
+    import onnx
+
+    from ..export.graph_edits import strip_functions
 
     # Without its function bodies, so that no algm node can fall back to standard ops: the library must serve.
-    return WrittenModel(config, {f"1/{PLUGIN_GRAPH}": _without_functions(graph), library.name: library}, note)
+    stripped = strip_functions(onnx.load(graph)).SerializeToString()
+    return WrittenModel(config, {f"1/{PLUGIN_GRAPH}": stripped, library.name: library}, note)
 
 
 def trt_models(folder: Path, options: RepositoryOptions) -> list[WrittenModel]:
