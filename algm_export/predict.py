@@ -254,6 +254,13 @@ def check_foreign_outputs(folder: Path, sources: list[Source], every: int, with_
     return ours
 
 
+def mark_written(folder: Path, predictor: "Predictor", ours: set[str] | None = None) -> None:
+    """List the files ``predictor`` wrote, with those an earlier predict wrote (``ours``, default: the folder's
+    marker), in the folder's marker: the next run may replace them, and only them."""
+    earlier = written_set(folder, PREDICT) or set() if ours is None else ours
+    write_marker(folder, PREDICT, earlier | {path.name for path in predictor.written})
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Run ``algm-export predict``; returns the exit code."""
     from tqdm import tqdm
@@ -296,7 +303,7 @@ def predict_command(args: argparse.Namespace) -> int:
             predictor.run(sources, progress)
     finally:  # also on an error or interrupt: the files written so far are listed as predict's
         if predictor.written:
-            write_marker(folder, PREDICT, ours | {path.name for path in predictor.written})
+            mark_written(folder, predictor, ours)
         elif created:
             folder.rmdir()  # nothing written: leave no empty folder behind
     elapsed = time.perf_counter() - start

@@ -336,7 +336,7 @@ def test_predict_through_the_server_writes_the_files_local_predict_writes(server
         assert main(["predict", str(exported / "model.onnx"), str(inputs), "-o", str(tmp_path / "local"),
                      "--overlay", "--batch", "1"]) == 0
     served = sorted(p.name for p in (tmp_path / "served").iterdir())
-    assert served == sorted(p.name for p in (tmp_path / "local").iterdir()) and len(served) == 6
+    assert served == sorted(p.name for p in (tmp_path / "local").iterdir()) and len(served) == 7  # + marker
     for name in ("tiny_a", "portrait_b", "hd_a"):
         a, b = (np.asarray(Image.open(tmp_path / kind / f"{name}.png")) for kind in ("served", "local"))
         assert a.dtype == b.dtype == np.uint8 and agreement(a, b) >= AGREEMENT

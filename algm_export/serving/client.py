@@ -124,7 +124,7 @@ def predict_with_server(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..files import prepare_output_folder
-    from ..predict import Predictor, collect_sources, expected_images
+    from ..predict import Predictor, collect_sources, expected_images, mark_written
 
     unsupported = [flag for flag, value in (("--im-size", args.im_size), ("--window-stride", args.window_stride),
                                             ("--show-merges", args.show_merges)) if value]
@@ -144,9 +144,13 @@ def predict_with_server(args: argparse.Namespace) -> int:
         folder = prepare_output_folder(args.output)
         predictor = Predictor(segmenter, folder, segmenter, args.every, args.overlay, False)
         start = time.perf_counter()
-        with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
-                  dynamic_ncols=True) as progress:
-            predictor.run(sources, progress)
+        try:
+            with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
+                      dynamic_ncols=True) as progress:
+                predictor.run(sources, progress)
+        finally:
+            if predictor.written:
+                mark_written(folder, predictor)
         elapsed = time.perf_counter() - start
     finally:
         segmenter.close()
