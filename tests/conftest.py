@@ -102,3 +102,15 @@ def all_output_graphs(tmp_path_factory, tiny_model):
 
     return export_graphs(tiny_model, tmp_path_factory.mktemp("outputs"), (512, 512), fp16=True,
                          outputs=("labels", "scores", "logits"))
+
+
+ORT_OPS_LIBRARY = Path(os.environ.get("ALGM_ORT_OPS", Path(__file__).resolve().parents[1] / "build/plugins/libalgm_ort_ops.so"))
+
+
+@pytest.fixture(scope="session")
+def ort_ops() -> Path:
+    """libalgm_ort_ops.so from $ALGM_ORT_OPS (set by .ci/run) or build/plugins/; skipped with the reason without it."""
+    if not ORT_OPS_LIBRARY.is_file():
+        pytest.skip(f"libalgm_ort_ops.so is not built ({ORT_OPS_LIBRARY} missing; set ALGM_ORT_OPS or build "
+                    "plugins/ with -Donnxruntime_ROOT=...)")
+    return ORT_OPS_LIBRARY

@@ -6,7 +6,6 @@ with that reason (build it with `cmake -S plugins -B build/plugins -Donnxruntime
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,16 +16,6 @@ import pytest
 from algm_export.cli import main
 from algm_export.errors import AlgmExportError
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-LIBRARY = Path(os.environ.get("ALGM_ORT_OPS", Path(__file__).resolve().parents[1] / "build/plugins/libalgm_ort_ops.so"))
-
-
-@pytest.fixture(scope="module")
-def ort_ops() -> Path:
-    if not LIBRARY.is_file():
-        pytest.skip(f"libalgm_ort_ops.so is not built ({LIBRARY} missing; set ALGM_ORT_OPS or build plugins/ "
-                    "with -Donnxruntime_ROOT=...)")
-    return LIBRARY
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ The library comes from $ALGM_ORT_OPS or build/plugins/; without it the tests are
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +13,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-LIBRARY = Path(os.environ.get("ALGM_ORT_OPS", Path(__file__).resolve().parents[1] / "build/plugins/libalgm_ort_ops.so"))
-
 GRID = 4  # a 4x4 patch grid in 2x2 windows: 17 tokens
 CHANNELS = 8
-
-
-@pytest.fixture(scope="module")
-def ort_ops() -> Path:
-    if not LIBRARY.is_file():
-        pytest.skip(f"libalgm_ort_ops.so is not built ({LIBRARY} missing; set ALGM_ORT_OPS or build plugins/ "
-                    "with -Donnxruntime_ROOT=...)")
-    return LIBRARY
 
 
 def merge_graph(op: str, **attributes) -> bytes:
