@@ -286,7 +286,8 @@ def print_outcome(folder: Path, report: dict) -> int:
     print("check with polygraphy alone:")
     for name, command in report["polygraphy_commands"].items():
         print(f"  # {name}\n  {command}")
-    if "summary" in report.get("int8", {}):
+    int8_judged = any(name in parity for name in ("onnxruntime_int8", "onnxruntime_fp16_int8"))
+    if int8_judged and "summary" in report.get("int8", {}):  # not an earlier export's line after `verify`
         print(f"\nINT8: {report['int8']['summary']}")
         measured = parity.get("onnxruntime_int8", {})
         if measured.get("label_agreement_own_decisions_exact") is not None:
