@@ -4,11 +4,11 @@
 line's start-up) does not import torch.
 """
 
+from .console import VERSION as __version__
 from .config import ALGMConfig, Normalization, SegmenterConfig
 from .errors import AlgmExportError
 
 __all__ = ["ALGMConfig", "AlgmExportError", "Normalization", "SegmenterConfig", "load_segmenter", "save_bundle"]
-__version__ = "0.1.0"
 
 _LAZY = {"load_segmenter", "save_bundle"}
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, CALIBRATION_METHODS, DEFAULT_METHOD, DEFAULT_SCOPE
+from . import backends
 from .config import BATCH_RULES
 from .errors import AlgmExportError
 from .artifacts import DEFAULT_OUTPUTS, parse_outputs
 
-PROG = "algm-export"
 DEFAULT_OUTPUT = "algm_export_out"
 DEFAULT_PREDICT_OUTPUT = "predictions"
 DEFAULT_PREDICT_BATCH = 4
@@ -63,7 +63,7 @@ def parse_batch_range(text: str) -> tuple[int, int, int]:
     return values
 
 
-ENGINES = ("fp16", "int8")  # the TensorRT engines `build` makes (algm_export.pipeline.ENGINE_KINDS)
+ENGINES = tuple(backends.ENGINES)  # the TensorRT engines `build` makes, by their --engines names
 
 
 def parse_engines(text: str) -> tuple[str, ...]:

@@ -1,6 +1,7 @@
-"""Names shared by the exporter, the engine builder and the runtimes: graph files, tensor names, the
-engine sidecar. A leaf module (standard library only), so that loading a ``.plan`` imports neither the
-exporter nor onnx/onnxscript/graphsurgeon."""
+"""The file and tensor names of the deployment contract, shared by every layer: graph and engine files, the
+files beside them in an output folder, tensor names, the engine sidecar, the plugin libraries. A leaf module
+(standard library only), so that loading a ``.plan`` imports neither the exporter nor onnx/onnxscript/graphsurgeon.
+What the backends are (which file, precision, runtime) is in :mod:`algm_export.backends`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,19 @@ PLUGIN_GRAPH = "model.trt.onnx"  # one algm-domain node per merge/unmerge
 FP16_GRAPH = "model.fp16.onnx"  # the plugin graph in FP16 (what TensorRT 11 builds from)
 INT8_GRAPH = "model.int8.onnx"  # --int8: Q/DQ on model.onnx (ONNX Runtime)
 FP16_INT8_GRAPH = "model.fp16.int8.onnx"  # --int8 --fp16: Q/DQ on model.fp16.onnx (TensorRT)
+FP16_PLAN = "model.fp16.plan"  # the TensorRT engine built from model.fp16.onnx
+FP16_INT8_PLAN = "model.fp16.int8.plan"  # the TensorRT engine built from model.fp16.int8.onnx
+
+# The other files of an output folder (docs/output-folder.md).
+REPORT = "report.json"
+TORCH_OUTPUTS = "torch_outputs.json"  # PyTorch's outputs for polygraphy --load-outputs
+MARKER = "algm-export.json"  # written last into every output set: the tool's identity and the files of the set
+TIMING_CACHE = "timing.cache"  # TensorRT's, kept across exports into the same folder
+CALIBRATION_CACHE = "calibration.cache.json"  # INT8 activation ranges, kept while the graph and images match
+
+# The TensorRT plugin library, in its two flavours (plugins/trt).
+PLUGIN_LIBRARY = "libalgm_plugins.so"  # getCreators(): IPluginRegistry.load_library, trtexec --dynamicPlugins
+AUTOREGISTER_LIBRARY = "libalgm_plugins_autoreg.so"  # registers its creators on dlopen: polygraphy, Triton
 
 INPUT_NAME = "images"
 LABELS, SCORES, LOGITS = "labels", "scores", "logits"  # the deployment outputs (docs/outputs.md)

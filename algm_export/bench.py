@@ -29,16 +29,16 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from .artifacts import INT8_GRAPH, LABELS, LOGITS, OUTPUT_NAMES, SCORES, TOKEN_COUNTS
+from .artifacts import FP16_PLAN, INT8_GRAPH, LABELS, LOGITS, OUTPUT_NAMES, SCORES, TOKEN_COUNTS
 from .calibration.int8 import Int8Settings, write_int8_graphs
 from .calibration.recipe import dequantized_inputs
-from .command import export_size, load_model
+from .checkpoints.command_line import export_size, load_model
 from .errors import AlgmExportError
 from .export.onnx_export import export_graphs
 from .files import check_output_target, prepare_output_folder, replaced_folder
 from .flops import segmenter_flops
 from .models.segmenter import Segmenter
-from .pipeline import ENGINE_NAME, verification_photos
+from .pipeline import verification_photos
 from .preprocess import make_batch, resize_rgb
 from .profiling import int8_headroom, merge_time_share, profile_node_times
 from .reference.research_algm import reference_forward
@@ -280,7 +280,7 @@ def gpu_backends(models: dict[str, Segmenter], folders: dict[str, Path], image_s
     backends: list[tuple[Backend, str]] = []
     for kind, model in models.items():
         print(f"building the {kind} TensorRT engine ...", flush=True)
-        request = EngineRequest(folders[kind], ENGINE_NAME, (1, max_batch, max_batch), library,
+        request = EngineRequest(folders[kind], FP16_PLAN, (1, max_batch, max_batch), library,
                                 timing_cache=folders[kind].parent / "timing.cache")
         engine = build_engine(tensorrt, request, gpu)
         backends.append((TorchBackend(copy.deepcopy(model).cuda(), image_size, f"pytorch {kind} (cuda)", "cuda"),

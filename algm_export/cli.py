@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import arguments
-from .arguments import PROG, Parser, UsageError
+from .arguments import Parser, UsageError
+from .console import PROG
 from .errors import AlgmExportError
 from .evaluation import EVAL_DESCRIPTION
 from .serving import arguments as serving_arguments
@@ -94,13 +95,13 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "export": Command(arguments.add_export_arguments, "algm_export.handlers:export_command", DESCRIPTION,
+    "export": Command(arguments.add_export_arguments, "algm_export.commands.export:export_command", DESCRIPTION,
                       epilog(True, f"algm-export {SAMPLE} --fp16 -o out/")),
-    "verify": Command(arguments.add_verify_command_arguments, "algm_export.handlers:verify_command",
+    "verify": Command(arguments.add_verify_command_arguments, "algm_export.commands.export:verify_command",
                       "Compare the graphs already exported to the output folder with PyTorch FP32 and rewrite "
                       "report.json and the polygraphy files. Exits 1 when a parity check fails.",
                       epilog(True, f"algm-export verify {SAMPLE} -o algm_export_out/")),
-    "build": Command(arguments.add_build_arguments, "algm_export.handlers:build_command",
+    "build": Command(arguments.add_build_arguments, "algm_export.commands.export:build_command",
                      "Build TensorRT engines (+ JSON sidecars) from the graphs already exported to the output "
                      "folder: the FP16 engine model.fp16.plan from model.fp16.onnx and the INT8 engine "
                      "model.fp16.int8.plan from model.fp16.int8.onnx (strongly typed Q/DQ), by default each one "
@@ -109,7 +110,7 @@ COMMANDS: dict[str, Command] = {
                      "(tensorrt, int8.tensorrt, parity). Without TensorRT or a GPU it says so in one line per "
                      "engine, records the reason and exits 0; a failed build exits 1.",
                      epilog(True, f"algm-export build {SAMPLE} -o algm_export_out/ --engines int8")),
-    "predict": Command(arguments.add_predict_arguments, "algm_export.predict:predict_command", PREDICT_DESCRIPTION,
+    "predict": Command(arguments.add_predict_arguments, "algm_export.commands.predict:predict_command", PREDICT_DESCRIPTION,
                        epilog(False)),
     "eval": Command(arguments.add_eval_arguments, "algm_export.evaluation.command:eval_command", EVAL_DESCRIPTION,
                     epilog(False, f"algm-export eval {SAMPLE} algm_export_out/ --data ADEChallengeData2016 "

@@ -23,7 +23,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from .arguments import PROG
+from .console import note
 from .errors import AlgmExportError
 from .files import write_atomically
 from .segment_actor import JobSettings, SegmentActor
@@ -212,7 +212,7 @@ def check_settings(model: str, args: argparse.Namespace) -> None:
 
     import onnx
 
-    from .runtime.metadata import DeploymentInfo
+    from .deployment import DeploymentInfo
 
     try:
         graph = onnx.load(model, load_external_data=False)
@@ -231,11 +231,6 @@ def _expected(inputs: list[str], every: int) -> int | None:
     except AlgmExportError:  # PyAV missing here: the actors may still have it
         return None
 
-
-def _note(text: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"{PROG} predict: {text}", file=sys.stderr)
 
 
 def ray_predict_command(args: argparse.Namespace) -> int:
@@ -259,7 +254,7 @@ def ray_predict_command(args: argparse.Namespace) -> int:
     try:
         output.prepare()
         if args.resume and output.remove_partial_files():
-            _note("removed temporary files left by an interrupted run")
+            note("predict", "removed temporary files left by an interrupted run")
         actors = min(actor_count(ray, args.ray_actors, args.ray_cpus, args.ray_gpus), len(inputs))
         threads = args.ray_threads or max(1, round(args.ray_cpus))
         job = JobSettings(model, output.target, threads, args.batch, args.every, args.im_size, args.window_stride,
@@ -277,7 +272,7 @@ def ray_predict_command(args: argparse.Namespace) -> int:
             for row in _rows(results):
                 manifest.add(row)
                 if row.get("skipped"):
-                    _note(f"skipped {row['skipped']}")
+                    note("predict", f"skipped {row['skipped']}")
                     if bar.total is not None and row["frame"] is None and not is_video(row["input"]):
                         bar.total -= 1
                         bar.refresh()

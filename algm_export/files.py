@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .artifacts import MARKER
+from .console import VERSION
 from .errors import AlgmExportError
 
-MARKER = "algm-export.json"  # written last into every output set: the tool's identity and the files of the set
 TOOL = "algm-export"
 STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
 RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
@@ -101,10 +102,8 @@ def written_set(folder: Path, command: str = "export") -> set[str] | None:
 def write_marker(folder: Path, command: str = "export", names: Iterable[str] | None = None) -> None:
     """Write the marker of ``command``'s files in ``folder`` (default: every entry of the folder, the set just
     built), atomically."""
-    from . import __version__
-
     listed = sorted(set(names) if names is not None else {p.name for p in folder.iterdir()} - {MARKER})
-    text = json.dumps({"tool": TOOL, "command": command, "version": __version__, "files": listed}, indent=1) + "\n"
+    text = json.dumps({"tool": TOOL, "command": command, "version": VERSION, "files": listed}, indent=1) + "\n"
     write_atomically(folder / MARKER, lambda path: path.write_text(text))
 
 

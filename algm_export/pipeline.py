@@ -6,65 +6,30 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
-from typing import Callable, Sequence
+from types import SimpleNamespace
+from typing import Sequence
 
 import numpy as np
 
-from .calibration.cache import CACHE_NAME as CALIBRATION_CACHE
 from .calibration.int8 import Int8Settings, write_int8_graphs
 from .errors import AlgmExportError
-from .artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
+from .artifacts import (AUTOREGISTER_LIBRARY, CALIBRATION_CACHE, DEFAULT_OUTPUTS, PLUGIN_LIBRARY, REPORT,
+                        TIMING_CACHE)
+from .backends import ENGINES, FP16_ENGINE, INT8_ENGINE, ONNXRUNTIME_GRAPHS, ONNXRUNTIME_INT8, ORT_OPS, BackendKind
 from .export.onnx_export import export_graphs
 from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
-from .runtime.onnxruntime_backend import ORT_OPS_BACKEND, OnnxRuntimeBackend
-from .artifacts import DEFAULT_OUTPUTS
+from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 from .runtime.torch_backend import TorchBackend
 from .verify.cases import make_cases
 from .verify.parity import Reference, compare
 from .runtime.base import Backend
-from .trt.availability import (AUTOREGISTER_LIBRARY_NAME, PLUGIN_LIBRARY_NAME, TensorRTFailure, Unavailable,
-                               tensorrt_environment)
-from .trt.strategy import BuildStrategy, int8_strategy_for, strategy_for
+from .trt.availability import TensorRTFailure, Unavailable, tensorrt_environment
+from .trt.strategy import strategy_for
 from .verify.polygraphy_files import as_shell, onnxrt_command, tensorrt_command, write_polygraphy_files
 from .verify.report import load_report, parity_table, save_report
 
-ENGINE_NAME = "model.fp16.plan"
-TENSORRT_BACKEND = "tensorrt_fp16"
-TIMING_CACHE = "timing.cache"
-INT8_ENGINE_NAME = "model.fp16.int8.plan"
-TENSORRT_INT8_BACKEND = "tensorrt_int8"
-
-# Backends verified on this machine: report key -> (graph file, precision).
-ONNXRUNTIME_BACKENDS = {
-    "onnxruntime_fp32": (PORTABLE_GRAPH, "fp32"),
-    "onnxruntime_fp32_trt_graph": (PLUGIN_GRAPH, "fp32"),
-    "onnxruntime_fp16": (FP16_GRAPH, "fp16"),
-    "onnxruntime_int8": (INT8_GRAPH, "int8"),
-    "onnxruntime_fp16_int8": (FP16_INT8_GRAPH, "int8"),
-}
-
-
-@dataclass(frozen=True)
-class EngineKind:
-    """One TensorRT engine of the pipeline: its file, report key, precision, and how to build it."""
-
-    engine: str
-    backend: str
-    precision: str
-    graph: str
-    strategy: Callable[[ModuleType], BuildStrategy]
-    title: str  # the progress line of its build stage
-    export_flags: str  # the flags with which `algm-export MODEL` writes ``graph``
-
-
-FP16_ENGINE = EngineKind(ENGINE_NAME, TENSORRT_BACKEND, "fp16", FP16_GRAPH, strategy_for,
-                         "build the FP16 TensorRT engine with the algm plugins", "--fp16")
-INT8_ENGINE = EngineKind(INT8_ENGINE_NAME, TENSORRT_INT8_BACKEND, "int8", FP16_INT8_GRAPH, int8_strategy_for,
-                         "build the INT8 TensorRT engine (FP16 Q/DQ graph) with the algm plugins", "--fp16 --int8")
-ENGINE_KINDS = {kind.precision: kind for kind in (FP16_ENGINE, INT8_ENGINE)}  # `build --engines` names
 
 
 class Progress:
@@ -117,7 +82,7 @@ class TensorRTOutcome:
     backend: Backend | None = None
     skipped: str | None = None
     details: dict | None = None
-    kind: EngineKind = FP16_ENGINE
+    kind: BackendKind = FP16_ENGINE
     failed: str | None = None
 
     def entries(self) -> tuple[dict, dict]:
@@ -127,7 +92,7 @@ class TensorRTOutcome:
         return {"skipped": self.skipped}, {"status": "skipped", "reason": self.skipped}
 
 
-def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: EngineKind = FP16_ENGINE) -> TensorRTOutcome:
+def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: BackendKind = FP16_ENGINE) -> TensorRTOutcome:
     """Build the engine of ``kind`` (FP16, or INT8 from the FP16 Q/DQ graph) when TensorRT, a GPU and the
     plugin library are present; else say why not.
 
@@ -135,14 +100,14 @@ def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: EngineKind = FP
     builder, engine) is recorded as a failed stage, bad input (AlgmExportError) propagates (exit 2)."""
     try:
         tensorrt, gpu, library = tensorrt_environment(options.plugin_library)
-        strategy = kind.strategy(tensorrt)
+        strategy = strategy_for(tensorrt, kind.precision)
         from .runtime.tensorrt_backend import TensorRTBackend
         from .trt.builder import EngineRequest, build_engine
 
         request = EngineRequest(folder, kind.engine, options.batch, library, options.workspace_mb,
                                 options.timing_cache or folder / TIMING_CACHE, options.verbose, strategy)
         engine = build_engine(tensorrt, request, gpu)
-        backend = TensorRTBackend(engine, library, kind.backend)
+        backend = TensorRTBackend(engine, library, kind.name)
     except Unavailable as reason:
         print(f"      skipped: {reason}")
         return TensorRTOutcome(skipped=str(reason), kind=kind)
@@ -155,22 +120,23 @@ def tensorrt_stage(folder: Path, options: TensorRTOptions, kind: EngineKind = FP
     return TensorRTOutcome(backend, details=details, kind=kind)
 
 
-def build_engines(folder: Path, options: TensorRTOptions, kinds: Sequence[EngineKind],
+def build_engines(folder: Path, options: TensorRTOptions, kinds: Sequence[BackendKind],
                   progress: Progress) -> list[TensorRTOutcome]:
     """One progress stage and :func:`tensorrt_stage` per engine of ``kinds``, in order."""
     outcomes = []
     for kind in kinds:
-        with progress.stage(kind.title) as stage:
+        with progress.stage(f"build the {kind.precision.upper()} TensorRT engine from {kind.graph} with the algm "
+                            "plugins") as stage:
             outcomes.append(tensorrt_stage(folder, options, kind))
             stage.skipped = outcomes[-1].skipped is not None
     return outcomes
 
 
-def record_engine(report: dict, kind: EngineKind, parity: dict, status: dict) -> None:
+def record_engine(report: dict, kind: BackendKind, parity: dict, status: dict) -> None:
     """Put an engine's parity entry and build status where report.json keeps them: ``parity[backend]``, and
     ``tensorrt`` (FP16) or ``int8.tensorrt`` (INT8)."""
-    report.setdefault("parity", {})[kind.backend] = parity
-    (report if kind is FP16_ENGINE else report.setdefault("int8", {}))["tensorrt"] = status
+    report.setdefault("parity", {})[kind.name] = parity
+    (report.setdefault("int8", {}) if kind.precision == "int8" else report)["tensorrt"] = status
 
 
 def verification_photos(images: Path | None) -> dict[str, np.ndarray]:
@@ -191,12 +157,13 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
     cases = make_cases(photos, image_size, model.config.normalization, options.mixed_batch)
     reference = Reference.run(TorchBackend(model, image_size), cases)
     parity = {}
-    for name, (graph, precision) in ONNXRUNTIME_BACKENDS.items():
-        if (folder / graph).is_file() and (graphs is None or graph in graphs):
-            parity[name] = compare(reference, OnnxRuntimeBackend(folder / graph, name), precision, graph)
+    for kind in ONNXRUNTIME_GRAPHS:
+        if (folder / kind.graph).is_file() and (graphs is None or kind.graph in graphs):
+            backend = OnnxRuntimeBackend(folder / kind.graph, kind.name)
+            parity[kind.name] = compare(reference, backend, kind.precision, kind.graph)
     if options.ort_ops is not None:
-        backend = OnnxRuntimeBackend(folder / PLUGIN_GRAPH, ORT_OPS_BACKEND, custom_ops=options.ort_ops)
-        parity[ORT_OPS_BACKEND] = compare(reference, backend, "fp32", PLUGIN_GRAPH)
+        backend = OnnxRuntimeBackend(folder / ORT_OPS.graph, ORT_OPS.name, custom_ops=options.ort_ops)
+        parity[ORT_OPS.name] = compare(reference, backend, ORT_OPS.precision, ORT_OPS.graph)
     commands = {name: as_shell(onnxrt_command(shown / entry["graph"], shown, entry["precision"]))
                 for name, entry in parity.items()}
     report = load_report(folder)
@@ -204,7 +171,7 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
         parity = {**report.get("parity", {}), **parity}
         commands = {**report.get("polygraphy_commands", {}), **commands}
     else:  # the graphs re-verified (`verify`): the engines' entries (built or skipped, with the reason) stay
-        engine_backends = {kind.backend for kind in ENGINE_KINDS.values()}
+        engine_backends = {kind.name for kind in ENGINES.values()}
         parity = {**{name: entry for name, entry in report.get("parity", {}).items() if name in engine_backends},
                   **parity}
     report["parity"] = parity
@@ -212,7 +179,7 @@ def verify(model: Segmenter, folder: Path, image_size: tuple[int, int], options:
         kind = tensorrt.kind
         record_engine(report, kind, *tensorrt_entries(reference, tensorrt))
         batch = max(len(case.names) for case in cases)
-        commands[f"{kind.backend} (GPU machine with TensorRT)"] = as_shell(tensorrt_command(
+        commands[f"{kind.name} (GPU machine with TensorRT)"] = as_shell(tensorrt_command(
             shown / kind.graph, shown, autoregistering_library(tensorrt), image_size, (1, batch, batch),
             kind.precision))
     write_polygraphy_files(folder, reference)
@@ -240,8 +207,8 @@ def tensorrt_entries(reference: Reference, tensorrt: TensorRTOutcome) -> tuple[d
 
 def autoregistering_library(tensorrt: TensorRTOutcome) -> str:
     """The plugin library flavour for polygraphy, which only dlopens libraries."""
-    library = tensorrt.details["plugin_library"] if tensorrt.details else f"build/plugins/trt/{PLUGIN_LIBRARY_NAME}"
-    return library.replace(PLUGIN_LIBRARY_NAME, AUTOREGISTER_LIBRARY_NAME)
+    library = tensorrt.details["plugin_library"] if tensorrt.details else f"build/plugins/trt/{PLUGIN_LIBRARY}"
+    return library.replace(PLUGIN_LIBRARY, AUTOREGISTER_LIBRARY)
 
 
 def run_pipeline(model: Segmenter, folder: Path, image_size: tuple[int, int], fp16: bool, options: VerifyOptions,
@@ -286,15 +253,15 @@ def print_outcome(folder: Path, report: dict) -> int:
     print("check with polygraphy alone:")
     for name, command in report["polygraphy_commands"].items():
         print(f"  # {name}\n  {command}")
-    int8_judged = any(name in parity for name in ("onnxruntime_int8", "onnxruntime_fp16_int8"))
+    int8_judged = any(kind.name in parity for kind in ONNXRUNTIME_INT8)
     if int8_judged and "summary" in report.get("int8", {}):  # not an earlier export's line after `verify`
         print(f"\nINT8: {report['int8']['summary']}")
-        measured = parity.get("onnxruntime_int8", {})
+        measured = parity.get(ONNXRUNTIME_INT8[0].name, {})
         if measured.get("label_agreement_own_decisions_exact") is not None:
             print(f"      labels vs PyTorch (worst image): {measured['label_agreement_own_decisions']:.5f} with near-ties "
                   f"(within {measured['criteria']['label_tie_own_decisions']:g}) agreeing, "
                   f"{measured['label_agreement_own_decisions_exact']:.5f} on all pixels")
-    print(f"\nreport: {folder / 'report.json'}")
+    print(f"\nreport: {folder / REPORT}")
     failed = [name for name, entry in parity.items() if not entry.get("skipped") and not entry["passed"]]
     if failed:
         print(f"parity FAILED for: {', '.join(failed)}")

@@ -3,10 +3,7 @@ Segmenter's sliding window and write one class-index PNG per image (format: docs
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import Iterator
@@ -14,15 +11,15 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from .arguments import PROG
+from .console import PROG
+from .console import note
 from .errors import AlgmExportError
-from .evaluation.protocol import ViewAveraging, views
-from .files import prepare_output_folder, write_atomically, write_marker, written_set
+from .evaluation.protocol import ViewAveraging
+from .files import write_atomically, write_marker, written_set
 from .photos import IMAGE_SUFFIXES, read_image
 from .preprocess import OPENCV, resize_rgb
 from .runtime.base import Backend
-from .runtime.metadata import DeploymentInfo
-from .runtime.loading import open_backend
+from .deployment import DeploymentInfo
 from .runtime.sliding import Segmentation, SlidingWindow, resized_size
 from .video import VIDEO_SUFFIXES, frame_count, read_frames
 from .visualize import merge_panel, merge_picture, overlay
@@ -47,7 +44,7 @@ def collect_sources(inputs: list[Path]) -> list[Source]:
             entries = [p for p in path.iterdir() if not p.name.startswith(".")
                        and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES]
             for broken in sorted(p for p in entries if p.is_symlink() and not p.exists()):
-                _note(f"skipped {broken}: a link to {broken.readlink()}, which does not exist")
+                note("predict", f"skipped {broken}: a link to {broken.readlink()}, which does not exist")
             files = sorted(p for p in entries if p.is_file())
             if not files:
                 raise AlgmExportError(f"{path}: contains no image or video files")
@@ -154,7 +151,7 @@ class Predictor:
     def _skip(self, reason: str, progress, expected: int) -> None:
         """Note an input that could not be read and take what it would have given off the progress total."""
         self.skipped.append(reason)
-        _note(f"skipped {reason}")
+        note("predict", f"skipped {reason}")
         if progress is not None and progress.total is not None:
             progress.total = max(progress.n, progress.total - expected)
             progress.refresh()
@@ -199,11 +196,6 @@ def merges_of(photo: np.ndarray, result: Segmentation, patch: int, method: str =
              f"{result.plan.resized[0]}x{result.plan.resized[1]}")
     return merge_picture(panels, captions, title)
 
-
-def _note(text: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"{PROG} predict: {text}", file=sys.stderr)
 
 
 def _undelivered(source: Source, every: int, delivered: int) -> int:
@@ -259,60 +251,3 @@ def mark_written(folder: Path, predictor: "Predictor", ours: set[str] | None = N
     marker), in the folder's marker: the next run may replace them, and only them."""
     earlier = written_set(folder, PREDICT) or set() if ours is None else ours
     write_marker(folder, PREDICT, earlier | {path.name for path in predictor.written})
-
-
-def predict_command(args: argparse.Namespace) -> int:
-    """Run ``algm-export predict``; returns the exit code."""
-    from tqdm import tqdm
-
-    if args.server:
-        from .serving.client import predict_with_server
-
-        return predict_with_server(args)
-    if not args.inputs:
-        raise AlgmExportError("predict: no INPUT given (MODEL INPUT... or --server URL INPUT...)")
-    if args.every < 1:
-        raise AlgmExportError(f"--every must be >= 1, got {args.every}")
-    if args.ray is not None:  # the same files, written by a pool of Ray actors (algm_export/distributed.py)
-        from .distributed import ray_predict_command
-
-        return ray_predict_command(args)
-    if args.resume:
-        raise AlgmExportError("--resume needs --ray")
-    uris = [item for item in (args.model, args.output, *args.inputs) if isinstance(item, str)]
-    if uris:
-        raise AlgmExportError(f"{uris[0]}: URIs are read and written with --ray only")
-    sources = collect_sources(args.inputs)
-    backend = open_backend(args.model, args.trust_checkpoint, args.ort_ops)
-    overrides = {k: v for k, v in (("im_size", args.im_size), ("window_stride", args.window_stride)) if v is not None}
-    sliding = SlidingWindow(backend, dataclasses.replace(backend.info.windows, **overrides), args.batch, args.resize)
-    image_views = views(args.multiscale, args.flip)
-    with_merges = args.show_merges and backend.info.algm is not None and len(image_views) <= 1
-    ours = check_foreign_outputs(args.output, sources, args.every, args.overlay, with_merges)
-    created = not args.output.exists()
-    folder = prepare_output_folder(args.output)
-    if args.show_merges and backend.info.algm is None:
-        _note("--show-merges: the model does not merge tokens (dense); no merge pictures")
-    if args.show_merges and backend.info.algm is not None and len(image_views) > 1:
-        _note("--show-merges: not drawn with --multiscale/--flip (merges differ per view)")
-    predictor = Predictor(backend, folder, sliding, args.every, args.overlay, with_merges, image_views)
-    start = time.perf_counter()
-    try:
-        with tqdm(total=expected_images(sources, args.every), unit="img", desc="segmenting", file=sys.stderr,
-                  dynamic_ncols=True) as progress:
-            predictor.run(sources, progress)
-    finally:  # also on an error or interrupt: the files written so far are listed as predict's
-        if predictor.written:
-            mark_written(folder, predictor, ours)
-        elif created:
-            folder.rmdir()  # nothing written: leave no empty folder behind
-    elapsed = time.perf_counter() - start
-    if predictor.images == 0:
-        raise AlgmExportError("no readable images among the inputs")
-    frames = f" ({predictor.frames} video frames)" if predictor.frames else ""
-    skipped = f"; skipped {len(predictor.skipped)} unreadable" if predictor.skipped else ""
-    views_text = f", {len(image_views)} test-time views" if len(image_views) > 1 else ""
-    print(f"segmented {predictor.images} images{frames} in {elapsed:.1f} s ({predictor.images / elapsed:.2f} images/s)"
-          f" with {backend.name}, windows {sliding.window[0]}x{sliding.window[1]} every {sliding.settings.window_stride}"
-          f" px, batch {sliding.batch}{views_text}; wrote {folder}/{skipped}")
-    return 0

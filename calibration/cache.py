@@ -11,11 +11,10 @@ import onnxruntime
 from onnxruntime.quantization.calibrate import CalibrationCacheEncoder, TensorsData
 
 from algm_export.files import write_atomically
-from algm_export.runtime.metadata import DeploymentInfo
+from algm_export.deployment import DeploymentInfo
 
 from .images import CalibrationImages
 
-CACHE_NAME = "calibration.cache.json"
 CACHE_FORMAT = 1
 
 

@@ -17,9 +17,11 @@ from onnxruntime.quantization.calibrate import TensorsData
 from algm_export.artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INPUT_NAME, INT8_GRAPH, PORTABLE_GRAPH
 from algm_export.errors import AlgmExportError
 from algm_export.export.onnx_export import check_graph, save_model, with_metadata
-from algm_export.runtime.metadata import DeploymentInfo
+from algm_export.deployment import DeploymentInfo
 
-from .cache import CACHE_NAME, cache_key, load_ranges, save_ranges
+from algm_export.artifacts import CALIBRATION_CACHE
+
+from .cache import cache_key, load_ranges, save_ranges
 from .images import DEPLOYMENT_NOTE, CalibrationImages, ImageReader, calibration_batches
 from .mixed import SEARCH_IMAGES, choose_int8
 from .recipe import (
@@ -72,11 +74,11 @@ def calibrated_ranges(folder: Path, images: CalibrationImages, method: str = DEF
     graph = folder / PORTABLE_GRAPH
     info = DeploymentInfo.from_onnx(str(graph), onnx.load(graph, load_external_data=False))
     key = cache_key(graph, images, info, method)
-    ranges = load_ranges(folder / CACHE_NAME, key)
+    ranges = load_ranges(folder / CALIBRATION_CACHE, key)
     if ranges is not None:
         return ranges, True
     ranges = calibrate(graph, images, info, method)
-    save_ranges(folder / CACHE_NAME, key, images, ranges)
+    save_ranges(folder / CALIBRATION_CACHE, key, images, ranges)
     return ranges, False
 
 
@@ -98,7 +100,7 @@ def write_int8_graphs(folder: Path, settings: Int8Settings, fp16: bool, images: 
         print(f"      note: {DEPLOYMENT_NOTE.format(count=len(images.names))}")
     start = time.perf_counter()
     ranges, reused = calibrated_ranges(folder, images, settings.method)
-    print(f"      {'reused ' + CACHE_NAME if reused else 'calibrated'} on {len(images.names)} images "
+    print(f"      {'reused ' + CALIBRATION_CACHE if reused else 'calibrated'} on {len(images.names)} images "
           f"({images.source}, {settings.method}) in {time.perf_counter() - start:.1f} s")
     portable = onnx.load(folder / PORTABLE_GRAPH)
     info = DeploymentInfo.from_onnx(PORTABLE_GRAPH, portable)
@@ -129,7 +131,7 @@ def write_int8_graphs(folder: Path, settings: Int8Settings, fp16: bool, images: 
         "mixed_precision": choice.to_dict(),
         "graphs": [path.name for path in written],
         "calibration": {"images": list(images.names), "source": images.source, "method": settings.method,
-                        "cache": CACHE_NAME, "cache_reused": reused,
+                        "cache": CALIBRATION_CACHE, "cache_reused": reused,
                         "disjoint_from_verification": None if verification is None
                         else images.disjoint_from(verification)},
         "recipe": "Linear-layer MatMuls only (within the scope, the most sensitive kept float until the labels on "

@@ -14,7 +14,7 @@ from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, 
 from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
 from PIL import Image
 
-from algm_export.calibration.cache import CACHE_NAME
+from algm_export.calibration.cache import CALIBRATION_CACHE
 from algm_export.calibration.images import CalibrationImages
 from algm_export.calibration.int8 import Int8Settings, calibrated_ranges
 from algm_export.calibration.recipe import (
@@ -186,13 +186,13 @@ def save_photos(folder, photos, names):
 
 def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos):
     folder = pipeline_run[2]
-    assert (folder / CACHE_NAME).is_file() and "calibrated on 4 images" in pipeline_run[1]
+    assert (folder / CALIBRATION_CACHE).is_file() and "calibrated on 4 images" in pipeline_run[1]
     work = tmp_path / "out"
     work.mkdir()
     shutil.copy(folder / "model.onnx", work)
     images = save_photos(tmp_path / "calib", photos, ["coffee"])
     first, reused = calibrated_ranges(work, CalibrationImages.select(images, None))
-    assert not reused and json.loads((work / CACHE_NAME).read_text())["images"]["names"] == ["coffee.png"]
+    assert not reused and json.loads((work / CALIBRATION_CACHE).read_text())["images"]["names"] == ["coffee.png"]
     again, reused = calibrated_ranges(work, CalibrationImages.select(images, None))
     assert reused and again.keys() == first.keys()
     save_photos(images, photos, ["rocket"])  # another image: recalibrated

@@ -108,7 +108,7 @@ def test_predict_runs_our_kernels_through_the_pruned_session(ort_ops, graphs_fol
     """The sliding window asks for one output, so ONNX Runtime runs a pruned copy of the graph: that copy keeps
     the custom-op library (the profile names our kernels, not the inlined function bodies), and `predict
     --ort-ops` names the backend as report.json does."""
-    from algm_export.runtime.base import segment
+    from algm_export.runtime import segment
 
     backend = OnnxRuntimeBackend(graphs_folder / "model.trt.onnx", custom_ops=ort_ops,
                                  profile_prefix=str(tmp_path / "profile"))

@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 from algm_export.cli import main
-from algm_export.runtime.metadata import METADATA_KEY
+from algm_export.deployment import METADATA_KEY
 from algm_export.serving.model_config import graph_tensors
 from algm_export.serving.requests import photo_from_array, photo_from_bytes, request_photo
 from algm_export.errors import AlgmExportError

@@ -15,8 +15,8 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from ..arguments import PROG
 from ..artifacts import INT8_GRAPH, PORTABLE_GRAPH
+from ..console import note
 from ..errors import AlgmExportError
 from ..files import prepare_output_folder
 from ..runtime.base import Backend
@@ -40,11 +40,6 @@ class Candidate:
     open: Callable[[], Backend]
     optional: bool = False  # found in a folder: a backend that cannot open here is skipped with a note
 
-
-def _note(text: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(f"{PROG} eval: {text}", file=sys.stderr)
 
 
 def candidates(model: Path, graphs: list[Path], trust: bool) -> list[Candidate]:
@@ -176,7 +171,7 @@ def eval_command(args: argparse.Namespace) -> int:
             except AlgmExportError as error:
                 if not candidate.optional:
                     raise
-                _note(f"skipped {candidate.source.name}: {error}")
+                note("eval", f"skipped {candidate.source.name}: {error}")
                 continue
             if evaluator is None:
                 names = dataset.class_names or backend.info.class_names

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import WindowSettings
-from ..runtime.outputs import upsample
+from ..outputs import upsample
 from ..runtime.sliding import LONG_SIDE_CAP, PendingImage, SlidingWindow, WindowPlan, axis_anchors
 
 MULTISCALE_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # set_multiscale_mode(): img_ratios of img_scale (2048, 512)

@@ -7,7 +7,7 @@ custom ops; this module adds the ONNX schemas.
 
 from __future__ import annotations
 
-from onnx import TensorProto, defs
+from onnx import defs
 
 from ..ops_contract import CONTRACT, DOMAIN, PLUGIN_NAMESPACE, PLUGIN_VERSION
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..artifacts import FP16_GRAPH, INPUT_NAME, LOGITS, PLUGIN_GRAPH, PORTABLE_GRAPH
+from ..artifacts import FP16_GRAPH, INPUT_NAME, PLUGIN_GRAPH, PORTABLE_GRAPH
 from ..errors import AlgmExportError
 from ..files import write_atomically
 from ..models.segmenter import Segmenter
-from ..runtime.metadata import METADATA_KEY, DeploymentInfo
+from ..deployment import METADATA_KEY, DeploymentInfo
 from ..artifacts import DEFAULT_OUTPUTS
 from .contract import PLUGIN_ATTRIBUTES, register_schemas
 from .fp16 import convert_to_fp16

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import unmerge
 from ..artifacts import LABELS, LOGITS, SCORES
-from ..runtime.outputs import argmax_labels, upsample
+from ..outputs import argmax_labels, upsample
 from .decoders import build_decoder
 from .encoder import build_vit, encode, padding_mask
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from ..config import WindowSettings
 from ..errors import AlgmExportError
 from ..photos import as_rgb8
 from ..preprocess import make_batch
-from .metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 from ..artifacts import LABELS, LOGITS, SCORES
-from .outputs import labels_from_scores
+from ..outputs import labels_from_scores
 
 
 @dataclass
@@ -100,22 +99,3 @@ def check_batch(images: object, size: tuple[int, int], name: str) -> np.ndarray:
     if not np.isfinite(images).all():
         raise AlgmExportError(f"{name}: the input holds NaN or infinite values")
     return images
-
-
-def segment(backend: Backend, photos: Sequence[np.ndarray], batch: int = 4, windows: WindowSettings | None = None
-            ) -> list[np.ndarray]:
-    """Label maps ``[h, w]`` int32 of photos (RGB, grayscale or RGBA; uint8, uint16 or float in [0, 1]), each
-    at its photo's own size, with Segmenter's sliding window (settings: ``windows``, a :class:`WindowSettings`,
-    default the model's; ``batch`` windows per run)."""
-    return list(segment_stream(backend, rgb_photos(photos, backend.name), batch, windows))
-
-
-def segment_stream(backend: Backend, frames: Iterable[np.ndarray], batch: int = 4,
-                   windows: WindowSettings | None = None) -> Iterator[np.ndarray]:
-    """Streaming :func:`segment` for video: frames in (any iterable, consumed lazily; see :func:`as_rgb8`),
-    label maps out in order, each as soon as its windows have run; windows of consecutive frames share
-    batches of ``batch``."""
-    from .sliding import SlidingWindow
-
-    rgb = (as_rgb8(frame, f"frame {i}") for i, frame in enumerate(frames))
-    return SlidingWindow(backend, windows, batch).segment(rgb)

@@ -9,12 +9,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from ..backends import ORT_OPS, ORT_PLUGIN_GRAPH
 from ..errors import AlgmExportError
 from .base import Backend, Prediction
-from .metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 
 QUIET = 3  # ONNX Runtime log severity: errors only
-ORT_OPS_BACKEND = "onnxruntime_algm_ops"  # model.trt.onnx with its algm nodes on libalgm_ort_ops.so
 
 
 def session_options(threads: int | None = None, profile_prefix: str | None = None,
@@ -67,10 +67,10 @@ class OnnxRuntimeBackend(Backend):
         """The backend's key in report.json: onnxruntime_algm_ops with our kernels, onnxruntime_fp32_trt_graph for
         the FP32 graph with algm nodes (model.trt.onnx), else onnxruntime_<precision>."""
         if self.custom_ops is not None:
-            return ORT_OPS_BACKEND
+            return ORT_OPS.name
         precision = self.info.precision.replace("-", "_")
         if precision == "fp32" and _has_algm_nodes(self.path):
-            return "onnxruntime_fp32_trt_graph"
+            return ORT_PLUGIN_GRAPH.name
         return f"onnxruntime_{precision}"
 
     def _new_session(self, graph: onnx.ModelProto | None) -> ort.InferenceSession:

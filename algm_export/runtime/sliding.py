@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -18,9 +18,10 @@ import torch
 from ..config import WindowSettings
 from ..errors import AlgmExportError
 from ..preprocess import OPENCV, normalize, resize_rgb
-from .base import Backend
+from ..photos import as_rgb8
+from .base import Backend, rgb_photos
 from ..artifacts import LABELS, LOGITS, SCORES
-from .outputs import upsample
+from ..outputs import upsample
 
 LONG_SIDE_CAP = 4  # the long side is at most 4 x im_size (mmseg's (2048, 512) rescale)
 # Largest image the windows are cut from. Fitting a thin image's short side to the window undoes the cap above
@@ -241,3 +242,20 @@ class SlidingWindow:
             if prediction.token_maps is not None:
                 image.maps.append(prediction.token_maps[index])
                 image.counts.append(prediction.token_counts[index].tolist())
+
+
+def segment(backend: Backend, photos: Sequence[np.ndarray], batch: int = 4, windows: WindowSettings | None = None
+            ) -> list[np.ndarray]:
+    """Label maps ``[h, w]`` int32 of photos (RGB, grayscale or RGBA; uint8, uint16 or float in [0, 1]), each
+    at its photo's own size, with Segmenter's sliding window (settings: ``windows``, a :class:`WindowSettings`,
+    default the model's; ``batch`` windows per run)."""
+    return list(segment_stream(backend, rgb_photos(photos, backend.name), batch, windows))
+
+
+def segment_stream(backend: Backend, frames: Iterable[np.ndarray], batch: int = 4,
+                   windows: WindowSettings | None = None) -> Iterator[np.ndarray]:
+    """Streaming :func:`segment` for video: frames in (any iterable, consumed lazily; see :func:`as_rgb8`),
+    label maps out in order, each as soon as its windows have run; windows of consecutive frames share
+    batches of ``batch``."""
+    rgb = (as_rgb8(frame, f"frame {i}") for i, frame in enumerate(frames))
+    return SlidingWindow(backend, windows, batch).segment(rgb)

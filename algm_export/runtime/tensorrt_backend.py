@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS, read_sidecar
+from ..backends import FP16_ENGINE
 from ..errors import AlgmExportError
 from ..trt.availability import (TensorRTFailure, Unavailable, find_plugin_library, import_tensorrt,
                                 load_plugin_library, require_gpu)
 from .base import Backend, Prediction
-from .metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 
 
 class TensorRTBackend(Backend):
@@ -29,7 +30,7 @@ class TensorRTBackend(Backend):
     """
 
     def __init__(self, path: str | os.PathLike, plugin_library: str | os.PathLike | None = None,
-                 name: str = "tensorrt_fp16"):
+                 name: str = FP16_ENGINE.name):
         self.path, self.name = Path(path), name
         if not self.path.is_file():
             raise AlgmExportError(f"{self.path}: no such engine file")

@@ -7,7 +7,7 @@ import torch
 
 from ..models.segmenter import Segmenter
 from .base import Backend, Prediction
-from .metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 
 
 class TorchBackend(Backend):

@@ -36,7 +36,7 @@ def bench_images() -> list[np.ndarray]:
 
 def in_process(model: Path, photos: list[np.ndarray], threads: int, batch: int) -> dict:
     """In-process predict (sliding window over ONNX Runtime with ``threads`` threads): images/s."""
-    from ..runtime.base import segment
+    from ..runtime import segment
     from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(model, threads=threads)

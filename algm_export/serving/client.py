@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import AlgmExportError
-from ..runtime.metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 from ..runtime.sliding import Segmentation, WindowPlan
 
 SEGMENT_MODEL, INFO_MODEL = "algm_segment", "algm_info"

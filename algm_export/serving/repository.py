@@ -15,20 +15,19 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import (FP16_GRAPH, FP16_INT8_GRAPH, INPUT_NAME, PLUGIN_GRAPH, PORTABLE_GRAPH, read_sidecar,
-                         sidecar_path)
+from ..artifacts import AUTOREGISTER_LIBRARY, INPUT_NAME, PLUGIN_GRAPH, PORTABLE_GRAPH, read_sidecar, sidecar_path
+from ..backends import ENGINES, ORT_OPS, ORT_PORTABLE
 from ..errors import AlgmExportError
 from ..files import replaced_folder, write_atomically
 from .model_config import ModelConfig, TensorSpec, check_config, graph_tensors, metadata_parameters
 from .requests import MAX_SERVED_PIXELS
 
-ONNX_MODEL, OPS_MODEL, SEGMENT_MODEL = "algm_onnx", "algm_onnx_ops", "algm_segment"
-TRT_MODELS = {"model.fp16.plan": ("algm_trt", FP16_GRAPH), "model.fp16.int8.plan": ("algm_trt_int8", FP16_INT8_GRAPH)}
+ONNX_MODEL, OPS_MODEL = ORT_PORTABLE.triton_model, ORT_OPS.triton_model  # backends.py's rows
+SEGMENT_MODEL = "algm_segment"
 MARKER = "triton_repository.json"  # at the repository's root: what wrote it (Triton ignores plain files there)
 ORT_OPS_API = 21  # ORT_API_VERSION of the headers .ci/run builds libalgm_ort_ops.so against (ONNX Runtime 1.21)
 TRT_TYPES = {"DataType.FLOAT": "TYPE_FP32", "DataType.HALF": "TYPE_FP16", "DataType.INT32": "TYPE_INT32",
              "DataType.INT64": "TYPE_INT64", "DataType.UINT8": "TYPE_UINT8", "float32": "TYPE_FP32"}
-AUTOREG_LIBRARY = "libalgm_plugins_autoreg.so"  # registers its creators when dlopened (what Triton does)
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,8 @@ def ops_model(folder: Path, options: RepositoryOptions, info_json: str, batch_ru
 def trt_models(folder: Path, options: RepositoryOptions) -> list[WrittenModel]:
     """algm_trt (model.fp16.plan) and algm_trt_int8 (model.fp16.int8.plan), where they exist."""
     models = []
-    for plan_name, (name, _graph) in TRT_MODELS.items():
-        plan = folder / plan_name
+    for kind in ENGINES.values():
+        name, plan = kind.triton_model, folder / kind.engine
         if not plan.is_file():
             continue
         sidecar = read_sidecar(plan)
@@ -99,27 +98,27 @@ def trt_models(folder: Path, options: RepositoryOptions) -> list[WrittenModel]:
             profile_max = int(sidecar["batch_profile"]["max"])
             version = sidecar["tensorrt_version"]
             deployment = json.dumps(sidecar["deployment"], separators=(",", ":"))
-            plugin = Path(sidecar.get("plugin_library") or AUTOREG_LIBRARY)
+            plugin = Path(sidecar.get("plugin_library") or AUTOREGISTER_LIBRARY)
         except (KeyError, TypeError, ValueError) as error:
             raise AlgmExportError(f"{sidecar_path(plan)}: damaged sidecar ({error!r})") from error
         config = ModelConfig(name, inputs, outputs, profile_max, platform="tensorrt_plan", instance_kind="KIND_GPU",
                              parameters=metadata_parameters(deployment))
         files = {"1/model.plan": plan}
-        autoreg = plugin.with_name(AUTOREG_LIBRARY)
+        autoreg = plugin.with_name(AUTOREGISTER_LIBRARY)
         if autoreg.is_file():
-            files[AUTOREG_LIBRARY] = autoreg
+            files[AUTOREGISTER_LIBRARY] = autoreg
         root = options.root.rstrip("/")
         int64 = [spec.name for spec in outputs if spec.data_type == "TYPE_INT64"]
         note = (f"built with TensorRT {version}: serve it with the Triton release whose TensorRT is exactly {version} "
                 f"(engines do not load across versions: \"Version tag does not match\"). Start line:\n"
                 f"  tritonserver --model-repository={root} "
-                f"--backend-config=tensorrt,plugins={root}/{name}/{AUTOREG_LIBRARY}\n"
-                f"(or LD_PRELOAD={root}/{name}/{AUTOREG_LIBRARY} tritonserver ...). The TensorRT backend only "
-                f"dlopens the library: {AUTOREG_LIBRARY} registers its creators when loaded (libalgm_plugins.so "
+                f"--backend-config=tensorrt,plugins={root}/{name}/{AUTOREGISTER_LIBRARY}\n"
+                f"(or LD_PRELOAD={root}/{name}/{AUTOREGISTER_LIBRARY} tritonserver ...). The TensorRT backend only "
+                f"dlopens the library: {AUTOREGISTER_LIBRARY} registers its creators when loaded (libalgm_plugins.so "
                 "does not: it is for IPluginRegistry::loadLibrary)."
                 + (" " + ", ".join(int64) + " is INT64: the TensorRT backend takes INT64 I/O from Triton 24.05 "
                    "(TensorRT 10 API) on; older releases need an engine with an INT32 output." if int64 else "")
-                + ("" if autoreg.is_file() else f" {AUTOREG_LIBRARY} was not found beside {plugin}: copy it in."))
+                + ("" if autoreg.is_file() else f" {AUTOREGISTER_LIBRARY} was not found beside {plugin}: copy it in."))
         models.append(WrittenModel(config, files, note))
     return models
 
@@ -148,7 +147,7 @@ def segment_model(options: RepositoryOptions, core: str, info_json: str, window_
 
 def plan_repository(folder: Path, options: RepositoryOptions) -> list[WrittenModel]:
     """The models to write for the exported ``folder``; AlgmExportError when it is not one."""
-    from ..runtime.metadata import DeploymentInfo
+    from ..deployment import DeploymentInfo
 
     if options.max_batch < 1:
         raise AlgmExportError(f"--max-batch must be >= 1, got {options.max_batch}")

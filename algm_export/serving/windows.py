@@ -10,7 +10,7 @@ import numpy as np
 
 from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
 from ..runtime.base import Backend, Prediction
-from ..runtime.metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 from ..runtime.sliding import Segmentation
 
 Infer = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]

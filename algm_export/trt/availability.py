@@ -6,11 +6,10 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from ..artifacts import PLUGIN_LIBRARY
 from ..ops_contract import OP_NAMES, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 PLUGIN_LIBRARY_ENV = "ALGM_PLUGIN_LIBRARY"
-PLUGIN_LIBRARY_NAME = "libalgm_plugins.so"  # getCreators(): IPluginRegistry.load_library, trtexec --dynamicPlugins
-AUTOREGISTER_LIBRARY_NAME = "libalgm_plugins_autoreg.so"  # registers on dlopen: polygraphy --plugins
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where `cmake -S plugins -B build` or `-B build/plugins` puts the plugin layer, from the current folder
 # or from the repository.
@@ -59,7 +58,7 @@ def find_plugin_library(explicit: str | os.PathLike | None = None) -> Path:
     if not explicit and os.environ.get(PLUGIN_LIBRARY_ENV):
         candidates.append(Path(os.environ[PLUGIN_LIBRARY_ENV]))
     if not candidates:
-        candidates = [folder / PLUGIN_LIBRARY_NAME for folder in DEFAULT_LIBRARY_FOLDERS]
+        candidates = [folder / PLUGIN_LIBRARY for folder in DEFAULT_LIBRARY_FOLDERS]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()

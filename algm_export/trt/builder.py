@@ -18,7 +18,7 @@ from ..artifacts import INPUT_NAME, sidecar_path
 from ..errors import AlgmExportError
 from ..export.graph_edits import strip_functions
 from ..files import write_atomically
-from ..runtime.metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 from .availability import TensorRTFailure, load_plugin_library
 from .strategy import BuildStrategy, strategy_for
 

@@ -45,7 +45,10 @@ def int8_strategy_for(tensorrt: ModuleType) -> BuildStrategy:
     return BuildStrategy(FP16_INT8_GRAPH, strongly_typed=True, fp16_flag=False)
 
 
-def strategy_for(tensorrt: ModuleType) -> BuildStrategy:
-    """The FP16 route for the imported ``tensorrt`` module."""
+def strategy_for(tensorrt: ModuleType, precision: str = "fp16") -> BuildStrategy:
+    """The route to the engine of ``precision`` (``fp16`` or ``int8``, a TensorRT row of
+    :mod:`algm_export.backends`) for the imported ``tensorrt`` module."""
+    if precision == "int8":
+        return int8_strategy_for(tensorrt)
     return choose_strategy(hasattr(tensorrt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"),
                            hasattr(tensorrt.BuilderFlag, "FP16"))

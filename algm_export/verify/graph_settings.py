@@ -10,7 +10,7 @@ import onnx
 from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
 from ..errors import AlgmExportError
 from ..models.segmenter import Segmenter
-from ..runtime.metadata import DeploymentInfo
+from ..deployment import DeploymentInfo
 
 
 def read_graph(path: Path) -> tuple[DeploymentInfo, list[str]]:

@@ -10,13 +10,13 @@ import numpy as np
 from polygraphy.comparator import IterationResult, RunResults
 from polygraphy.logger import G_LOGGER
 
+from ..artifacts import TORCH_OUTPUTS
 from ..files import write_atomically
 from .parity import CRITERIA, Reference
 
 INPUTS = "polygraphy_inputs.npz"
 DATA_LOADER = "polygraphy_data_loader.py"
 POSTPROCESS = "polygraphy_postprocess.py"
-TORCH_OUTPUTS = "torch_outputs.json"
 
 DATA_LOADER_SOURCE = f'''"""polygraphy data loader: the verification inputs of algm-export, in order."""
 

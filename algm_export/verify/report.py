@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import REPORT
 from ..files import write_atomically
 
-REPORT = "report.json"
 
 
 def load_report(folder: Path) -> dict[str, Any]:

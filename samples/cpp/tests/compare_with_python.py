@@ -33,7 +33,7 @@ from algm_export.photos import sample_photos
 from algm_export.runtime import segment
 from algm_export.preprocess import make_batch, resize_rgb
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from algm_export.runtime.outputs import upsample
+from algm_export.outputs import upsample
 
 MIN_AGREEMENT = 0.999
 PHOTOS = ("chelsea", "coffee")

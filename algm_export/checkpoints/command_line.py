@@ -1,14 +1,14 @@
-"""Command-line plumbing shared by ``algm-export`` and its subcommands: loading MODEL with the ALGM
-overrides of the arguments, and the image size to export at."""
+"""MODEL as the command line gives it, shared by the subcommands: loaded with the ALGM overrides of the
+arguments, and the image size to export at."""
 
 from __future__ import annotations
 
 import argparse
 
-from .checkpoints import load_segmenter
-from .config import ALGMConfig, check_patch_count
-from .errors import AlgmExportError
-from .models.segmenter import Segmenter
+from ..config import ALGMConfig, check_patch_count
+from ..errors import AlgmExportError
+from ..models.segmenter import Segmenter
+from .loader import load_segmenter
 
 
 def algm_choice(args: argparse.Namespace) -> dict | str | None:

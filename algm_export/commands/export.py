@@ -7,22 +7,23 @@ from pathlib import Path
 
 import torch
 
-from .arguments import PROG
-from .command import export_size, load_model
-from .calibration.int8 import Int8Settings
-from .calibration.scopes import DEFAULT_METHOD, DEFAULT_SCOPE
-from .errors import AlgmExportError
-from .artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
-from .files import check_output_target, replaced_folder
-from .models.segmenter import Segmenter
-from .photos import sample_photo
-from .pipeline import (
-    ENGINE_KINDS, FP16_ENGINE, EngineKind, Progress, TensorRTOptions, VerifyOptions, build_engines, print_outcome,
+from ..console import PROG
+from ..checkpoints.command_line import export_size, load_model
+from ..calibration.int8 import Int8Settings
+from ..calibration.scopes import DEFAULT_METHOD, DEFAULT_SCOPE
+from ..errors import AlgmExportError
+from ..artifacts import PORTABLE_GRAPH
+from ..files import check_output_target, replaced_folder
+from ..models.segmenter import Segmenter
+from ..photos import sample_photo
+from ..backends import BACKENDS, ENGINES, FP16_ENGINE, BackendKind
+from ..pipeline import (
+    Progress, TensorRTOptions, VerifyOptions, build_engines, print_outcome,
     record_engine, run_pipeline, verification_photos, verify,
 )
-from .preprocess import make_batch
-from .verify.graph_settings import check_graphs
-from .verify.report import load_report, save_report
+from ..preprocess import make_batch
+from ..verify.graph_settings import check_graphs
+from ..verify.report import load_report, save_report
 
 
 def engine_options(args: argparse.Namespace) -> TensorRTOptions:
@@ -132,13 +133,13 @@ def build_command(args: argparse.Namespace) -> int:
     return print_outcome(args.output, report)
 
 
-def engines_to_build(folder: Path, names: tuple[str, ...] | None) -> list[EngineKind]:
+def engines_to_build(folder: Path, names: tuple[str, ...] | None) -> list[BackendKind]:
     """The engines named by ``--engines`` (AlgmExportError when one's graph is not in ``folder``), or by
     default every engine whose graph is there (at least the FP16 one)."""
     if names is None:
-        present = [kind for kind in ENGINE_KINDS.values() if (folder / kind.graph).is_file()]
-        names = tuple(kind.precision for kind in present) or (FP16_ENGINE.precision,)
-    kinds = [ENGINE_KINDS[name] for name in names]
+        present = [kind for kind in ENGINES.values() if (folder / kind.graph).is_file()]
+        names = tuple(kind.cli_name for kind in present) or (FP16_ENGINE.cli_name,)
+    kinds = [ENGINES[name] for name in names]
     for kind in kinds:
         graph = folder / kind.graph
         if not graph.is_file():
@@ -166,7 +167,7 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
     check_output_target(args.output, carries_everything=True)
     model = load_model(args)
-    graphs = [PORTABLE_GRAPH, PLUGIN_GRAPH, FP16_GRAPH, INT8_GRAPH, FP16_INT8_GRAPH]
+    graphs = list(dict.fromkeys(kind.graph for kind in BACKENDS))  # every graph a backend runs or builds from
     size = check_graphs(args.output, graphs, model, args.image_size)
     return model, export_size(model, size)
 
