@@ -14,7 +14,7 @@ from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, 
 from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
 from PIL import Image
 
-from algm_export.calibration.cache import CALIBRATION_CACHE
+from algm_export.artifacts import CALIBRATION_CACHE
 from algm_export.calibration.images import CalibrationImages
 from algm_export.calibration.int8 import Int8Settings, calibrated_ranges
 from algm_export.calibration.recipe import (
