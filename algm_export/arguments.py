@@ -184,8 +184,9 @@ def add_verify_command_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser)
     add_verify_arguments(parser)
     parser.add_argument("--ort-ops", type=Path, metavar="LIB",
-                        help="libalgm_ort_ops.so: also run model.trt.onnx with its algm nodes on our C++ kernels "
-                             "inside ONNX Runtime (parity entry onnxruntime_algm_ops, FP32 criteria)")
+                        help=f"libalgm_ort_ops.so: also run {backends.ORT_OPS.graph} with its algm nodes on our C++ "
+                             f"kernels inside ONNX Runtime (parity entry {backends.ORT_OPS.name}, "
+                             f"{backends.ORT_OPS.precision.upper()} criteria)")
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,8 +196,9 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     add_verify_arguments(parser)
     add_engine_arguments(parser)
     parser.add_argument("--engines", type=parse_engines, metavar="LIST",
-                        help="engines to build: fp16 (from model.fp16.onnx), int8 (from model.fp16.int8.onnx) or "
-                             "fp16,int8 (default: every engine whose graph is in the output folder)")
+                        help="engines to build, comma-separated: "
+                             + ", ".join(f"{name} (from {kind.graph})" for name, kind in backends.ENGINES.items())
+                             + " (default: every engine whose graph is in the output folder)")
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
