@@ -125,7 +125,7 @@ def build_engines(folder: Path, options: TensorRTOptions, kinds: Sequence[Backen
     """One progress stage and :func:`tensorrt_stage` per engine of ``kinds``, in order."""
     outcomes = []
     for kind in kinds:
-        with progress.stage(f"build the {kind.precision.upper()} TensorRT engine from {kind.graph} with the algm "
+        with progress.stage(f"build the {kind.precision.upper()} TensorRT engine (from {kind.graph}) with the algm "
                             "plugins") as stage:
             outcomes.append(tensorrt_stage(folder, options, kind))
             stage.skipped = outcomes[-1].skipped is not None
