@@ -2,7 +2,7 @@
 #pragma once
 
 #include "fields.h"
-#include "ranked_plugin.h"
+#include "merge_plugin.h"
 
 #include <array>
 #include <optional>
@@ -19,11 +19,10 @@ struct GlobalMergeAttributes
     int32_t sizeDtype{contract::kSizeDtypeDefault}; // ONNX code of the size tensor's type
 };
 
-class GlobalMergePlugin final : public RankedPlugin<GlobalMergePlugin, GlobalMergeAttributes>
+class GlobalMergePlugin final : public MergePlugin<GlobalMergePlugin, GlobalMergeAttributes>
 {
 public:
     static constexpr std::array<int32_t, 3> kInputRanks{3, 2, 2};
-    static constexpr std::array<int32_t, 4> kOutputRanks{3, 2, 2, 0};
     static constexpr char kShapes[] = "tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0";
     static constexpr char const* kName = contract::kGlobalMerge;
 
@@ -33,27 +32,27 @@ public:
     // The attributes in `fields` if they are complete and valid; else nullopt and the reason in `error`.
     static std::optional<Attributes> parse(nvinfer1::PluginFieldCollection const& fields, std::string& error);
 
-    explicit GlobalMergePlugin(Attributes const& attributes);
+    using MergePlugin::MergePlugin;
 
     // getFieldsToSerialize(): the attributes as fields pointing at `attributes`.
     static std::vector<nvinfer1::PluginField> serializedFields(Attributes const& attributes);
 
-    // IPluginV3OneBuild
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
-        nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
-        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
-        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
-    bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
-        int32_t nbOutputs) noexcept override;
-    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
-        nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
+private:
+    // MergePlugin's hooks (merge_plugin.h).
+    friend class MergePlugin<GlobalMergePlugin, GlobalMergeAttributes>;
+    using Params = algm::GlobalMergeParams;
+    static constexpr bool kShapesKnownOnShapeChange = false; // T is data-dependent behind an earlier merge
 
-    // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
-        int32_t nbOutputs) noexcept override;
-    int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-        void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
+    bool inputTypesSupported(nvinfer1::DataType const* inputTypes) const noexcept;
+    bool supportsInput(int32_t pos, nvinfer1::PluginTensorDesc const& desc) const noexcept;
+    std::optional<SizeTensorBounds> sizeTensorBounds(
+        nvinfer1::DimsExprs const* inputs, nvinfer1::IExprBuilder& exprBuilder) const;
+    bool workspaceParams(nvinfer1::DynamicPluginTensorDesc const* inputs, Params& params) const noexcept;
+    static size_t kernelWorkspaceSize(Params const& params) noexcept;
+    bool kernelParams(nvinfer1::PluginTensorDesc const* inputDesc, Params& params) const noexcept;
+    static algm::Status launch(nvinfer1::PluginTensorDesc const* inputDesc, void const* const* inputs,
+        void* const* outputs, int64_t* count, Params const& params, void* kernelWorkspace,
+        cudaStream_t stream) noexcept;
 };
 
 } // namespace algm::trt
