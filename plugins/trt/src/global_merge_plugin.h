@@ -23,7 +23,8 @@ class GlobalMergePlugin final : public MergePlugin<GlobalMergePlugin, GlobalMerg
 {
 public:
     static constexpr std::array<int32_t, 3> kInputRanks{3, 2, 2};
-    static constexpr char kShapes[] = "tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0";
+    static constexpr char kShapes[]
+        = "tokens [B, T, C], sizes [B, T], token map [B, N] and outputs of ranks 3, 2, 2, 0";
     static constexpr char const* kName = contract::kGlobalMerge;
 
     // The fields createPlugin() needs, for the creator's getFieldNames().

@@ -17,7 +17,6 @@ constexpr char const* kWindowH = contract::attr::window_h;
 constexpr char const* kWindowW = contract::attr::window_w;
 constexpr char const* kThreshold = contract::attr::threshold;
 
-
 int64_t patchCount(LocalMergeAttributes const& attributes) noexcept
 {
     return int64_t{attributes.gridH} * attributes.gridW;

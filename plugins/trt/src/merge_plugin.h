@@ -55,8 +55,8 @@ public:
     }
 
     // IPluginV3OneBuild
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
-        nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
+        int32_t nbInputs) const noexcept override
     {
         if (nbInputs != kInputCount || nbOutputs != kMergeOutputCount)
         {
@@ -142,8 +142,8 @@ public:
     }
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept override
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+        int32_t nbOutputs) noexcept override
     {
         if (!this->ranksMatch(in, nbInputs, out, nbOutputs))
         {
@@ -179,8 +179,8 @@ public:
             this->reportError("enqueue got no workspace (getWorkspaceSize could not size it for these shapes)");
             return -1;
         }
-        return this->launchResult(launchMerge(sizeType(), outputs[kNumTokens], workspace, stream,
-            [&](int64_t* count, void* kernelWorkspace) {
+        return this->launchResult(
+            launchMerge(sizeType(), outputs[kNumTokens], workspace, stream, [&](int64_t* count, void* kernelWorkspace) {
                 return Derived::launch(inputDesc, inputs, outputs, count, params, kernelWorkspace, stream);
             }));
     }

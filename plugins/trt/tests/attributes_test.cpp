@@ -72,8 +72,7 @@ std::vector<Rejection> const& rejections()
             {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 3), i32("window_w", 2), f32("threshold", 0.5)},
             "do not tile"},
         {Op::kLocalMerge,
-            {i32("grid_h", 65536), i32("grid_w", 65536), i32("window_h", 2), i32("window_w", 2),
-                f32("threshold", 0.5)},
+            {i32("grid_h", 65536), i32("grid_w", 65536), i32("window_h", 2), i32("window_w", 2), f32("threshold", 0.5)},
             "too many patches"},
         {Op::kLocalMerge,
             {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 1), i32("window_w", 1), f32("threshold", 0.5)},
@@ -82,16 +81,14 @@ std::vector<Rejection> const& rejections()
             {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2), f32("threshold", nan)},
             "'threshold' is not a finite number"},
         {Op::kLocalMerge,
-            {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2),
-                f32("threshold", infinity)},
+            {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2), f32("threshold", infinity)},
             "'threshold' is not a finite number"},
         {Op::kLocalMerge,
             {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2), f32("threshold", 0.88),
                 i32("grid_h", 16)},
             "field 'grid_h' is given more than once"},
         {Op::kLocalMerge,
-            {i32("grid_h", 32, 2), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2),
-                f32("threshold", 0.5)},
+            {i32("grid_h", 32, 2), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2), f32("threshold", 0.5)},
             "field 'grid_h' must hold exactly one value"},
         {Op::kLocalMerge,
             {i32("grid_h", 32), i32("grid_w", 32), i32("window_h", 2), i32("window_w", 2), f32("threshold", 0.88),
@@ -99,7 +96,8 @@ std::vector<Rejection> const& rejections()
             "'per_image' = 2 is out of range [0, 1]"},
         {Op::kGlobalMerge, {}, "missing field 'layer_number'"},
         {Op::kGlobalMerge, {i32("layer_number", 0)}, "'layer_number' = 0 is out of range"},
-        {Op::kGlobalMerge, {i64("layer_number", static_cast<double>(int64_t{1} << 40))}, "'layer_number' = 1099511627776 is out of range"},
+        {Op::kGlobalMerge, {i64("layer_number", static_cast<double>(int64_t{1} << 40))},
+            "'layer_number' = 1099511627776 is out of range"},
         {Op::kGlobalMerge, {i32("layer_number", 3), f32("size_dtype", 7)},
             "field 'size_dtype' has type kFLOAT32, expected kINT32 or kINT64"},
         // ONNX FLOAT (1): not an integer size tensor type.
@@ -173,9 +171,11 @@ void checkSizeTensorTypes(Creators const& creators)
         local.int32("size_dtype", dtype);
         Fields global = globalMergeFields();
         global.int64("size_dtype", dtype);
-        PluginPtr merges[2]{PluginPtr(creators.localMerge->createPlugin("l", local.collection(), TensorRTPhase::kBUILD)),
+        PluginPtr merges[2]{
+            PluginPtr(creators.localMerge->createPlugin("l", local.collection(), TensorRTPhase::kBUILD)),
             PluginPtr(creators.globalMerge->createPlugin("g", global.collection(), TensorRTPhase::kBUILD))};
-        std::vector<DataType> const inputs[2]{{DataType::kFLOAT}, {DataType::kFLOAT, DataType::kFLOAT, DataType::kINT32}};
+        std::vector<DataType> const inputs[2]{
+            {DataType::kFLOAT}, {DataType::kFLOAT, DataType::kFLOAT, DataType::kINT32}};
         for (int i = 0; i < 2; ++i)
         {
             if (!CHECK(merges[i] != nullptr))
@@ -198,7 +198,7 @@ void checkSizeTensorTypes(Creators const& creators)
             CHECK(!supports(*b, static_cast<int32_t>(inputs[i].size()), descs));
             // Serialized and restored (runtime phase) with the same type.
             PluginPtr restored((i == 0 ? creators.localMerge : creators.globalMerge)
-                                   ->createPlugin("r", runtime(*merges[i])->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
+                    ->createPlugin("r", runtime(*merges[i])->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
             CHECK(restored != nullptr && int32Field(runtime(*restored)->getFieldsToSerialize(), "size_dtype") == dtype);
         }
     }
@@ -230,8 +230,8 @@ void checkBatchRule(Creators const& creators)
             CHECK(int32Field(runtime(*plugin)->getFieldsToSerialize(), "per_image") == expected);
             PluginPtr restored(
                 merges[i]->createPlugin("r", runtime(*plugin)->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
-            CHECK(restored != nullptr
-                && int32Field(runtime(*restored)->getFieldsToSerialize(), "per_image") == expected);
+            CHECK(
+                restored != nullptr && int32Field(runtime(*restored)->getFieldsToSerialize(), "per_image") == expected);
         }
     }
 }

@@ -15,7 +15,8 @@ using namespace nvinfer1;
 namespace
 {
 
-void checkFieldNamesOf(IPluginCreatorV3One& creator, std::vector<std::pair<std::string, PluginFieldType>> const& expected)
+void checkFieldNamesOf(
+    IPluginCreatorV3One& creator, std::vector<std::pair<std::string, PluginFieldType>> const& expected)
 {
     PluginFieldCollection const* names = creator.getFieldNames();
     if (!CHECK(names != nullptr) || !CHECK(names->nbFields == static_cast<int32_t>(expected.size())))
@@ -97,8 +98,9 @@ void printFields(Creators const& creators)
         for (int32_t i = 0; names != nullptr && i < names->nbFields; ++i)
         {
             std::printf("%s %s %s\n", creator->getPluginName(), names->fields[i].name,
-                names->fields[i].type == PluginFieldType::kINT32 ? "INT32"
-                    : names->fields[i].type == PluginFieldType::kFLOAT32 ? "FLOAT32" : "OTHER");
+                names->fields[i].type == PluginFieldType::kINT32         ? "INT32"
+                    : names->fields[i].type == PluginFieldType::kFLOAT32 ? "FLOAT32"
+                                                                         : "OTHER");
         }
         std::printf("%s namespace=%s version=%s\n", creator->getPluginName(), creator->getPluginNamespace(),
             creator->getPluginVersion());

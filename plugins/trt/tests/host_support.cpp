@@ -67,8 +67,8 @@ bool errorMentions(std::string const& expected)
             return true;
         }
     }
-    std::fprintf(stderr, "  expected an error mentioning '%s'; got %zu error(s)%s%s\n", expected.c_str(),
-        errors.size(), errors.empty() ? "" : ", first: ", errors.empty() ? "" : errors.front().c_str());
+    std::fprintf(stderr, "  expected an error mentioning '%s'; got %zu error(s)%s%s\n", expected.c_str(), errors.size(),
+        errors.empty() ? "" : ", first: ", errors.empty() ? "" : errors.front().c_str());
     return false;
 }
 
@@ -239,8 +239,8 @@ void checkIdentityAndRoundTrip(IPluginCreatorV3One& creator, IPluginV3& plugin)
 std::vector<DataType> outputTypes(IPluginV3OneBuild& build, std::vector<DataType> const& inputs)
 {
     std::vector<DataType> outputs(static_cast<size_t>(build.getNbOutputs()), DataType::kBOOL);
-    int32_t const status = build.getOutputDataTypes(outputs.data(), static_cast<int32_t>(outputs.size()),
-        inputs.data(), static_cast<int32_t>(inputs.size()));
+    int32_t const status = build.getOutputDataTypes(
+        outputs.data(), static_cast<int32_t>(outputs.size()), inputs.data(), static_cast<int32_t>(inputs.size()));
     return status == 0 ? outputs : std::vector<DataType>{};
 }
 

@@ -6,7 +6,7 @@
 namespace algm::test
 {
 
-using GetCreators = nvinfer1::IPluginCreatorInterface* const* (*) (int32_t&);
+using GetCreators = nvinfer1::IPluginCreatorInterface* const* (*)(int32_t&);
 
 // creators_test.cpp: what getCreators() lists (names, version, namespace) and each creator's field names.
 Creators checkCreators(GetCreators getCreators);

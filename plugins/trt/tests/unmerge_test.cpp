@@ -46,8 +46,8 @@ void checkUnmerge(IPluginCreatorV3One& creator)
     CHECK(builder.declarations().empty());
     CHECK(output.nbDims == 3 && output.d[0] == batch && output.d[1] == inputs[1].d[1] && output.d[2] == inputs[0].d[2]);
 
-    std::vector<DynamicPluginTensorDesc> in{dynamicDesc(DataType::kHALF, {-1, -1, 150}),
-        dynamicDesc(DataType::kINT32, {-1, 1024})};
+    std::vector<DynamicPluginTensorDesc> in{
+        dynamicDesc(DataType::kHALF, {-1, -1, 150}), dynamicDesc(DataType::kINT32, {-1, 1024})};
     std::vector<DynamicPluginTensorDesc> out{dynamicDesc(DataType::kHALF, {-1, 1024, 150})};
     CHECK(b->configurePlugin(in.data(), 2, out.data(), 1) == 0);
     CHECK(b->getWorkspaceSize(in.data(), 2, out.data(), 1) == 0);
