@@ -1,6 +1,7 @@
 // What LocalMerge and GlobalMerge share on top of RankedPlugin: the four merge outputs (merge_outputs.h) with
 // their types, formats and shapes around the declared size tensor, the workspace with the count scratch in
-// front, and the prologue of onShapeChange and enqueue. Tokens are input 0 of both merges.
+// front, the prologue of onShapeChange and enqueue, and the optional fields per_image and size_dtype (`Attrs`
+// holds them as int32 perImage and sizeDtype). Tokens are input 0 of both merges.
 //
 // `Derived` provides, besides what RankedPlugin asks for (kInputRanks, kShapes, kName, ...), these hooks; each
 // reports its own error before returning false or nullopt:

@@ -12,12 +12,11 @@ using namespace nvinfer1;
 void checkGlobalMerge(IPluginCreatorV3One& creator)
 {
     Fields fields = globalMergeFields();
-    PluginPtr plugin(creator.createPlugin("algm/GlobalMerge_1", fields.collection(), TensorRTPhase::kBUILD));
-    if (!CHECK(plugin != nullptr))
+    PluginPtr const plugin = createChecked(creator, "algm/GlobalMerge_1", fields.collection());
+    if (plugin == nullptr)
     {
         return;
     }
-    checkIdentityAndRoundTrip(creator, *plugin);
     CHECK(int32Field(runtime(*plugin)->getFieldsToSerialize(), "layer_number") == 3);
     IPluginV3OneBuild* b = build(*plugin);
     if (b == nullptr)

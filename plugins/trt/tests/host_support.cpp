@@ -236,6 +236,16 @@ void checkIdentityAndRoundTrip(IPluginCreatorV3One& creator, IPluginV3& plugin)
     }
 }
 
+PluginPtr createChecked(IPluginCreatorV3One& creator, char const* name, PluginFieldCollection const* fields)
+{
+    PluginPtr plugin(creator.createPlugin(name, fields, TensorRTPhase::kBUILD));
+    if (CHECK(plugin != nullptr))
+    {
+        checkIdentityAndRoundTrip(creator, *plugin);
+    }
+    return plugin;
+}
+
 std::vector<DataType> outputTypes(IPluginV3OneBuild& build, std::vector<DataType> const& inputs)
 {
     std::vector<DataType> outputs(static_cast<size_t>(build.getNbOutputs()), DataType::kBOOL);

@@ -88,6 +88,11 @@ void checkRejected(
 // Plugin methods shared by every plugin: identity, clone, attachToContext and the serialization round trip.
 void checkIdentityAndRoundTrip(nvinfer1::IPluginCreatorV3One& creator, nvinfer1::IPluginV3& plugin);
 
+// The plugin createPlugin makes of `fields` in the build phase, checked to exist and then by
+// checkIdentityAndRoundTrip; nullptr when there is none.
+PluginPtr createChecked(
+    nvinfer1::IPluginCreatorV3One& creator, char const* name, nvinfer1::PluginFieldCollection const* fields);
+
 // The output types for these input types, or an empty vector when getOutputDataTypes fails.
 std::vector<nvinfer1::DataType> outputTypes(
     nvinfer1::IPluginV3OneBuild& build, std::vector<nvinfer1::DataType> const& inputs);

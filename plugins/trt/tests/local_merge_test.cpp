@@ -12,12 +12,11 @@ using namespace nvinfer1;
 void checkLocalMerge(IPluginCreatorV3One& creator)
 {
     Fields fields = localMergeFields();
-    PluginPtr plugin(creator.createPlugin("algm/LocalMerge_0", fields.collection(), TensorRTPhase::kBUILD));
-    if (!CHECK(plugin != nullptr))
+    PluginPtr const plugin = createChecked(creator, "algm/LocalMerge_0", fields.collection());
+    if (plugin == nullptr)
     {
         return;
     }
-    checkIdentityAndRoundTrip(creator, *plugin);
     CHECK(int32Field(runtime(*plugin)->getFieldsToSerialize(), "grid_w") == 32);
     IPluginV3OneBuild* b = build(*plugin);
     if (b == nullptr)

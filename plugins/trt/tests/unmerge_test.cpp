@@ -10,12 +10,11 @@ using namespace nvinfer1;
 
 void checkUnmerge(IPluginCreatorV3One& creator)
 {
-    PluginPtr plugin(creator.createPlugin("algm/Unmerge_2", nullptr, TensorRTPhase::kBUILD));
-    if (!CHECK(plugin != nullptr))
+    PluginPtr const plugin = createChecked(creator, "algm/Unmerge_2", nullptr);
+    if (plugin == nullptr)
     {
         return;
     }
-    checkIdentityAndRoundTrip(creator, *plugin);
     CHECK(runtime(*plugin)->getFieldsToSerialize()->nbFields == 0);
     IPluginV3OneBuild* b = build(*plugin);
     if (b == nullptr)
