@@ -14,14 +14,14 @@ namespace
 
 int gFailures = 0;
 
-#define EXPECT(condition)                                                                                     \
-    do                                                                                                         \
-    {                                                                                                          \
-        if (!(condition))                                                                                      \
-        {                                                                                                      \
-            std::printf("%s:%d: expected %s\n", __FILE__, __LINE__, #condition);                               \
-            ++gFailures;                                                                                       \
-        }                                                                                                      \
+#define EXPECT(condition)                                                                                              \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        if (!(condition))                                                                                              \
+        {                                                                                                              \
+            std::printf("%s:%d: expected %s\n", __FILE__, __LINE__, #condition);                                       \
+            ++gFailures;                                                                                               \
+        }                                                                                                              \
     } while (0)
 
 struct LocalResult
@@ -79,11 +79,11 @@ void testHalfConversion()
         EXPECT(algm::floatToHalfBits(value) == referenceBits);
     }
 #endif
-    EXPECT(algm::floatToHalfBits(65519.0f) == 0x7bffu);     // largest half
-    EXPECT(algm::floatToHalfBits(65520.0f) == 0x7c00u);     // the tie rounds to even: infinity
+    EXPECT(algm::floatToHalfBits(65519.0f) == 0x7bffu);        // largest half
+    EXPECT(algm::floatToHalfBits(65520.0f) == 0x7c00u);        // the tie rounds to even: infinity
     EXPECT(algm::floatToHalfBits(std::ldexp(1.0f, -25)) == 0); // tie between 0 and the smallest subnormal
     EXPECT(algm::floatToHalfBits(std::ldexp(1.5f, -25)) == 1);
-    EXPECT(algm::floatToHalfBits(1.0f + std::ldexp(1.0f, -11)) == 0x3c00u); // tie to even (down)
+    EXPECT(algm::floatToHalfBits(1.0f + std::ldexp(1.0f, -11)) == 0x3c00u);     // tie to even (down)
     EXPECT(algm::floatToHalfBits(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02u); // tie to even (up)
     EXPECT(algm::floatToHalfBits(-0.0f) == 0x8000u);
 }

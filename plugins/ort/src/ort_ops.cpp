@@ -107,7 +107,8 @@ void checkAttributes(char const* op, std::string const& error, int64_t sizeDtype
     static_assert(algm::contract::kSizeDtypeDefault == algm::contract::kOnnxInt32, "num_tokens is INT32");
     if (sizeDtype != algm::contract::kOnnxInt32)
     {
-        fail(op, std::string(algm::contract::kSizeDtype) + " = " + std::to_string(sizeDtype)
+        fail(op,
+            std::string(algm::contract::kSizeDtype) + " = " + std::to_string(sizeDtype)
                 + " (INT64) is not supported by libalgm_ort_ops.so: its num_tokens output is INT32 (size_dtype = 6)");
     }
 }
@@ -136,8 +137,9 @@ void check(algm::Status status, char const* op, char const* invalid)
 {
     if (status != algm::kSuccess)
     {
-        fail(op, status == algm::kInvalidArgument ? std::string(invalid)
-                                                  : "the kernel failed (status " + std::to_string(status) + ")");
+        fail(op,
+            status == algm::kInvalidArgument ? std::string(invalid)
+                                             : "the kernel failed (status " + std::to_string(status) + ")");
     }
 }
 
@@ -219,7 +221,8 @@ struct LocalMergeKernel
         size_t const bytes = algm::localMergeWorkspaceSize(p);
         if (bytes == 0)
         {
-            fail(op, "tokens [" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", "
+            fail(op,
+                "tokens [" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", "
                     + std::to_string(shape[2]) + "] are too large to index");
         }
         std::vector<unsigned char> workspace(bytes);
@@ -287,7 +290,9 @@ struct GlobalMergeKernel
 
 struct UnmergeKernel
 {
-    explicit UnmergeKernel(OrtKernelInfo const* /*info*/) {}
+    explicit UnmergeKernel(OrtKernelInfo const* /*info*/)
+    {
+    }
 
     OrtStatusPtr ComputeV2(OrtKernelContext* raw) const noexcept
     {
@@ -306,11 +311,11 @@ struct UnmergeKernel
         {
             fail(op, "token_map [B, N] does not fit values [B, M, K]");
         }
-        algm::UnmergeParams const p{extent(shape[0], op), extent(shape[1], op), extent(shape[2], op),
-            extent(mapShape[1], op)};
+        algm::UnmergeParams const p{
+            extent(shape[0], op), extent(shape[1], op), extent(shape[2], op), extent(mapShape[1], op)};
         auto out = context.GetOutput(0, Shape{shape[0], mapShape[1], shape[2]});
-        check(algm::cpu::unmerge(algm::DataType::kFloat32, values.GetTensorData<float>(),
-                  map.GetTensorData<int32_t>(), out.GetTensorMutableData<float>(), p),
+        check(algm::cpu::unmerge(algm::DataType::kFloat32, values.GetTensorData<float>(), map.GetTensorData<int32_t>(),
+                  out.GetTensorMutableData<float>(), p),
             op, "the token map names tokens outside [0, M - 1] (out-of-range entries)");
     }
 };
@@ -322,7 +327,8 @@ constexpr ONNXTensorElementDataType kInt32 = ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32
 template <typename Kernel, char const* Name, size_t Inputs, size_t Outputs>
 struct Operator : Ort::CustomOpBase<Operator<Kernel, Name, Inputs, Outputs>, Kernel, true>
 {
-    Operator(std::array<ONNXTensorElementDataType, Inputs> inputs, std::array<ONNXTensorElementDataType, Outputs> outputs)
+    Operator(
+        std::array<ONNXTensorElementDataType, Inputs> inputs, std::array<ONNXTensorElementDataType, Outputs> outputs)
         : inputTypes(inputs)
         , outputTypes(outputs)
     {

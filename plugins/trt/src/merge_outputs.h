@@ -38,8 +38,8 @@ inline constexpr size_t kCountScratchBytes = 256;
 // `launch(int64_t* count, void* kernelWorkspace)` runs the kernels. A null workspace (getWorkspaceSize returned 0
 // on an error path) is refused with kInvalidArgument before any pointer arithmetic on it.
 template <typename Launch>
-algm::Status launchMerge(nvinfer1::DataType sizeType, void* sizeOutput, void* workspace, cudaStream_t stream,
-    Launch const& launch)
+algm::Status launchMerge(
+    nvinfer1::DataType sizeType, void* sizeOutput, void* workspace, cudaStream_t stream, Launch const& launch)
 {
     if (workspace == nullptr)
     {
@@ -52,7 +52,8 @@ algm::Status launchMerge(nvinfer1::DataType sizeType, void* sizeOutput, void* wo
     }
     auto* const count = static_cast<int64_t*>(workspace);
     algm::Status const status = launch(count, kernelWorkspace);
-    return status != algm::kSuccess ? status : algm::cuda::narrowCount(count, static_cast<int32_t*>(sizeOutput), stream);
+    return status != algm::kSuccess ? status
+                                    : algm::cuda::narrowCount(count, static_cast<int32_t*>(sizeOutput), stream);
 }
 
 // Writes the output types for tokens of `tokenType` into types[0..3].

@@ -77,4 +77,13 @@ private:
     FieldCollection mFieldNames;
 };
 
+// The process's one creator of `Plugin`: constructed on the first call (thread-safe; may throw std::bad_alloc
+// then) and alive until the library is unloaded.
+template <typename Plugin>
+nvinfer1::IPluginCreatorV3One& creatorOf()
+{
+    static PluginCreator<Plugin> creator;
+    return creator;
+}
+
 } // namespace algm::trt

@@ -1,6 +1,7 @@
 // The half of the three algm plugins that only differs by tables: clone, name, output count, the rank checks
 // of configurePlugin/onShapeChange and getFieldsToSerialize. `Derived` provides
-//   kName, kInputRanks / kOutputRanks (std::array of tensor ranks), kShapes (the expected shapes, for messages),
+//   kName, kInputRanks / kOutputRanks (std::array of tensor ranks; MergePlugin gives the merges' outputs),
+//   kShapes (the expected shapes, for messages),
 //   a constructor from Attributes and static serializedFields(Attributes const&) -> std::vector<PluginField>.
 #pragma once
 

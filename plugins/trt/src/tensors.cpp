@@ -54,14 +54,13 @@ DimsText describe(nvinfer1::Dims const& dims) noexcept
     std::size_t const size = sizeof(result.text);
     std::size_t used = 0;
     // snprintf returns the length it wanted to write: stop appending once the buffer is full.
-    auto advance = [&](int written) {
-        used = written < 0 ? size : std::min(size, used + static_cast<std::size_t>(written));
-    };
+    auto advance
+        = [&](int written) { used = written < 0 ? size : std::min(size, used + static_cast<std::size_t>(written)); };
     advance(std::snprintf(result.text, size, "["));
     for (int32_t i = 0; i < dims.nbDims && i < nvinfer1::Dims::MAX_DIMS && used < size; ++i)
     {
-        advance(std::snprintf(result.text + used, size - used, "%s%lld", i == 0 ? "" : ", ",
-            static_cast<long long>(dims.d[i])));
+        advance(std::snprintf(
+            result.text + used, size - used, "%s%lld", i == 0 ? "" : ", ", static_cast<long long>(dims.d[i])));
     }
     if (used < size)
     {

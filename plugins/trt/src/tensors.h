@@ -44,7 +44,12 @@ inline nvinfer1::Dims const& dimsOf(nvinfer1::DynamicPluginTensorDesc const& des
     return desc.desc.dims;
 }
 
-// True when there are exactly N tensors and tensor i has rank ranks[i].
+inline nvinfer1::DimsExprs const& dimsOf(nvinfer1::DimsExprs const& exprs) noexcept
+{
+    return exprs;
+}
+
+// True when there are exactly N tensors (descriptions or shape expressions) and tensor i has rank ranks[i].
 template <typename Desc, std::size_t N>
 bool ranksAre(Desc const* descs, int32_t count, std::array<int32_t, N> const& ranks) noexcept
 {

@@ -7,9 +7,11 @@ namespace algm::test
 {
 
 inline int gFailures = 0;
+inline int gChecks = 0; // checks evaluated, passed or not
 
 inline bool check(bool condition, char const* text, char const* file, int line)
 {
+    ++gChecks;
     if (!condition)
     {
         ++gFailures;

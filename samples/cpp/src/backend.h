@@ -12,9 +12,9 @@ namespace sample
 {
 
 // Graph output names (algm_export/artifacts.py).
-inline constexpr char kLogits[] = "logits";             // [B, classes, H, W] float32
-inline constexpr char kLabels[] = "labels";             // [B, H, W] integer class indices (when the graph has it)
-inline constexpr char kScores[] = "scores";             // [B, classes, h, w] float32 on the patch grid (when present)
+inline constexpr char kLogits[] = "logits";            // [B, classes, H, W] float32
+inline constexpr char kLabels[] = "labels";            // [B, H, W] integer class indices (when the graph has it)
+inline constexpr char kScores[] = "scores";            // [B, classes, h, w] float32 on the patch grid (when present)
 inline constexpr char kTokenCounts[] = "token_counts"; // [merges] int64, with ALGM
 
 // One image's result: `labels` ([H, W] class indices), or `logits` ([classes, H, W]), or `scores`

@@ -214,8 +214,10 @@ int run(Options const& options)
     if (model.imSize > 0 && !backend->hasClassScores() && !oneWindow)
     {
         // As algm_export.runtime.sliding says it: labels are taken as they are only for an image of one window.
-        throw BadInput(options.model + ": this model outputs only labels, which cannot be averaged over windows or "
-            "resized; images must be " + std::to_string(model.width) + "x" + std::to_string(model.height)
+        throw BadInput(options.model
+            + ": this model outputs only labels, which cannot be averaged over windows or "
+              "resized; images must be "
+            + std::to_string(model.width) + "x" + std::to_string(model.height)
             + " or the model re-exported with --outputs labels,scores");
     }
     if (model.imSize > 0 && !(oneWindow && !backend->hasClassScores())) // Segmenter's sliding-window settings

@@ -74,8 +74,8 @@ public:
         for (int i = 0; i < warmup + runs; ++i)
         {
             auto const start = std::chrono::steady_clock::now();
-            outputs = mSession->Run(Ort::RunOptions{nullptr}, &inputName, &input, 1, outputNames.data(),
-                outputNames.size());
+            outputs = mSession->Run(
+                Ort::RunOptions{nullptr}, &inputName, &input, 1, outputNames.data(), outputNames.size());
             std::chrono::duration<float, std::milli> const elapsed = std::chrono::steady_clock::now() - start;
             if (i >= warmup)
             {

@@ -35,7 +35,9 @@ void onError(png_structp png, png_const_charp message)
     png_longjmp(png, 1);
 }
 
-void onWarning(png_structp /*png*/, png_const_charp /*message*/) {}
+void onWarning(png_structp /*png*/, png_const_charp /*message*/)
+{
+}
 
 // The big-endian 16-bit samples of a 16-bit PNG, unconverted (libpng's simplified API would treat them as
 // linear light and gamma-encode them). Every object the error path's longjmp passes over is the caller's.

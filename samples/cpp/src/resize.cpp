@@ -70,7 +70,8 @@ RgbImage resizeBilinear(RgbImage const& image, int width, int height)
             Taps const& t = cols[static_cast<size_t>(x)];
             for (int c = 0; c < 3; ++c)
             {
-                int32_t const sum = int32_t{in[t.first * 3 + c]} * t.weight0 + int32_t{in[t.second * 3 + c]} * t.weight1;
+                int32_t const sum
+                    = int32_t{in[t.first * 3 + c]} * t.weight0 + int32_t{in[t.second * 3 + c]} * t.weight1;
                 out[x * 3 + c] = sum >> 4;
             }
         }

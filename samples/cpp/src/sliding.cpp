@@ -64,8 +64,8 @@ std::vector<int> windowAnchors(int length, int window, int stride)
 
 std::pair<int, int> slidingSize(int height, int width, int imSize, int window)
 {
-    double const scale = std::min(static_cast<double>(imSize) / std::min(height, width),
-        4.0 * imSize / std::max(height, width));
+    double const scale
+        = std::min(static_cast<double>(imSize) / std::min(height, width), 4.0 * imSize / std::max(height, width));
     int resizedHeight = static_cast<int>(height * scale + 0.5);
     int resizedWidth = static_cast<int>(width * scale + 0.5);
     if (std::min(resizedHeight, resizedWidth) < window)
@@ -118,8 +118,8 @@ std::vector<float> resizePlanes(
     return out;
 }
 
-LabelMap slidingLabels(Backend& backend, RgbImage const& image, std::vector<float>& latenciesMs,
-    std::vector<int64_t>& tokenCounts)
+LabelMap slidingLabels(
+    Backend& backend, RgbImage const& image, std::vector<float>& latenciesMs, std::vector<int64_t>& tokenCounts)
 {
     Deployment const& model = backend.deployment();
     int const window = model.height;
@@ -139,7 +139,8 @@ LabelMap slidingLabels(Backend& backend, RgbImage const& image, std::vector<floa
             tokenCounts = inference.tokenCounts;
             std::vector<float> const logits = inference.scores.empty()
                 ? inference.logits
-                : resizePlanes(inference.scores, classes, inference.scoresHeight, inference.scoresWidth, window, window);
+                : resizePlanes(
+                      inference.scores, classes, inference.scoresHeight, inference.scoresWidth, window, window);
             if (logits.size() != static_cast<size_t>(classes) * window * window)
             {
                 throw std::runtime_error("the model's class output does not have one plane per class name");
@@ -172,8 +173,8 @@ LabelMap slidingLabels(Backend& backend, RgbImage const& image, std::vector<floa
             sums[static_cast<size_t>(c) * plane + pixel] /= static_cast<float>(counts[pixel]);
         }
     }
-    return argmaxClasses(resizePlanes(sums, classes, height, width, image.height, image.width), classes,
-        image.height, image.width);
+    return argmaxClasses(
+        resizePlanes(sums, classes, height, width, image.height, image.width), classes, image.height, image.width);
 }
 
 } // namespace sample

@@ -31,7 +31,7 @@ std::vector<float> resizePlanes(
 
 // Labels of `image` at its own size by sliding windows of the backend's input size. `latenciesMs` receives
 // one latency per window run.
-LabelMap slidingLabels(Backend& backend, RgbImage const& image, std::vector<float>& latenciesMs,
-    std::vector<int64_t>& tokenCounts);
+LabelMap slidingLabels(
+    Backend& backend, RgbImage const& image, std::vector<float>& latenciesMs, std::vector<int64_t>& tokenCounts);
 
 } // namespace sample

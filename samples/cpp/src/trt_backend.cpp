@@ -45,8 +45,7 @@ public:
 
     Inference run(std::vector<float> const& image, int warmup, int runs, bool classScores) override
     {
-        mSession->setInput(
-            "images", nvinfer1::Dims4{1, 3, mDeployment.height, mDeployment.width}, image);
+        mSession->setInput("images", nvinfer1::Dims4{1, 3, mDeployment.height, mDeployment.width}, image);
         Inference inference;
         inference.latenciesMs = mSession->run(warmup, runs);
         if (classScores && mSession->hasTensor(kScores))

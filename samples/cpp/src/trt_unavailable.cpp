@@ -8,8 +8,9 @@ namespace sample
 
 std::unique_ptr<Backend> openTensorRT(std::string const& path, std::string const& /*plugins*/)
 {
-    throw std::runtime_error(path + ": this algm_segment was built without TensorRT (libnvinfer not found at "
-                                    "build time; set TensorRT_ROOT)");
+    throw std::runtime_error(path
+        + ": this algm_segment was built without TensorRT (libnvinfer not found at "
+          "build time; set TensorRT_ROOT)");
 }
 
 } // namespace sample

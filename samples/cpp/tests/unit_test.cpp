@@ -24,14 +24,14 @@ namespace
 
 int gFailures = 0;
 
-#define EXPECT(condition)                                                                                     \
-    do                                                                                                         \
-    {                                                                                                          \
-        if (!(condition))                                                                                      \
-        {                                                                                                      \
-            std::printf("%s:%d: expected %s\n", __FILE__, __LINE__, #condition);                               \
-            ++gFailures;                                                                                       \
-        }                                                                                                      \
+#define EXPECT(condition)                                                                                              \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        if (!(condition))                                                                                              \
+        {                                                                                                              \
+            std::printf("%s:%d: expected %s\n", __FILE__, __LINE__, #condition);                                       \
+            ++gFailures;                                                                                               \
+        }                                                                                                              \
     } while (0)
 
 namespace fs = std::filesystem;

@@ -48,9 +48,9 @@ ALGM_C_EXPORT size_t algm_cpu_global_merge_workspace_size(
 /* tokens [batch, tokens, channels], sizes [batch, tokens], token_map [batch, patches] (entries in
  * [0, tokens - 2]; tokens of size 0 are padding and take no part) -> merged [batch, T', channels],
  * merged_sizes [batch, T'], merged_map [batch, patches]. */
-ALGM_C_EXPORT int algm_cpu_global_merge(int dtype, const void* tokens, const float* sizes,
-    const int32_t* token_map, void* merged, float* merged_sizes, int32_t* merged_map, int64_t* num_tokens,
-    int batch, int tokens_per_image, int channels, int patches, int layer_number, int per_image, void* workspace);
+ALGM_C_EXPORT int algm_cpu_global_merge(int dtype, const void* tokens, const float* sizes, const int32_t* token_map,
+    void* merged, float* merged_sizes, int32_t* merged_map, int64_t* num_tokens, int batch, int tokens_per_image,
+    int channels, int patches, int layer_number, int per_image, void* workspace);
 
 /* values [batch, tokens, width], token_map [batch, patches] (entries in [0, tokens - 1])
  * -> patch_values [batch, patches, width]. */

@@ -54,10 +54,10 @@ struct GlobalMergeParams
 
 struct UnmergeParams
 {
-    int32_t batch;    // B
-    int32_t tokens;   // M: rows of `values` per image
-    int32_t width;    // K
-    int32_t patches;  // N
+    int32_t batch;   // B
+    int32_t tokens;  // M: rows of `values` per image
+    int32_t width;   // K
+    int32_t patches; // N
 };
 
 // Bytes of scratch memory each launcher needs (never more than the bound for these parameters).
@@ -76,8 +76,8 @@ Status localMerge(DataType dtype, void const* tokens, void* merged, float* merge
     int64_t* numTokens, LocalMergeParams const& params, void* workspace);
 Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32_t const* tokenMap, void* merged,
     float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace);
-Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues,
-    UnmergeParams const& params);
+Status unmerge(
+    DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues, UnmergeParams const& params);
 } // namespace cpu
 
 // Token maps, one policy for both backends (algm/math.h: mapEntryInRange, composedMapEntry): an out-of-range

@@ -34,9 +34,9 @@ std::string checkCommon(int64_t perImage, int64_t sizeDtype)
 
 std::string validate(LocalMerge const& a)
 {
-    std::pair<char const*, int64_t> const extents[] = {{contract::attr::grid_h, a.gridH},
-        {contract::attr::grid_w, a.gridW}, {contract::attr::window_h, a.windowH},
-        {contract::attr::window_w, a.windowW}};
+    std::pair<char const*, int64_t> const extents[]
+        = {{contract::attr::grid_h, a.gridH}, {contract::attr::grid_w, a.gridW}, {contract::attr::window_h, a.windowH},
+            {contract::attr::window_w, a.windowW}};
     for (auto const& [name, value] : extents)
     {
         std::string error = checkRange(name, value, 1, kInt32Max);
@@ -60,8 +60,8 @@ std::string validate(LocalMerge const& a)
     }
     if (a.gridH % a.windowH != 0 || a.gridW % a.windowW != 0)
     {
-        return "windows of " + std::to_string(a.windowH) + "x" + std::to_string(a.windowW)
-            + " patches do not tile the " + std::to_string(a.gridH) + "x" + std::to_string(a.gridW) + " grid";
+        return "windows of " + std::to_string(a.windowH) + "x" + std::to_string(a.windowW) + " patches do not tile the "
+            + std::to_string(a.gridH) + "x" + std::to_string(a.gridW) + " grid";
     }
     if (a.windowH * a.windowW < 2) // no overflow: a window is no larger than the grid
     {

@@ -45,8 +45,8 @@ bool isValid(GlobalMergeParams const& p)
 
 bool isValid(UnmergeParams const& p)
 {
-    return p.batch >= 1 && p.tokens >= 1 && p.width >= 1 && p.patches >= 1
-        && fitsIndexing(p.batch, p.tokens, p.width) && fitsIndexing(p.batch, p.patches, p.width);
+    return p.batch >= 1 && p.tokens >= 1 && p.width >= 1 && p.patches >= 1 && fitsIndexing(p.batch, p.tokens, p.width)
+        && fitsIndexing(p.batch, p.patches, p.width);
 }
 
 bool isValid(DataType dtype)

@@ -47,8 +47,8 @@ void globalMergeImpl(Storage const* tokens, float const* sizes, int32_t const* t
                 {
                     continue;
                 }
-                float const score = unitDot(image + 2 * a * channels, divisors[2 * a],
-                    image + (2 * j + 1) * channels, divisors[2 * j + 1], p.channels);
+                float const score = unitDot(image + 2 * a * channels, divisors[2 * a], image + (2 * j + 1) * channels,
+                    divisors[2 * j + 1], p.channels);
                 if (betterMatch(score, j, best, bestIndex))
                 {
                     best = score;
@@ -118,8 +118,8 @@ bool mapInRange(int32_t const* tokenMap, GlobalMergeParams const& p)
 Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32_t const* tokenMap, void* merged,
     float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace)
 {
-    if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes
-        || !mergedMap || !numTokens || !workspace)
+    if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes || !mergedMap
+        || !numTokens || !workspace)
     {
         return kInvalidArgument;
     }

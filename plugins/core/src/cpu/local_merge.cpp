@@ -13,8 +13,8 @@ namespace
 {
 
 template <typename Storage>
-void localMergeImpl(Storage const* tokens, Storage* merged, float* mergedSizes, int32_t* mergedMap,
-    int64_t* numTokens, LocalMergeParams const& p, LocalMergeWorkspace const& ws)
+void localMergeImpl(Storage const* tokens, Storage* merged, float* mergedSizes, int32_t* mergedMap, int64_t* numTokens,
+    LocalMergeParams const& p, LocalMergeWorkspace const& ws)
 {
     int32_t const patches = p.gridH * p.gridW;
     int32_t const tokenCount = 1 + patches;

@@ -14,7 +14,7 @@ namespace algm::cpu
 struct ScatterShape
 {
     int32_t batch;
-    int32_t tokens;    // T: input rows per image
+    int32_t tokens; // T: input rows per image
     int32_t channels;
     int32_t outTokens; // T'
 };
@@ -55,8 +55,8 @@ void writeScatterMean(Storage const* tokens, float const* sizes, int32_t const* 
             float sizeSum = 0.0f;
             for (int64_t c = 0; c < channels; ++c)
             {
-                merged[outRow * channels + c] = storeAs<Storage>(slotMean(
-                    imageTokens, imageSizes, imageOrder + begin, imageEnds[t] - begin, channels, c, sizeSum));
+                merged[outRow * channels + c] = storeAs<Storage>(
+                    slotMean(imageTokens, imageSizes, imageOrder + begin, imageEnds[t] - begin, channels, c, sizeSum));
             }
             mergedSizes[outRow] = sizeSum;
         }

@@ -9,8 +9,8 @@
 namespace algm::cpu
 {
 
-Status unmerge(DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues,
-    UnmergeParams const& params)
+Status unmerge(
+    DataType dtype, void const* values, int32_t const* tokenMap, void* patchValues, UnmergeParams const& params)
 {
     if (!isValid(dtype) || !isValid(params) || !values || !tokenMap || !patchValues)
     {

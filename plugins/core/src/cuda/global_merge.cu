@@ -181,8 +181,8 @@ __global__ void countAtLeastKernel(
 }
 
 // One block per image: A slots with a block scan over the unmerged A tokens, then the B slots.
-__global__ void __launch_bounds__(kThreads) tokenSlotsKernel(int32_t const* ranks, int32_t const* bestMatch,
-    float const* sizes, MergeScratch scratch, BipartiteShape s)
+__global__ void __launch_bounds__(kThreads) tokenSlotsKernel(
+    int32_t const* ranks, int32_t const* bestMatch, float const* sizes, MergeScratch scratch, BipartiteShape s)
 {
     using BlockScan = cub::BlockScan<int32_t, kThreads>;
     __shared__ typename BlockScan::TempStorage scanStorage;
@@ -252,8 +252,8 @@ void enqueueGlobalMerge(Storage const* tokens, float const* sizes, int32_t const
         tokenMap, ws.scatter.slots, p.batch, p.patches, p.tokens, mergedMap);
     ScatterShape const shape{p.batch, p.tokens, p.channels};
     launchScatterOrder(ws.scatter.slots, shape, ws.scatter.order, ws.scatter.ends, stream);
-    launchScatterMean(tokens, sizes, ws.scatter.order, ws.scatter.ends, ws.scatter.imageTokens,
-        ws.scatter.outTokens, shape, merged, mergedSizes, stream);
+    launchScatterMean(tokens, sizes, ws.scatter.order, ws.scatter.ends, ws.scatter.imageTokens, ws.scatter.outTokens,
+        shape, merged, mergedSizes, stream);
 }
 
 } // namespace
@@ -262,8 +262,8 @@ Status globalMerge(DataType dtype, void const* tokens, float const* sizes, int32
     float* mergedSizes, int32_t* mergedMap, int64_t* numTokens, GlobalMergeParams const& params, void* workspace,
     cudaStream_t stream)
 {
-    if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes
-        || !mergedMap || !numTokens || !workspace)
+    if (!isValid(dtype) || !isValid(params) || !tokens || !sizes || !tokenMap || !merged || !mergedSizes || !mergedMap
+        || !numTokens || !workspace)
     {
         return kInvalidArgument;
     }

@@ -40,9 +40,9 @@ __global__ void scatterOrderKernel(int32_t const* slots, ScatterShape shape, int
 // Runs over the upper bound T rows per image; rows at or past T' are skipped, rows at or past the image's
 // own T'_b are padding (no members: 0, size 0; their `ends` entries are never written).
 template <typename Storage>
-__global__ void scatterMeanKernel(Storage const* tokens, float const* sizes, int32_t const* order,
-    int32_t const* ends, int32_t const* imageTokens, int32_t const* outTokensOnDevice, ScatterShape shape,
-    Storage* merged, float* mergedSizes)
+__global__ void scatterMeanKernel(Storage const* tokens, float const* sizes, int32_t const* order, int32_t const* ends,
+    int32_t const* imageTokens, int32_t const* outTokensOnDevice, ScatterShape shape, Storage* merged,
+    float* mergedSizes)
 {
     int64_t const outTokens = *outTokensOnDevice;
     int64_t const total = static_cast<int64_t>(shape.batch) * shape.tokens * shape.channels;
@@ -74,8 +74,8 @@ __global__ void scatterMeanKernel(Storage const* tokens, float const* sizes, int
 
 } // namespace
 
-void launchScatterOrder(int32_t const* slots, ScatterShape const& shape, int32_t* order, int32_t* ends,
-    cudaStream_t stream)
+void launchScatterOrder(
+    int32_t const* slots, ScatterShape const& shape, int32_t* order, int32_t* ends, cudaStream_t stream)
 {
     scatterOrderKernel<<<gridFor(static_cast<int64_t>(shape.batch) * shape.tokens), kThreads, 0, stream>>>(
         slots, shape, order, ends);
@@ -93,7 +93,7 @@ void launchScatterMean(Storage const* tokens, float const* sizes, int32_t const*
 
 template void launchScatterMean<float>(float const*, float const*, int32_t const*, int32_t const*, int32_t const*,
     int32_t const*, ScatterShape const&, float*, float*, cudaStream_t);
-template void launchScatterMean<__half>(__half const*, float const*, int32_t const*, int32_t const*,
-    int32_t const*, int32_t const*, ScatterShape const&, __half*, float*, cudaStream_t);
+template void launchScatterMean<__half>(__half const*, float const*, int32_t const*, int32_t const*, int32_t const*,
+    int32_t const*, ScatterShape const&, __half*, float*, cudaStream_t);
 
 } // namespace algm::cuda::detail

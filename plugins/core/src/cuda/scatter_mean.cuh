@@ -21,8 +21,8 @@ struct ScatterShape
 };
 
 // order[b, pos(t)] = t for the stable sort by slots[b, :]; ends[b, s] = end of slot s's run in order[b].
-void launchScatterOrder(int32_t const* slots, ScatterShape const& shape, int32_t* order, int32_t* ends,
-    cudaStream_t stream);
+void launchScatterOrder(
+    int32_t const* slots, ScatterShape const& shape, int32_t* order, int32_t* ends, cudaStream_t stream);
 
 // merged[b, t, :] = size-weighted mean of slot t's members, mergedSizes[b, t] = their total size, for t < T'
 // (T' = *outTokens, read on the device), written densely with row stride T'; slots at or past image b's own

@@ -179,8 +179,8 @@ std::vector<LocalMergeInput> localMergeTimingCases()
 GlobalMergeInput chainedGlobalMerge(LocalMergeInput const& local, MergeOutput const& merged, int32_t layerNumber)
 {
     LocalMergeParams const& p = local.params;
-    GlobalMergeParams const params{p.batch, static_cast<int32_t>(merged.numTokens), p.channels, p.gridH * p.gridW,
-        layerNumber, p.perImage};
+    GlobalMergeParams const params{
+        p.batch, static_cast<int32_t>(merged.numTokens), p.channels, p.gridH * p.gridW, layerNumber, p.perImage};
     Activations tokens(local.tokens.dtype, {});
     tokens.bytes = merged.merged;
     return {local.name, params, tokens, merged.sizes, merged.map};

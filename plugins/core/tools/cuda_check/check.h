@@ -59,8 +59,8 @@ struct UnmergeInput
 // Outputs trimmed to T' (merged [B, T', C] in storage bytes, sizes [B, T'], map [B, N]).
 struct MergeOutput
 {
-    int64_t numTokens = 0;   // the INT64 size tensor the kernels write
-    int64_t narrowed = -1;   // CUDA only: the same count through cuda::narrowCount (an INT32 size tensor)
+    int64_t numTokens = 0; // the INT64 size tensor the kernels write
+    int64_t narrowed = -1; // CUDA only: the same count through cuda::narrowCount (an INT32 size tensor)
     std::vector<uint8_t> merged;
     std::vector<float> sizes;
     std::vector<int32_t> map;

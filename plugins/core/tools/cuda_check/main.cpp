@@ -8,9 +8,9 @@
 #include "algm/math.h"
 
 #include <cmath>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace
 {
@@ -124,8 +124,8 @@ void checkAll(Report& report)
 void timeAll(int runs)
 {
     std::printf("\nmedian of %d runs (ms), grid 32x32, window 2x2, threshold 0.88, GBM layer %d\n", runs, kGbmLayer);
-    std::printf("%-5s %5s %5s | %-12s %6s | %-12s %6s | %-8s\n", "dtype", "B", "C", "local_merge", "T'",
-        "global_merge", "T'", "unmerge");
+    std::printf("%-5s %5s %5s | %-12s %6s | %-12s %6s | %-8s\n", "dtype", "B", "C", "local_merge", "T'", "global_merge",
+        "T'", "unmerge");
     for (LocalMergeInput const& local : localMergeTimingCases())
     {
         double localMs = 0.0;

@@ -162,9 +162,9 @@ MergeOutput runCpu(GlobalMergeInput const& input)
     out.sizes.resize(input.sizes.size());
     out.map.resize(input.tokenMap.size());
     std::vector<uint8_t> workspace(globalMergeWorkspaceSize(p));
-    checkStatus(cpu::globalMerge(input.tokens.dtype, input.tokens.bytes.data(), input.sizes.data(),
-                    input.tokenMap.data(), out.merged.data(), out.sizes.data(), out.map.data(), &out.numTokens, p,
-                    workspace.data()),
+    checkStatus(
+        cpu::globalMerge(input.tokens.dtype, input.tokens.bytes.data(), input.sizes.data(), input.tokenMap.data(),
+            out.merged.data(), out.sizes.data(), out.map.data(), &out.numTokens, p, workspace.data()),
         "cpu::globalMerge", input.mapOutOfRange);
     return trimmed(std::move(out), p.batch, p.channels, input.tokens.elementSize());
 }
@@ -184,7 +184,8 @@ MergeOutput runCuda(LocalMergeInput const& input, int timedRuns, double* medianM
     size_t const mapEntries = static_cast<size_t>(p.batch) * p.gridH * p.gridW;
     DeviceBuffer const tokens(input.tokens.bytes);
     DeviceBuffer const workspace(localMergeWorkspaceSize(p));
-    MergeBuffers const out(input.tokens.bytes.size(), static_cast<size_t>(p.batch) * (1 + p.gridH * p.gridW), mapEntries);
+    MergeBuffers const out(
+        input.tokens.bytes.size(), static_cast<size_t>(p.batch) * (1 + p.gridH * p.gridW), mapEntries);
     *medianMs = timeLaunches(
         [&](cudaStream_t stream) {
             return cuda::localMerge(input.tokens.dtype, tokens.as<void>(), out.merged.as<void>(), out.sizes.as<float>(),
