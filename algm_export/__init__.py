@@ -4,8 +4,8 @@
 line's start-up) does not import torch.
 """
 
-from .console import VERSION as __version__
 from .config import ALGMConfig, Normalization, SegmenterConfig
+from .console import VERSION as __version__  # noqa: F401 (the package's version attribute)
 from .errors import AlgmExportError
 
 __all__ = ["ALGMConfig", "AlgmExportError", "Normalization", "SegmenterConfig", "load_segmenter", "save_bundle"]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .artifacts import (FP16_GRAPH, FP16_INT8_GRAPH, FP16_INT8_PLAN, FP16_PLAN, INT8_GRAPH, PLUGIN_GRAPH,
-                        PORTABLE_GRAPH)
+from .artifacts import FP16_GRAPH, FP16_INT8_GRAPH, FP16_INT8_PLAN, FP16_PLAN, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
 
 ONNXRUNTIME, TENSORRT = "onnxruntime", "tensorrt"
 PRECISIONS = ("fp32", "fp16", "int8")

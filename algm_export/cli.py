@@ -110,7 +110,8 @@ COMMANDS: dict[str, Command] = {
                      "(tensorrt, int8.tensorrt, parity). Without TensorRT or a GPU it says so in one line per "
                      "engine, records the reason and exits 0; a failed build exits 1.",
                      epilog(True, f"algm-export build {SAMPLE} -o algm_export_out/ --engines int8")),
-    "predict": Command(arguments.add_predict_arguments, "algm_export.commands.predict:predict_command", PREDICT_DESCRIPTION,
+    "predict": Command(arguments.add_predict_arguments, "algm_export.commands.predict:predict_command",
+                       PREDICT_DESCRIPTION,
                        epilog(False)),
     "eval": Command(arguments.add_eval_arguments, "algm_export.evaluation.command:eval_command", EVAL_DESCRIPTION,
                     epilog(False, f"algm-export eval {SAMPLE} algm_export_out/ --data ADEChallengeData2016 "

@@ -62,7 +62,8 @@ class ALGMConfig:
                 f"ALGM layers {list(self.layers)} out of range: the encoder has blocks 1..{n_layers}"
             )
         if len(self.window) != 2 or min(self.window) < 1 or self.window[0] * self.window[1] < 2:
-            raise AlgmExportError(f"ALGM window must be two positive sizes covering >= 2 tokens, got {list(self.window)}")
+            raise AlgmExportError("ALGM window must be two positive sizes covering >= 2 tokens, "
+                                  f"got {list(self.window)}")
         if not 0.0 < self.threshold <= 1.5:
             raise AlgmExportError(f"ALGM threshold must lie in (0, 1.5], got {self.threshold}")
         if grid is not None and (grid[0] % self.window[0] or grid[1] % self.window[1]):
@@ -178,7 +179,8 @@ class SegmenterConfig:
         if self.d_model % self.n_heads:
             raise AlgmExportError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.image_size[0] % self.patch_size or self.image_size[1] % self.patch_size:
-            raise AlgmExportError(f"image size {list(self.image_size)} is not a multiple of patch size {self.patch_size}")
+            raise AlgmExportError(f"image size {list(self.image_size)} is not a multiple of patch size "
+                                  f"{self.patch_size}")
         if self.class_names and len(self.class_names) != self.n_cls:
             raise AlgmExportError(f"{len(self.class_names)} class names given for {self.n_cls} classes")
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .artifacts import LOGITS, OUTPUT_NAMES
 from .config import ALGMConfig, Normalization, WindowSettings
 from .errors import AlgmExportError
-from .artifacts import LOGITS, OUTPUT_NAMES
 
 METADATA_KEY = "algm_export"
 

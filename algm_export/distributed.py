@@ -26,8 +26,8 @@ from typing import Iterator
 from .console import note
 from .errors import AlgmExportError
 from .files import write_atomically
-from .segment_actor import JobSettings, SegmentActor
 from .predict import Source, expected_images
+from .segment_actor import JobSettings, SegmentActor
 from .storage import OutputFolder, collect_inputs, file_system, is_uri, is_video
 
 MANIFEST = "manifest.jsonl"

@@ -11,25 +11,23 @@ from typing import Sequence
 
 import numpy as np
 
+from .artifacts import AUTOREGISTER_LIBRARY, CALIBRATION_CACHE, DEFAULT_OUTPUTS, PLUGIN_LIBRARY, REPORT, TIMING_CACHE
+from .backends import ENGINES, FP16_ENGINE, INT8_ENGINE, ONNXRUNTIME_GRAPHS, ONNXRUNTIME_INT8, ORT_OPS, BackendKind
 from .calibration.int8 import Int8Settings, write_int8_graphs
 from .errors import AlgmExportError
-from .artifacts import (AUTOREGISTER_LIBRARY, CALIBRATION_CACHE, DEFAULT_OUTPUTS, PLUGIN_LIBRARY, REPORT,
-                        TIMING_CACHE)
-from .backends import ENGINES, FP16_ENGINE, INT8_ENGINE, ONNXRUNTIME_GRAPHS, ONNXRUNTIME_INT8, ORT_OPS, BackendKind
 from .export.onnx_export import export_graphs
 from .files import replaced_folder
 from .models.segmenter import Segmenter
 from .photos import read_image_folder, sample_photos
+from .runtime.base import Backend
 from .runtime.onnxruntime_backend import OnnxRuntimeBackend
 from .runtime.torch_backend import TorchBackend
-from .verify.cases import make_cases
-from .verify.parity import Reference, compare
-from .runtime.base import Backend
 from .trt.availability import TensorRTFailure, Unavailable, tensorrt_environment
 from .trt.strategy import strategy_for
+from .verify.cases import make_cases
+from .verify.parity import Reference, compare
 from .verify.polygraphy_files import as_shell, onnxrt_command, tensorrt_command, write_polygraphy_files
 from .verify.report import load_report, parity_table, save_report
-
 
 
 class Progress:
@@ -200,7 +198,8 @@ def tensorrt_entries(reference: Reference, tensorrt: TensorRTOutcome) -> tuple[d
         return tensorrt.entries()
     kind = tensorrt.kind
     try:
-        return compare(reference, tensorrt.backend, kind.precision, kind.engine), {"status": "built", **tensorrt.details}
+        parity = compare(reference, tensorrt.backend, kind.precision, kind.engine)
+        return parity, {"status": "built", **tensorrt.details}
     except TensorRTFailure as failure:
         return TensorRTOutcome(failed=str(failure), kind=kind).entries()
 
@@ -258,7 +257,8 @@ def print_outcome(folder: Path, report: dict) -> int:
         print(f"\nINT8: {report['int8']['summary']}")
         measured = parity.get(ONNXRUNTIME_INT8[0].name, {})
         if measured.get("label_agreement_own_decisions_exact") is not None:
-            print(f"      labels vs PyTorch (worst image): {measured['label_agreement_own_decisions']:.5f} with near-ties "
+            worst = measured["label_agreement_own_decisions"]
+            print(f"      labels vs PyTorch (worst image): {worst:.5f} with near-ties "
                   f"(within {measured['criteria']['label_tie_own_decisions']:g}) agreeing, "
                   f"{measured['label_agreement_own_decisions_exact']:.5f} on all pixels")
     print(f"\nreport: {folder / REPORT}")

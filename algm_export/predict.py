@@ -11,18 +11,18 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from .console import PROG
-from .console import note
+from .console import PROG, note
+from .deployment import DeploymentInfo
 from .errors import AlgmExportError
 from .evaluation.protocol import ViewAveraging
 from .files import write_atomically, write_marker, written_set
 from .photos import IMAGE_SUFFIXES, read_image
 from .preprocess import OPENCV, resize_rgb
 from .runtime.base import Backend
-from .deployment import DeploymentInfo
 from .runtime.sliding import Segmentation, SlidingWindow, resized_size
 from .video import VIDEO_SUFFIXES, frame_count, read_frames
 from .visualize import merge_panel, merge_picture, overlay
+
 
 @dataclasses.dataclass(frozen=True)
 class Source:

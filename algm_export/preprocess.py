@@ -9,7 +9,6 @@ from PIL import Image
 
 from .config import Normalization
 
-
 OPENCV = "opencv"  # the research resize (mmcv.imresize: cv2.resize INTER_LINEAR), the default
 PIL = "pil"  # PIL's BILINEAR: antialiased when shrinking
 RESIZE_METHODS = (OPENCV, PIL)

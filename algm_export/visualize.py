@@ -90,7 +90,10 @@ def merge_panel(window: np.ndarray, token_maps: np.ndarray, patch: int) -> np.nd
     distinct_firsts = {}
     for token, origin in zip(last.ravel(), first.ravel()):
         distinct_firsts.setdefault(int(token), set()).add(int(origin))
-    gbm = np.vectorize(lambda t: len(distinct_firsts[int(t)]) > 1)(last) if len(token_maps) > 1 else np.zeros(grid, bool)
+    if len(token_maps) > 1:
+        gbm = np.vectorize(lambda t: len(distinct_firsts[int(t)]) > 1)(last)
+    else:
+        gbm = np.zeros(grid, bool)
     merged = np.bincount(last.ravel())[last] > 1
     tint = np.zeros((*grid, 3), np.float32)
     alpha = np.zeros(grid, np.float32)

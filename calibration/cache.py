@@ -10,8 +10,8 @@ from pathlib import Path
 import onnxruntime
 from onnxruntime.quantization.calibrate import CalibrationCacheEncoder, TensorsData
 
-from algm_export.files import write_atomically
 from algm_export.deployment import DeploymentInfo
+from algm_export.files import write_atomically
 
 from .images import CalibrationImages
 

@@ -11,9 +11,9 @@ from typing import Iterator
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
+from algm_export.deployment import DeploymentInfo
 from algm_export.errors import AlgmExportError
 from algm_export.photos import CALIBRATION_PHOTOS, calibration_photo, image_files, read_image, read_or_skip
-from algm_export.deployment import DeploymentInfo
 from algm_export.preprocess import make_batch
 
 BUNDLED = "the bundled calibration photos"

@@ -209,7 +209,8 @@ def quantize_tensorrt(fp16_model: onnx.ModelProto, nodes: list[str], amax: dict[
         values, scales = quantize_weight(weight.values)
         node.inputs[1] = graph.layer(
             op="DequantizeLinear", name=f"{name}/weight_dequantize", attrs={"axis": 1},
-            inputs=[gs.Constant(f"{name}/weight_int8", values), gs.Constant(f"{name}/weight_scale", scales.astype(dtype)),
+            inputs=[gs.Constant(f"{name}/weight_int8", values),
+                    gs.Constant(f"{name}/weight_scale", scales.astype(dtype)),
                     gs.Constant(f"{name}/weight_zero_point", np.zeros(len(scales), np.int8))],
             outputs=[gs.Variable(f"{name}/weight_qdq", dtype, weight.shape)])[0]
     model = gs.export_onnx(graph.cleanup().toposort())

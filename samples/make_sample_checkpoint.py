@@ -15,8 +15,9 @@ the pipeline runs on it, merges really happen, and label maps have trained-model
 import argparse
 import sys
 
-from algm_export import ALGMConfig
 from sample_models import PRESETS, write_sample_checkpoint
+
+from algm_export import ALGMConfig
 
 
 def main() -> int:
@@ -27,7 +28,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--dense", action="store_true", help="a checkpoint trained without ALGM")
     args = parser.parse_args()
-    print(f"making a ViT-{args.preset}/16 sample (random encoder, decoder fitted in 100 optimizer steps) ...", flush=True)
+    print(f"making a ViT-{args.preset}/16 sample (random encoder, decoder fitted in 100 optimizer steps) ...",
+          flush=True)
     path = write_sample_checkpoint(args.folder, args.preset, args.image_size,
                                    None if args.dense else ALGMConfig(), args.seed)
     print(f"wrote {path} and {path.parent / 'variant.yml'}")

@@ -18,10 +18,11 @@ import torch
 # Helpers that live beside the package, not in it: tests/ (cpu_kernels) and samples/ (sample_models).
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "samples")]
 
-from algm_export.photos import SAMPLE_PHOTOS, sample_photos
-from algm_export.preprocess import PIL, make_batch
-from algm_export.checkpoints.research import write_research_checkpoint
-from sample_models import make_sample_segmenter
+from sample_models import make_sample_segmenter  # noqa: E402 (found through the path set above)
+
+from algm_export.checkpoints.research import write_research_checkpoint  # noqa: E402
+from algm_export.photos import SAMPLE_PHOTOS, sample_photos  # noqa: E402
+from algm_export.preprocess import PIL, make_batch  # noqa: E402
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -104,7 +105,8 @@ def all_output_graphs(tmp_path_factory, tiny_model):
                          outputs=("labels", "scores", "logits"))
 
 
-ORT_OPS_LIBRARY = Path(os.environ.get("ALGM_ORT_OPS", Path(__file__).resolve().parents[1] / "build/plugins/libalgm_ort_ops.so"))
+ORT_OPS_LIBRARY = Path(os.environ.get("ALGM_ORT_OPS",
+                                      Path(__file__).resolve().parents[1] / "build/plugins/libalgm_ort_ops.so"))
 
 
 @pytest.fixture(scope="session")

@@ -214,7 +214,8 @@ def unmerge(values: np.ndarray, token_map: np.ndarray) -> np.ndarray:
     out = np.empty((batch, patches, width), dtype=values.dtype)
     status = _library().algm_cpu_unmerge(_DTYPES[values.dtype], _pointer(values), _pointer(token_map), _pointer(out),
                                          batch, tokens, width, patches)
-    _check(status, "unmerge", f"values {values.shape}, token_map {token_map.shape}: entries must lie in [0, {tokens - 1}]")
+    _check(status, "unmerge",
+           f"values {values.shape}, token_map {token_map.shape}: entries must lie in [0, {tokens - 1}]")
     return out
 
 
@@ -222,4 +223,5 @@ def _dense(merged: np.ndarray, sizes: np.ndarray, count: int) -> tuple[np.ndarra
     """The kernels write [B, T', ...] densely into buffers sized for T: reinterpret their prefix."""
     batch, _, channels = merged.shape
     flat_merged = merged.reshape(-1)[: batch * count * channels]
-    return flat_merged.reshape(batch, count, channels).copy(), sizes.reshape(-1)[: batch * count].reshape(batch, count).copy()
+    merged_sizes = sizes.reshape(-1)[: batch * count].reshape(batch, count)
+    return flat_merged.reshape(batch, count, channels).copy(), merged_sizes.copy()

@@ -4,7 +4,8 @@ written independently of ``algm_export.runtime.sliding``. Windows run one at a t
 overlapping windows are summed and divided by their count, then resized to the original size.
 
 The uint8 image resize is the one algm-export uses (OpenCV INTER_LINEAR, as mmcv; tests/test_resize.py checks
-it against cv2); everything after it is the research code's float arithmetic. The final argmax runs over chunks of classes so that a 4K image does not need 5 GB.
+it against cv2); everything after it is the research code's float arithmetic. The final argmax runs over
+chunks of classes so that a 4K image does not need 5 GB.
 """
 
 from __future__ import annotations

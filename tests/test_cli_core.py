@@ -103,7 +103,8 @@ def test_subcommand_names_are_commands_unless_a_checkpoint_has_that_name(capsys,
                                                                         monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("checkpoint.pth", "variant.yml"):
-        (tmp_path / name.replace("checkpoint.pth", "verify")).write_bytes((research_checkpoint.parent / name).read_bytes())
+        source = research_checkpoint.parent / name
+        (tmp_path / name.replace("checkpoint.pth", "verify")).write_bytes(source.read_bytes())
     code, out, _ = run_cli(capsys, "verify", "--dry-run")
     assert code == 0 and "vit_tiny_patch16_384" in out and "dry run: nothing written" in out
     code, out, _ = run_cli(capsys, "export", "verify", "--dry-run", "--dense")

@@ -41,7 +41,8 @@ def test_exported_nodes_carry_the_contract(pipeline_run):
         assert given["plugin_namespace"].s.decode() == PLUGIN_NAMESPACE
     # The size tensors are INT32, what the plugins emit by default (size_dtype absent).
     inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    values = list(inferred.graph.value_info) + list(inferred.graph.output)
+    types = {v.name: v.type.tensor_type.elem_type for v in values}
     sizes = [n.output[3] for n in nodes if n.op_type != "Unmerge"]
     assert sizes and all(types[name] == onnx.TensorProto.INT32 for name in sizes)
 

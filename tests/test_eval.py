@@ -14,17 +14,17 @@ import math
 import cv2
 import numpy as np
 import pytest
+import tiny_datasets
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from sample_models import make_sample_segmenter
 
-import tiny_datasets
 from algm_export.checkpoints import load_segmenter
 from algm_export.checkpoints.research import write_research_checkpoint
 from algm_export.cli import main
 from algm_export.config import WindowSettings
 from algm_export.export.onnx_export import export_graphs
-from sample_models import make_sample_segmenter
 
 WINDOW, STRIDE = 128, 96  # overlapping windows: averaging is exercised
 RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)

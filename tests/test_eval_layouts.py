@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tiny_datasets
 from PIL import Image
 
-import tiny_datasets
 from algm_export.errors import AlgmExportError
 from algm_export.evaluation.layouts import CITYSCAPES_TRAIN_IDS, open_dataset
 

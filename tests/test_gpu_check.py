@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from gpu_check import __main__ as driver  # noqa: E402
 from gpu_check.context import Context, StageFailed, StageSkipped  # noqa: E402
 from gpu_check.fixtures import FIXTURES, GATES, GRAPHS, judge, load_expected, load_inputs  # noqa: E402
-from gpu_check.stages import trtexec_plugin_share  # noqa: E402
 from gpu_check.native import parse_cuda_check  # noqa: E402
+from gpu_check.stages import trtexec_plugin_share  # noqa: E402
 
 STAGES = ("machine", "cuda_kernels", "tensorrt", "pipeline")
 STAGE_KEYS = {"name", "status", "reason", "seconds", "figures"}
@@ -225,7 +225,6 @@ def test_judge_passes_the_reference_and_fails_wrong_outputs():
 
 def test_int64_size_variant_declares_int64_size_tensors(tmp_path):
     import onnx
-
     from gpu_check.engines import ONNX_INT64, int64_size_graph
 
     path = int64_size_graph(FIXTURES / GRAPHS["fp16"], tmp_path / "size_int64.onnx")
@@ -373,7 +372,6 @@ def test_check_engine_runs_judges_times_and_profiles(monkeypatch, wrong):
 
 def test_function_bodies_variant_reattaches_the_exported_bodies(tmp_path):
     import onnx
-
     from gpu_check.engines import with_function_bodies
     from gpu_check.fixtures import FUNCTIONS
 

@@ -4,10 +4,10 @@ exit 2, nothing written), verify/build refusing graphs exported with other setti
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 import sys
 import zlib
-import struct
 from pathlib import Path
 
 import numpy as np

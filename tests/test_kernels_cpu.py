@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import warnings
 
+import cpu_kernels as kernels
 import numpy as np
 import pytest
 import torch
 
-import cpu_kernels as kernels
 from algm_export.errors import AlgmExportError
 from algm_export.merging import ops
 from algm_export.models.encoder import attention_half, mlp_half

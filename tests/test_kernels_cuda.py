@@ -10,9 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import cpu_kernels as kernels
+import pytest
 
 BUILD_DIR = Path(__file__).resolve().parents[1] / "build" / "plugins-cuda"
 SKIPPED_EXIT_CODE = 77  # algm_cuda_check: no usable GPU

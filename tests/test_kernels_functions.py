@@ -7,14 +7,13 @@ GBM threshold), so the outputs carry size-0 padding: the kernels must lay it out
 
 from __future__ import annotations
 
+import cpu_kernels as kernels
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
 
-import cpu_kernels as kernels
 from algm_export.export.contract import DOMAIN, DOMAIN_VERSION, GLOBAL_MERGE, LOCAL_MERGE
 from algm_export.export.graph_edits import attach_functions
 from algm_export.merging import ops
@@ -35,7 +34,8 @@ def run_body(op: str, inputs: dict[str, np.ndarray], **attributes) -> tuple[np.n
     node = helper.make_node(op, list(inputs), list(OUTPUTS), domain=DOMAIN, plugin_version=PLUGIN_VERSION,
                             plugin_namespace=PLUGIN_NAMESPACE, **attributes)
     graph = helper.make_graph(
-        [node], op, [helper.make_tensor_value_info(name, types[value.dtype], value.shape) for name, value in inputs.items()],
+        [node], op,
+        [helper.make_tensor_value_info(name, types[value.dtype], value.shape) for name, value in inputs.items()],
         [helper.make_tensor_value_info(name, TensorProto.INT32 if name in OUTPUTS[2:] else TensorProto.FLOAT, None)
          for name in OUTPUTS])
     model = attach_functions(helper.make_model(

@@ -21,8 +21,8 @@ import torch
 import yaml
 
 from algm_export import AlgmExportError, load_segmenter
-from algm_export.cli import main
 from algm_export.checkpoints.research import write_research_checkpoint
+from algm_export.cli import main
 from algm_export.config import ALGMConfig, SegmenterConfig
 from algm_export.models.segmenter import Segmenter
 
@@ -133,11 +133,13 @@ def variant_mutations(variant: dict) -> list[tuple[str, object]]:
         changed["net_kwargs"]["image_size"] = value
         mutations.append((f"image_size={value!r}", changed))
     for section, key, value in (("net_kwargs", "decoder", {"name": "fancy"}), ("net_kwargs", "decoder", "linear"),
-                                ("net_kwargs", "normalization", "imagenet"), ("net_kwargs", "backbone", "vit_base_patch16_384"),
-                                ("net_kwargs", "backbone", "vit_small_patch8_384"), ("dataset_kwargs", "threshold", "x"),
+                                ("net_kwargs", "normalization", "imagenet"),
+                                ("net_kwargs", "backbone", "vit_base_patch16_384"),
+                                ("net_kwargs", "backbone", "vit_small_patch8_384"),
+                                ("dataset_kwargs", "threshold", "x"),
                                 ("dataset_kwargs", "threshold", 7), ("dataset_kwargs", "selected_layers", [9]),
-                                ("dataset_kwargs", "merging_window_size", [3, 3]), ("dataset_kwargs", "selected_layers", "1"),
-                                ("dataset_kwargs", "dataset", 12)):
+                                ("dataset_kwargs", "merging_window_size", [3, 3]),
+                                ("dataset_kwargs", "selected_layers", "1"), ("dataset_kwargs", "dataset", 12)):
         changed = copy.deepcopy(variant)
         changed[section][key] = value
         mutations.append((f"{section}.{key}={value!r}", changed))

@@ -95,7 +95,8 @@ def test_a_bad_batch_rule_attribute_is_one_line(ort_ops, graphs_folder):
     next(a for n in model.graph.node for a in n.attribute if a.name == "per_image").i = 2
     onnx.save(model, graphs_folder / "model.bad.trt.onnx")
     with pytest.raises(AlgmExportError, match=r"'per_image' = 2 is out of range \[0, 1\]"):  # the shared wording
-        OnnxRuntimeBackend(graphs_folder / "model.bad.trt.onnx", custom_ops=ort_ops).run(np.zeros((1, 3, 512, 512), np.float32))
+        backend = OnnxRuntimeBackend(graphs_folder / "model.bad.trt.onnx", custom_ops=ort_ops)
+        backend.run(np.zeros((1, 3, 512, 512), np.float32))
 
 
 def test_missing_library_is_one_line(graphs_folder, research_checkpoint, capsys):

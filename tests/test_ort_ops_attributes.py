@@ -53,7 +53,8 @@ def test_valid_local_merge_runs(ort_ops):
         None, {"tokens": tokens})
     assert count.dtype == np.int32 and count.shape == ()
     assert merged.shape == (2, int(count), CHANNELS) and sizes.shape == (2, int(count))
-    assert token_map.shape == (2, GRID * GRID) and token_map.min() >= 0 and token_map.max() <= int(count) - 2  # patch slots
+    # patch slots
+    assert token_map.shape == (2, GRID * GRID) and token_map.min() >= 0 and token_map.max() <= int(count) - 2
 
 
 @pytest.mark.parametrize("threshold", [math.nan, math.inf, -math.inf])

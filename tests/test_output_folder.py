@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -71,7 +70,8 @@ def run_until_staging(argv: list[str], parent: Path) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "interrupted"),
-                                                pytest.param(signal.SIGTERM, 143, "terminated", marks=pytest.mark.slow)])
+                                                pytest.param(signal.SIGTERM, 143, "terminated",
+                                                             marks=pytest.mark.slow)])
 def test_interrupt_keeps_the_previous_set(previous, research_checkpoint, signum, code, line):
     before = snapshot(previous)
     process = run_until_staging([str(research_checkpoint), "-o", str(previous)], previous.parent)

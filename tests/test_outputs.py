@@ -6,13 +6,12 @@ import numpy as np
 import onnx
 import pytest
 
+from algm_export.artifacts import parse_outputs
 from algm_export.cli import main
 from algm_export.errors import AlgmExportError
 from algm_export.export.heads import keep_outputs
-from algm_export.photos import SAMPLE_PHOTOS
 from algm_export.preprocess import make_batch
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from algm_export.artifacts import parse_outputs
 from algm_export.runtime.sliding import SlidingWindow
 from algm_export.runtime.torch_backend import TorchBackend
 

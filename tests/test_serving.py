@@ -15,9 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from serving_support import (export_small, free_port_base, group_gone, serve_env_present,
-                             start_bundled_tritonserver, start_serve, stop, wait_ready)
+from serving_support import (
+    export_small,
+    free_port_base,
+    group_gone,
+    serve_env_present,
+    start_bundled_tritonserver,
+    start_serve,
+    stop,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.serve,
               pytest.mark.skipif(not serve_env_present(), reason="serve environment absent (PyTriton, tritonclient; "
@@ -217,8 +224,9 @@ def test_repository_segment_model_runs_its_windows_through_bls(exported, tmp_pat
     spec = importlib.util.spec_from_file_location("algm_segment_model", tmp_path / "repo/algm_segment/1/model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from algm_export.serving.model_config import parse_config
     from google.protobuf import json_format
+
+    from algm_export.serving.model_config import parse_config
 
     config = parse_config((tmp_path / "repo/algm_segment/config.pbtxt").read_text(), "algm_segment")
     model = module.TritonPythonModel()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_sliding import research_sliding_labels
 
 from algm_export.config import WindowSettings
 from algm_export.errors import AlgmExportError
 from algm_export.preprocess import labels_at, resize_rgb
 from algm_export.runtime.sliding import SlidingWindow, WindowPlan, axis_anchors, resize_argmax
 from algm_export.runtime.torch_backend import TorchBackend
-from reference_sliding import research_sliding_labels
 
 SETTINGS = WindowSettings(512, 512, 512)
 

@@ -14,9 +14,9 @@ from PIL import Image
 
 from algm_export import pipeline
 from algm_export.arguments import ENGINES, parse_engines
+from algm_export.backends import INT8_ENGINE
 from algm_export.cli import main
 from algm_export.export.graph_edits import strip_functions
-from algm_export.backends import INT8_ENGINE
 from algm_export.trt import builder
 from algm_export.trt.availability import TensorRTFailure, Unavailable, find_plugin_library, tensorrt_environment
 from algm_export.trt.builder import EngineRequest, build_engine

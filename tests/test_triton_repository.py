@@ -12,13 +12,13 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+from serving_support import stand_in_export
 
 from algm_export.cli import main
 from algm_export.deployment import METADATA_KEY
+from algm_export.errors import AlgmExportError
 from algm_export.serving.model_config import graph_tensors
 from algm_export.serving.requests import photo_from_array, photo_from_bytes, request_photo
-from algm_export.errors import AlgmExportError
-from serving_support import stand_in_export
 
 
 def triton(*args) -> tuple[int, str, str]:

@@ -34,6 +34,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "samples"), str(ROOT / "tools")]
 
+from gpu_check.fixtures import FIXTURES, FUNCTIONS, GRAPHS, normalize  # noqa: E402
+from sample_models import make_sample_segmenter  # noqa: E402
+
 from algm_export.artifacts import LABELS, SCORES  # noqa: E402
 from algm_export.calibration.int8 import Int8Settings, write_int8_graphs  # noqa: E402
 from algm_export.export.graph_edits import strip_functions  # noqa: E402
@@ -41,8 +44,6 @@ from algm_export.export.onnx_export import export_graphs  # noqa: E402
 from algm_export.photos import SAMPLE_PHOTOS, sample_photo  # noqa: E402
 from algm_export.preprocess import resize_rgb  # noqa: E402
 from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
-from gpu_check.fixtures import FIXTURES, FUNCTIONS, GRAPHS, normalize  # noqa: E402
-from sample_models import make_sample_segmenter  # noqa: E402
 
 PRESET = "micro"
 IMAGE_SIZE = 256

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pickle
 import pickletools
+import re
 import warnings
 import zipfile
-import re
 from pathlib import Path
 from typing import Any
 

@@ -7,19 +7,26 @@ from pathlib import Path
 
 import torch
 
-from ..console import PROG
-from ..checkpoints.command_line import export_size, load_model
+from ..artifacts import PORTABLE_GRAPH
+from ..backends import BACKENDS, ENGINES, FP16_ENGINE, BackendKind
 from ..calibration.int8 import Int8Settings
 from ..calibration.scopes import DEFAULT_METHOD, DEFAULT_SCOPE
+from ..checkpoints.command_line import export_size, load_model
+from ..console import PROG
 from ..errors import AlgmExportError
-from ..artifacts import PORTABLE_GRAPH
 from ..files import check_output_target, replaced_folder
 from ..models.segmenter import Segmenter
 from ..photos import sample_photo
-from ..backends import BACKENDS, ENGINES, FP16_ENGINE, BackendKind
 from ..pipeline import (
-    Progress, TensorRTOptions, VerifyOptions, build_engines, print_outcome,
-    record_engine, run_pipeline, verification_photos, verify,
+    Progress,
+    TensorRTOptions,
+    VerifyOptions,
+    build_engines,
+    print_outcome,
+    record_engine,
+    run_pipeline,
+    verification_photos,
+    verify,
 )
 from ..preprocess import make_batch
 from ..verify.graph_settings import check_graphs

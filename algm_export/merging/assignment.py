@@ -128,7 +128,6 @@ def global_assignment(x: torch.Tensor, layer_number: int, sizes: torch.Tensor | 
     """
     valid = sizes > 0 if sizes is not None else None
     scores, best_match, best_score, threshold = bipartite_scores(x, layer_number, valid)
-    n_a = scores.shape[1]
     above = (best_score >= threshold.reshape(-1, 1)).sum(dim=1)
     r = above if valid is not None else above.min().expand_as(above)
     merged = descending_ranks(best_score) < r[:, None]

@@ -8,12 +8,12 @@ from typing import Sequence
 
 import numpy as np
 
+from ..artifacts import LABELS, LOGITS, SCORES
+from ..deployment import DeploymentInfo
 from ..errors import AlgmExportError
+from ..outputs import labels_from_scores
 from ..photos import as_rgb8
 from ..preprocess import make_batch
-from ..deployment import DeploymentInfo
-from ..artifacts import LABELS, LOGITS, SCORES
-from ..outputs import labels_from_scores
 
 
 @dataclass
@@ -22,7 +22,8 @@ class Prediction:
     with ALGM, the merge bookkeeping."""
 
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # labels / scores / logits
-    token_counts: np.ndarray | None = None  # [B, merges] int64: each image's tokens (class token included) after each merge
+    # [B, merges] int64: each image's tokens (class token included) after each merge
+    token_counts: np.ndarray | None = None
     token_maps: np.ndarray | None = None  # [B, merges, N] int32: patch -> token after each merge
 
     @property

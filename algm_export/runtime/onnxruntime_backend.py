@@ -10,9 +10,9 @@ import onnx
 import onnxruntime as ort
 
 from ..backends import ORT_OPS, ORT_PLUGIN_GRAPH
+from ..deployment import DeploymentInfo
 from ..errors import AlgmExportError
 from .base import Backend, Prediction
-from ..deployment import DeploymentInfo
 
 QUIET = 3  # ONNX Runtime log severity: errors only
 

@@ -15,13 +15,13 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..artifacts import LABELS, LOGITS, SCORES
 from ..config import WindowSettings
 from ..errors import AlgmExportError
-from ..preprocess import OPENCV, normalize, resize_rgb
-from ..photos import as_rgb8
-from .base import Backend, rgb_photos
-from ..artifacts import LABELS, LOGITS, SCORES
 from ..outputs import upsample
+from ..photos import as_rgb8
+from ..preprocess import OPENCV, normalize, resize_rgb
+from .base import Backend, rgb_photos
 
 LONG_SIDE_CAP = 4  # the long side is at most 4 x im_size (mmseg's (2048, 512) rescale)
 # Largest image the windows are cut from. Fitting a thin image's short side to the window undoes the cap above
@@ -69,7 +69,8 @@ class WindowPlan:
     def of(cls, size: tuple[int, int], settings: WindowSettings, window: tuple[int, int]) -> "WindowPlan":
         """The plan for an image of ``size``."""
         resized = resized_size(size, settings, window)
-        return cls(tuple(size), resized, tuple(window), tuple(axis_anchors(resized[0], window[0], settings.window_stride)),
+        rows = tuple(axis_anchors(resized[0], window[0], settings.window_stride))
+        return cls(tuple(size), resized, tuple(window), rows,
                    tuple(axis_anchors(resized[1], window[1], settings.window_stride)))
 
     @property
@@ -115,7 +116,8 @@ def merge_windows(plan: WindowPlan, fields: np.ndarray) -> np.ndarray:
         for window, (row, col) in zip(grids, plan.anchors):
             logits = upsample(window[None], plan.window)[0].permute(1, 2, 0)  # channels last: a view
             total[row : row + plan.window[0], col : col + plan.window[1]] += logits
-        count_rows = np.bincount(np.concatenate([np.arange(r, r + plan.window[0]) for r in plan.rows]), minlength=height)
+        covered_rows = np.concatenate([np.arange(r, r + plan.window[0]) for r in plan.rows])
+        count_rows = np.bincount(covered_rows, minlength=height)
         count_cols = np.bincount(np.concatenate([np.arange(c, c + plan.window[1]) for c in plan.cols]), minlength=width)
         count = torch.from_numpy(np.outer(count_rows, count_cols).astype(np.float32))
         average = (total / count[..., None]).numpy()

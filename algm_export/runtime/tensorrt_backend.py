@@ -13,11 +13,17 @@ import numpy as np
 
 from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS, read_sidecar
 from ..backends import FP16_ENGINE
-from ..errors import AlgmExportError
-from ..trt.availability import (TensorRTFailure, Unavailable, find_plugin_library, import_tensorrt,
-                                load_plugin_library, require_gpu)
-from .base import Backend, Prediction
 from ..deployment import DeploymentInfo
+from ..errors import AlgmExportError
+from ..trt.availability import (
+    TensorRTFailure,
+    Unavailable,
+    find_plugin_library,
+    import_tensorrt,
+    load_plugin_library,
+    require_gpu,
+)
+from .base import Backend, Prediction
 
 
 class TensorRTBackend(Backend):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..deployment import DeploymentInfo
 from ..models.segmenter import Segmenter
 from .base import Backend, Prediction
-from ..deployment import DeploymentInfo
 
 
 class TorchBackend(Backend):

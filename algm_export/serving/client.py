@@ -14,8 +14,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import AlgmExportError
 from ..deployment import DeploymentInfo
+from ..errors import AlgmExportError
 from ..runtime.sliding import Segmentation, WindowPlan
 
 SEGMENT_MODEL, INFO_MODEL = "algm_segment", "algm_info"

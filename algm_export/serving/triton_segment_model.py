@@ -12,8 +12,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from algm_export.errors import AlgmExportError
 from algm_export.deployment import DeploymentInfo
+from algm_export.errors import AlgmExportError
 from algm_export.runtime.sliding import SlidingWindow
 from algm_export.serving.requests import request_photo
 from algm_export.serving.windows import RemoteWindows, token_count_array

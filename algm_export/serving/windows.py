@@ -9,8 +9,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
-from ..runtime.base import Backend, Prediction
 from ..deployment import DeploymentInfo
+from ..runtime.base import Backend, Prediction
 from ..runtime.sliding import Segmentation
 
 Infer = Callable[[np.ndarray, Sequence[str]], dict[str, np.ndarray]]

@@ -15,10 +15,10 @@ from types import ModuleType
 import onnx
 
 from ..artifacts import INPUT_NAME, sidecar_path
+from ..deployment import DeploymentInfo
 from ..errors import AlgmExportError
 from ..export.graph_edits import strip_functions
 from ..files import write_atomically
-from ..deployment import DeploymentInfo
 from .availability import TensorRTFailure, load_plugin_library
 from .strategy import BuildStrategy, strategy_for
 

@@ -19,8 +19,13 @@ import numpy as np
 import torch
 
 from ..config import ALGMConfig
-from ..merging.assignment import bipartite_scores, global_assignment, local_assignment, window_of_patch
-from ..merging.assignment import window_similarity
+from ..merging.assignment import (
+    bipartite_scores,
+    global_assignment,
+    local_assignment,
+    window_of_patch,
+    window_similarity,
+)
 
 
 class MalformedMaps(ValueError):

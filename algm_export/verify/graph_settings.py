@@ -8,9 +8,9 @@ from pathlib import Path
 import onnx
 
 from ..artifacts import TOKEN_COUNTS, TOKEN_MAPS
+from ..deployment import DeploymentInfo
 from ..errors import AlgmExportError
 from ..models.segmenter import Segmenter
-from ..deployment import DeploymentInfo
 
 
 def read_graph(path: Path) -> tuple[DeploymentInfo, list[str]]:

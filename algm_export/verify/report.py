@@ -11,7 +11,6 @@ from ..artifacts import REPORT
 from ..files import write_atomically
 
 
-
 def load_report(folder: Path) -> dict[str, Any]:
     """The report in ``folder``, or an empty one."""
     path = folder / REPORT
@@ -57,7 +56,8 @@ def parity_table(parity: dict[str, dict]) -> str:
             rows.append([name, "-", "-", "-", "-", "-", "-", "skipped (the reason is above and in report.json)"])
             continue
         rows.append([
-            name, entry["graph"], _number(_float_difference(entry), ".2e"), _number(entry[_judged_labels(entry)], ".5f"),
+            name, entry["graph"], _number(_float_difference(entry), ".2e"),
+            _number(entry[_judged_labels(entry)], ".5f"),
             str(entry["token_count_difference"]), str(entry.get("decisions_differing", "-")),
             _number(entry.get("required_epsilon"), ".1e"),
             _verdict(entry),

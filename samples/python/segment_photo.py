@@ -23,7 +23,6 @@ from algm_export.runtime import segment
 from algm_export.runtime.loading import open_backend
 from algm_export.visualize import side_by_side
 
-
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                  ".webp": "WEBP"}
 

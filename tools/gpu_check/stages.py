@@ -75,7 +75,7 @@ def load_checks(context: Context) -> tuple[dict, list[str]]:
     for mode, library in flavours:
         command = context.run([sys.executable, "-m", "gpu_check.engines", "load", "--library", library,
                                "--mode", mode], LOAD_LIMIT, env=python_env())
-        line = next((l for l in command.output.splitlines() if l.startswith("RESULT ")), None)
+        line = next((text for text in command.output.splitlines() if text.startswith("RESULT ")), None)
         results[mode] = json.loads(line[len("RESULT "):]) if line else {"error": command.tail()}
         if command.returncode != 0:
             failures.append(f"{Path(library).name} via {mode}: registry holds "

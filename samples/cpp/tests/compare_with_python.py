@@ -12,28 +12,26 @@ sliding-window procedure of docs/outputs.md written here in numpy/torch. Exit 0 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-import json
-
 import onnx
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from algm_export import load_segmenter
 from algm_export.artifacts import SCORES
 from algm_export.datasets import palette
 from algm_export.export.onnx_export import export_graphs
-from algm_export.photos import sample_photos
-from algm_export.runtime import segment
-from algm_export.preprocess import make_batch, resize_rgb
-from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from algm_export.outputs import upsample
+from algm_export.photos import sample_photos
+from algm_export.preprocess import make_batch, resize_rgb
+from algm_export.runtime import segment
+from algm_export.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 MIN_AGREEMENT = 0.999
 PHOTOS = ("chelsea", "coffee")
