@@ -7,7 +7,9 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, CALIBRATION_METHODS, DEFAULT_METHOD, DEFAULT_SCOPE
+from .calibration.scopes import (
+    AFTER_MERGE, ALL_LINEAR, CALIBRATION_METHODS, DEFAULT_ALPHA, DEFAULT_METHOD, DEFAULT_SCOPE,
+)
 from .config import BATCH_RULES
 from .errors import AlgmExportError
 from .artifacts import DEFAULT_OUTPUTS, parse_outputs
@@ -131,6 +133,10 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--calib-count", type=int, metavar="N", help="calibrate on the first N images (default: all)")
     add_int8_scope_argument(int8)
     add_calib_method_argument(int8)
+    int8.add_argument("--smooth-alpha", type=float, default=DEFAULT_ALPHA, metavar="A",
+                      help="SmoothQuant: move activation outliers into the weights of the LayerNorm -> Linear pairs of "
+                           f"the scope with strength A in [0, 1), e.g. 0.5 (default {DEFAULT_ALPHA:g}: off; it did not "
+                           "help on the models measured, see docs/int8.md)")
 
 
 def add_calib_method_argument(parser) -> None:

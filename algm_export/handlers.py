@@ -10,7 +10,7 @@ import torch
 from .arguments import PROG
 from .command import export_size, load_model
 from .calibration.int8 import Int8Settings
-from .calibration.scopes import DEFAULT_METHOD, DEFAULT_SCOPE
+from .calibration.scopes import DEFAULT_ALPHA, DEFAULT_METHOD, DEFAULT_SCOPE
 from .errors import AlgmExportError
 from .artifacts import FP16_GRAPH, FP16_INT8_GRAPH, INT8_GRAPH, PLUGIN_GRAPH, PORTABLE_GRAPH
 from .files import check_output_target, replaced_folder
@@ -36,10 +36,11 @@ def int8_settings(args: argparse.Namespace) -> Int8Settings | None:
     """Int8Settings from the arguments (None without --int8); calibration flags need --int8."""
     if not args.int8:
         if (args.calib_images is not None or args.calib_count is not None or args.int8_scope != DEFAULT_SCOPE
-                or args.calib_method != DEFAULT_METHOD):
-            raise AlgmExportError("--calib-images, --calib-count, --calib-method and --int8-scope need --int8")
+                or args.calib_method != DEFAULT_METHOD or args.smooth_alpha != DEFAULT_ALPHA):
+            raise AlgmExportError("--calib-images, --calib-count, --calib-method, --smooth-alpha and --int8-scope "
+                                  "need --int8")
         return None
-    settings = Int8Settings(args.calib_images, args.calib_count, args.int8_scope, args.calib_method)
+    settings = Int8Settings(args.calib_images, args.calib_count, args.int8_scope, args.calib_method, args.smooth_alpha)
     settings.check()
     return settings
 
