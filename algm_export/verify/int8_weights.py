@@ -81,8 +81,8 @@ def weight_steps(int8: onnx.ModelProto, reference: onnx.ModelProto) -> dict[str,
 def check_int8_weights(graph: Path) -> dict:
     """The weight check of an INT8 graph file against the float graph beside it: ``checked`` (False when there is
     none, e.g. a renamed copy), the worst MatMul and its distance in steps, and the problems (verdict failures)."""
-    reference = graph.with_name(FLOAT_GRAPH_OF.get(graph.name, ""))
-    if graph.name not in FLOAT_GRAPH_OF or not reference.is_file():
+    reference = graph.with_name(FLOAT_GRAPH_OF[graph.name]) if graph.name in FLOAT_GRAPH_OF else None
+    if reference is None or not reference.is_file():
         return {"checked": False, "reason": f"no {FLOAT_GRAPH_OF.get(graph.name, 'float graph')} beside {graph.name}",
                 "problems": []}
     steps = weight_steps(onnx.load(graph), onnx.load(reference))
