@@ -111,6 +111,13 @@ def test_int8_parity_and_token_maps(pipeline_run, photo_batch):
         # quantized, not a copy of FP32: INT8 rounding (measured max 0.2-0.6) is far above FP32 rounding (~1e-5)
         assert np.abs(expected.scores - got.scores).max() > 1e-2
     assert "onnxruntime_int8" in report["polygraphy_commands"]
+    # the weight check ran on both Q/DQ graphs against their float graphs and found every weight within half a step
+    # (plus FP16 rounding for model.fp16.int8.onnx): deterministic, whatever the CPU
+    for name, against in (("onnxruntime_int8", "model.onnx"), ("onnxruntime_fp16_int8", "model.fp16.onnx")):
+        weights = report["parity"][name]["int8_weights"]
+        assert weights["checked"] and weights["against"] == against and not weights["problems"], weights
+        assert weights["matmuls"] == report["int8"]["quantized_matmuls"] and weights["worst_steps"] <= 0.65
+    assert report["int8"]["smoothing"] == {"alpha": 0, "layer_norms": 0}  # --smooth-alpha is off by default
     assert "model.int8.onnx" in report["polygraphy_commands"]["onnxruntime_int8"]
 
 
@@ -153,8 +160,9 @@ def damaged(folder, tmp_path, factor: float, only: str | None = None):
     beside a copy of model.onnx, as in an exported folder."""
     model = onnx.load(folder / "model.int8.onnx")
     values = {t.name: t for t in model.graph.initializer}
-    weight_dequantize = {node.output[0]: node for node in model.graph.node if node.op_type == "DequantizeLinear"
-                         and values.get(node.input[0]) is not None and values[node.input[0]].data_type == TensorProto.INT8}
+    int8_values = {name for name, value in values.items() if value.data_type == TensorProto.INT8}
+    weight_dequantize = {node.output[0]: node for node in model.graph.node
+                         if node.op_type == "DequantizeLinear" and node.input[0] in int8_values}
     for node in model.graph.node:
         if node.op_type == "MatMul" and node.input[1] in weight_dequantize and only in (None, node.name):
             scale = values[weight_dequantize[node.input[1]].input[1]]
@@ -194,7 +202,8 @@ def test_a_wrong_scale_on_one_matmul_fails(pipeline_run, tmp_path, tiny_model, p
     reference = Reference.run(TorchBackend(tiny_model, (512, 512)), cases)
     entry = compare(reference, OnnxRuntimeBackend(damaged(folder, tmp_path, 2.0, target)), "int8", "model.int8.onnx")
     assert not entry["passed"]
-    assert entry["failures"][0].startswith(f"INT8 weights of 1 MatMul(s) do not reproduce model.onnx's: {target} is off")
+    assert entry["failures"][0].startswith(
+        f"INT8 weights of 1 MatMul(s) do not reproduce model.onnx's: {target} is off")
     assert entry["int8_weights"]["worst"] == target and entry["int8_weights"]["worst_steps"] > 60
     # a renamed copy has no float graph to compare with: reported as not checked, judged on the outputs only
     lone = tmp_path / "lone"
@@ -250,7 +259,7 @@ def test_calibration_cache_reused_and_invalidated(pipeline_run, tmp_path, photos
     (["--calib-count", "5"], "need --int8"),
     (["--calib-method", "entropy"], "need --int8"),
     (["--int8", "--smooth-alpha", "1"], "--smooth-alpha must be in [0, 1) (0: no smoothing), got 1"),
-    (["--smooth-alpha", "0"], "need --int8"),
+    (["--smooth-alpha", "0.5"], "need --int8"),
 ])
 def test_int8_bad_input(research_checkpoint, tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
