@@ -19,10 +19,12 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from algm_export.artifacts import INPUT_NAME
+from algm_export.errors import AlgmExportError
 from algm_export.runtime.onnxruntime_backend import session_options
 
 from .recipe import without_unused
 from .scopes import SMOOTHQUANT_ALPHA
+
 # s is clipped to this range: a channel that is (nearly) zero on every calibration image must not blow a weight row
 # up by 1e8, nor shrink a LayerNorm weight to nothing (FP16 graph: its smallest normal number is 6e-5).
 SCALE_LIMITS = (1e-2, 1e2)
@@ -128,6 +130,10 @@ def apply(model: onnx.ModelProto, smoothing: Smoothing) -> onnx.ModelProto:
     smoothed = onnx.ModelProto()
     smoothed.CopyFrom(model)
     nodes = {node.name: node for node in smoothed.graph.node}
+    missing = [n for ln, names in smoothing.matmuls.items() if ln in smoothing.scales for n in (ln, *names)
+               if n not in nodes]
+    if missing:
+        raise AlgmExportError(f"smoothing: {len(missing)} nodes of the FP32 graph are missing here (e.g. {missing[0]})")
     for layer_norm, scales in smoothing.scales.items():
         node = nodes[layer_norm]
         values = _initializers(smoothed)

@@ -13,6 +13,7 @@ from algm_export.calibration.scopes import AFTER_MERGE
 from algm_export.calibration.smoothing import (
     SCALE_LIMITS, Smoothing, apply, channel_amax, measure, smoothable, smoothing_scales,
 )
+from algm_export.errors import AlgmExportError
 from algm_export.preprocess import make_batch
 from algm_export.runtime.metadata import DeploymentInfo
 
@@ -90,6 +91,16 @@ def test_smoothing_folds_exactly_and_a_wrong_fold_fails():
     spread = [channel_amax(m, ["a"], [probe])["a"] for m in (model, smoothed)]
     spread = [amax.max() / np.median(amax) for amax in spread]
     assert spread[1] < spread[0] / 2  # the MatMuls' per-tensor input range is no longer set by the outlier channel
+
+
+def test_a_graph_without_the_measured_nodes_is_refused():
+    model = ln_graph()
+    smoothing = measure(model, ["q", "k"], [np.ones((1, 4, WIDTH), np.float32)], alpha=0.5)
+    other = onnx.ModelProto()
+    other.CopyFrom(model)
+    next(n for n in other.graph.node if n.name == "k").name = "renamed"
+    with pytest.raises(AlgmExportError, match="smoothing: 1 nodes of the FP32 graph are missing here"):
+        apply(other, smoothing)
 
 
 def test_scales_are_bounded():

@@ -88,7 +88,7 @@ def check_int8_weights(graph: Path) -> dict:
     steps = weight_steps(onnx.load(graph), onnx.load(reference))
     worst = max(steps, key=steps.get, default=None)
     wrong = sorted((name for name, value in steps.items() if not value <= STEP_TOLERANCE), key=lambda n: -steps[n])
-    problems = [f"INT8 weights of {len(wrong)} MatMul(s) do not reproduce {reference.name}'s: {wrong[0]} is off by "
-                f"{steps[wrong[0]]:.3g} INT8 steps (> {STEP_TOLERANCE}; a wrong scale?)"] if wrong else []
+    problems = [(f"INT8 weights of {len(wrong)} MatMul(s) do not reproduce {reference.name}'s: {wrong[0]} is off by "
+                 f"{steps[wrong[0]]:.3g} INT8 steps (> {STEP_TOLERANCE}; a wrong scale?)")] if wrong else []
     return {"checked": True, "against": reference.name, "matmuls": len(steps), "tolerance_steps": STEP_TOLERANCE,
             "worst": worst, "worst_steps": steps.get(worst), "problems": problems}
