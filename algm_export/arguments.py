@@ -7,11 +7,18 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-from .calibration.scopes import AFTER_MERGE, ALL_LINEAR, CALIBRATION_METHODS, DEFAULT_METHOD, DEFAULT_SCOPE
 from . import backends
+from .artifacts import DEFAULT_OUTPUTS, parse_outputs
+from .calibration.scopes import (
+    AFTER_MERGE,
+    ALL_LINEAR,
+    CALIBRATION_METHODS,
+    DEFAULT_ALPHA,
+    DEFAULT_METHOD,
+    DEFAULT_SCOPE,
+)
 from .config import BATCH_RULES
 from .errors import AlgmExportError
-from .artifacts import DEFAULT_OUTPUTS, parse_outputs
 
 DEFAULT_OUTPUT = "algm_export_out"
 DEFAULT_PREDICT_OUTPUT = "predictions"
@@ -113,7 +120,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--batch", type=parse_batch_range, default=(1, 8, 32), metavar="MIN,OPT,MAX",
                         help="batch sizes of the optimization profile (default 1,8,32)")
     engine.add_argument("--plugin-lib", type=Path, metavar="SO",
-                        help="libalgm_plugins.so (default: $ALGM_PLUGIN_LIBRARY, then build/trt/ or build/plugins/trt/)")
+                        help="libalgm_plugins.so (default: $ALGM_PLUGIN_LIBRARY, then build/trt/ or "
+                             "build/plugins/trt/)")
     engine.add_argument("--workspace", type=int, default=4096, metavar="MB",
                         help="builder workspace limit in MiB (default 4096)")
     engine.add_argument("--timing-cache", type=Path, metavar="FILE",
@@ -127,10 +135,15 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
                       help="also write model.int8.onnx (ONNX Runtime) and, with --fp16, model.fp16.int8.onnx "
                            "(TensorRT 11, strongly typed), verify them, build the INT8 engine where TensorRT exists")
     int8.add_argument("--calib-images", type=Path, metavar="DIR",
-                      help="calibration images (default: 4 bundled photos disjoint from the verification photos; use a few hundred of yours)")
+                      help="calibration images (default: 4 bundled photos disjoint from the verification photos; "
+                           "use a few hundred of yours)")
     int8.add_argument("--calib-count", type=int, metavar="N", help="calibrate on the first N images (default: all)")
     add_int8_scope_argument(int8)
     add_calib_method_argument(int8)
+    int8.add_argument("--smooth-alpha", type=float, default=DEFAULT_ALPHA, metavar="A",
+                      help="SmoothQuant: move activation outliers into the weights of the LayerNorm -> Linear pairs of "
+                           f"the scope with strength A in [0, 1), e.g. 0.5 (default {DEFAULT_ALPHA:g}: off; it did not "
+                           "help on the models measured, see docs/int8.md)")
 
 
 def add_calib_method_argument(parser) -> None:

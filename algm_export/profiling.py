@@ -12,17 +12,24 @@ kernels are.
 from __future__ import annotations
 
 import json
+import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 
 from .errors import AlgmExportError
 from .export.graph_edits import NODE_PREFIX
-from .runtime.onnxruntime_backend import OnnxRuntimeBackend
+from .runtime.onnxruntime_backend import OnnxRuntimeBackend, session_options
 
 KERNEL_SUFFIX = "_kernel_time"
 QUANTIZE = "QuantizeLinear"
+# What ONNX Runtime turns a Q/DQ MatMul into on the CPU: integer kernels (MLAS: VNNI where the CPU has it, else
+# AVX2/AVX-512 pair sums), or, were it left as DequantizeLinear + MatMul, a float MatMul (no INT8 speed at all).
+INTEGER_MATMULS = ("MatMulIntegerToFloat", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul", "QGemm")
 
 
 @dataclass(frozen=True)
@@ -83,3 +90,15 @@ def int8_headroom(fp32_nodes: list[NodeTime], int8_nodes: list[NodeTime], quanti
             "quantized_layers_speedup": round(speedup, 3),
             "implied_latency_vs_fp32": round(1.0 - share * (1.0 - 1.0 / speedup), 3),
             "floor_latency_vs_fp32": round(1.0 - share, 3)}
+
+
+def optimized_op_counts(graph: Path) -> dict[str, int]:
+    """Node types of ``graph`` after ONNX Runtime's CPU optimizations (its optimized model, saved and counted): shows
+    whether the Q/DQ MatMuls run as integer kernels (:data:`INTEGER_MATMULS`) and what stays separate (QuantizeLinear,
+    the bias Add)."""
+    with tempfile.TemporaryDirectory(prefix="algm-optimized-") as folder:
+        options = session_options()
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        model = onnx.load(options.optimized_model_filepath)
+    return dict(Counter(node.op_type for node in model.graph.node))

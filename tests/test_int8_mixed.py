@@ -93,3 +93,25 @@ def test_an_unreachable_target_says_nothing_is_int8(quantized, monkeypatch):
     choice = choose_int8(fp32, qdq, ["a", "b", "c"], batch)
     assert choice.int8 == [] and choice.summary().startswith("0 of 3 MatMuls INT8; 3 kept float")
     assert not dequantized_inputs(keep_quantized(qdq, fp32, set()))
+
+
+def test_weight_check_catches_a_two_percent_scale_error_on_one_column(quantized):
+    """The INT8 verdict's weight check (verify/int8_weights.py): intact weights sit within half a step of the FP32
+    graph's; one column's scale 2 % off moves that column's largest weight by 127 x 0.02 = 2.5 steps."""
+    from onnx import numpy_helper
+
+    from algm_export.verify.int8_weights import STEP_TOLERANCE, weight_steps
+
+    fp32, qdq, _ = quantized
+    steps = weight_steps(qdq, fp32)
+    assert set(steps) == {"a", "b", "c"} and all(value <= 0.5 + 1e-4 for value in steps.values()), steps
+    damaged = onnx.ModelProto()
+    damaged.CopyFrom(qdq)
+    producer = {o: n for n in damaged.graph.node for o in n.output}
+    matmul = next(n for n in damaged.graph.node if n.name == "b")
+    scale = next(t for t in damaged.graph.initializer if t.name == producer[matmul.input[1]].input[1])
+    values = numpy_helper.to_array(scale).copy()
+    values[3] *= 1.02
+    scale.CopyFrom(numpy_helper.from_array(values, scale.name))
+    after = weight_steps(damaged, fp32)
+    assert 2.0 < after["b"] < 3.0 and after["b"] > STEP_TOLERANCE and after["a"] == steps["a"]

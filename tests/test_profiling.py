@@ -13,7 +13,8 @@ from algm_export.profiling import NodeTime, int8_headroom, merge_time_share, pro
 FP32_NODES = [NodeTime("fc1", "MatMul", 30.0), NodeTime("fc2", "MatMul", 10.0), NodeTime("attn", "MatMul", 40.0),
               NodeTime("algm/GlobalMerge_0/n1", "TopK", 20.0)]
 INT8_NODES = [NodeTime("fc1", "MatMulIntegerToFloat", 15.0), NodeTime("fc2", "MatMulIntegerToFloat", 5.0),
-              NodeTime("ln_QuantizeLinear", "QuantizeLinear", 3.0), NodeTime("gelu_QuantizeLinear", "QuantizeLinear", 2.0),
+              NodeTime("ln_QuantizeLinear", "QuantizeLinear", 3.0),
+              NodeTime("gelu_QuantizeLinear", "QuantizeLinear", 2.0),
               NodeTime("attn", "MatMul", 40.0), NodeTime("algm/GlobalMerge_0/n1", "TopK", 20.0)]
 
 
@@ -64,3 +65,26 @@ def test_real_profiles_keep_the_quantized_matmul_names(pipeline_run, dense_graph
     assert 0 < headroom["quantized_share_of_fp32_time"] < 1 and headroom["quantized_layers_speedup"] > 0
     assert 0 < merge_time_share(fp32_nodes) < 1
     assert merge_time_share(profile_node_times(dense_graphs.portable, image, 1, tmp_path)) == 0.0
+
+
+def test_optimized_op_counts_show_the_integer_kernels(tmp_path):
+    """A Q/DQ graph's MatMuls run as ONNX Runtime integer kernels (MatMulIntegerToFloat on x86, U8S8; in this chain
+    of MatMuls the next input's QuantizeLinear fuses into the previous one, QLinearMatMul); the FP32 graph has none."""
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+    from test_int8_mixed import outlier_graph
+
+    from algm_export.calibration.recipe import quantize_onnxruntime
+    from algm_export.profiling import INTEGER_MATMULS, optimized_op_counts
+
+    onnx.save(outlier_graph(), tmp_path / "g.onnx")
+    import numpy as np
+
+    ranges = TensorsData(CalibrationMethod.MinMax, {
+        name: TensorData(lowest=np.float32(-4.0), highest=np.float32(4.0)) for name in ("x", "ha", "hb", "hc")})
+    onnx.save(quantize_onnxruntime(tmp_path / "g.onnx", ["a", "b", "c"], ranges, QuantType.QUInt8),
+              tmp_path / "q.onnx")
+    fp32, int8 = optimized_op_counts(tmp_path / "g.onnx"), optimized_op_counts(tmp_path / "q.onnx")
+    assert not set(fp32) & set(INTEGER_MATMULS) and fp32.get("MatMul", 0) + fp32.get("FusedMatMul", 0) == 3
+    assert sum(int8.get(op, 0) for op in INTEGER_MATMULS) == 3 and 1 <= int8.get("QuantizeLinear", 0) <= 3
+    assert "DequantizeLinear" not in int8  # every DequantizeLinear folded into an integer kernel

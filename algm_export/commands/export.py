@@ -10,7 +10,7 @@ import torch
 from ..artifacts import PORTABLE_GRAPH
 from ..backends import BACKENDS, ENGINES, FP16_ENGINE, BackendKind
 from ..calibration.int8 import Int8Settings
-from ..calibration.scopes import DEFAULT_METHOD, DEFAULT_SCOPE
+from ..calibration.scopes import DEFAULT_ALPHA, DEFAULT_METHOD, DEFAULT_SCOPE
 from ..checkpoints.command_line import export_size, load_model
 from ..console import PROG
 from ..errors import AlgmExportError
@@ -44,10 +44,11 @@ def int8_settings(args: argparse.Namespace) -> Int8Settings | None:
     """Int8Settings from the arguments (None without --int8); calibration flags need --int8."""
     if not args.int8:
         if (args.calib_images is not None or args.calib_count is not None or args.int8_scope != DEFAULT_SCOPE
-                or args.calib_method != DEFAULT_METHOD):
-            raise AlgmExportError("--calib-images, --calib-count, --calib-method and --int8-scope need --int8")
+                or args.calib_method != DEFAULT_METHOD or args.smooth_alpha != DEFAULT_ALPHA):
+            raise AlgmExportError("--calib-images, --calib-count, --calib-method, --smooth-alpha and --int8-scope "
+                                  "need --int8")
         return None
-    settings = Int8Settings(args.calib_images, args.calib_count, args.int8_scope, args.calib_method)
+    settings = Int8Settings(args.calib_images, args.calib_count, args.int8_scope, args.calib_method, args.smooth_alpha)
     settings.check()
     return settings
 
