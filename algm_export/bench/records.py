@@ -8,12 +8,21 @@ from .machine import machine_description
 from .timing import Timing
 
 
+def padded_work_share(counts: list[list[int]], batch: int) -> float:
+    """Tokens a padded layout computes over real tokens, for per-image counts ``[images][merges]`` run in
+    consecutive batches of ``batch``: each batch pads every image to its longest one after each merge
+    (``len(batch) x max`` tokens), the real tokens are the counts' sum. 1.0 at batch 1 or for equal counts."""
+    computed = sum(len(chunk) * max(stage) for start in range(0, len(counts), batch)
+                   for chunk in [counts[start:start + batch]] for stage in zip(*chunk))
+    return computed / sum(sum(image) for image in counts)
+
+
 def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: float, runs: int, warmup: int,
                  image_size: tuple[int, int], model: Segmenter, headroom: dict | None = None,
-                 int8_counts: dict | None = None) -> dict:
+                 int8_counts: dict | None = None, padded_shares: dict[int, float] | None = None) -> dict:
     """The ``speed`` entry of report.json (``headroom``: :func:`algm_export.profiling.int8_headroom` of the
     ALGM graph at batch 1, with ``--int8``; ``int8_counts``: per model kind, how many MatMuls mixed precision
-    kept INT8 of those its scope allowed)."""
+    kept INT8 of those its scope allowed; ``padded_shares``: :func:`padded_work_share` per batch)."""
     rows = []
     for timing in timings:
         baseline = "pytorch dense (cuda)" if on_gpu(timing.backend) else "pytorch dense"  # same device as the row
@@ -45,6 +54,8 @@ def speed_record(timings: list[Timing], flop_ratios: dict[int, float], share: fl
         "rows": rows,
         "flop_ratio_dense_over_algm": {str(b): round(r, 3) for b, r in flop_ratios.items()},
         "onnxruntime_algm_speedup_over_dense": ort_speedups,
+        "onnxruntime_speedup_over_flop_ratio": {b: round(r / flop_ratios[int(b)], 3) for b, r in ort_speedups.items()},
+        **({"padded_work_share": {str(b): round(r, 3) for b, r in padded_shares.items()}} if padded_shares else {}),
         "merge_unmerge_time_share_onnxruntime": round(share, 4),
         **({"onnxruntime_int8_algm": int8} if int8 else {}),
         **({"onnxruntime_int8_headroom": headroom} if headroom else {}),

@@ -23,7 +23,7 @@ from ..runtime.onnxruntime_backend import OnnxRuntimeBackend
 from ..runtime.torch_backend import TorchBackend
 from .gpu_timing import gpu_backends, gpu_environment, on_gpu, time_on_gpu
 from .predict_timing import time_predict
-from .records import speed_record
+from .records import padded_work_share, speed_record
 from .timing import Timing, time_interleaved, time_outputs, time_research_style
 
 
@@ -32,9 +32,11 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
                   plugin_library: Path | None = None, int8: Int8Settings | None = None, frames: int = 4) -> dict:
     """Export dense and ALGM graphs into ``folder``, time every backend (returning ``labels``), every output
     choice, our PyTorch ALGM against the research code's way of running it, and ``predict`` on ``frames``
-    1920x1080 video frames (0: not); return the ``speed`` record. With ``int8`` also the INT8 Q/DQ graphs of
-    both in ONNX Runtime (calibrated per ``int8``). Where TensorRT and a GPU exist, FP16 engines and PyTorch
-    on the GPU are timed too."""
+    1920x1080 video frames (0: not); return the ``speed`` record. Every batch size runs the same
+    ``max(batches)`` images (``photos`` in turn), in consecutive batches of that size, so that the rows of all
+    batch sizes compare (latency: per batch of that size); the GPU rows time the first batch. With ``int8``
+    also the INT8 Q/DQ graphs of both in ONNX Runtime (calibrated per ``int8``). Where TensorRT and a GPU
+    exist, FP16 engines and PyTorch on the GPU are timed too."""
     if model.algm is None:
         raise AlgmExportError("bench compares dense and ALGM: the model has no ALGM settings (use --layers ...)")
     algm = model.algm
@@ -67,23 +69,26 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
         backends.extend(gpu_backends({"dense": dense_model, "ALGM": model}, folders, image_size, max(batches),
                                      environment))
     names = list(photos)
-    timings, flop_ratios = [], {}
+    timings, flop_ratios, padded_shares = [], {}, {}
+    mixed = [photos[names[i % len(names)]] for i in range(max(batches))]  # every batch size runs these images
     for batch in batches:
-        images = make_batch([photos[names[i % len(names)]] for i in range(batch)], image_size,
-                            model.config.normalization)
+        chunks = [make_batch(mixed[i:i + batch], image_size, model.config.normalization)
+                  for i in range(0, len(mixed), batch)]
         on_cpu = [(backend, precision) for backend, precision in backends if not on_gpu(backend.name)]
-        print(f"  timing {', '.join(f'{b.name} {p}' for b, p in on_cpu)} batch {batch}, interleaved ...", flush=True)
-        for (backend, precision), (latency, counts) in zip(on_cpu, time_interleaved([b for b, _ in on_cpu], images,
+        print(f"  timing {', '.join(f'{b.name} {p}' for b, p in on_cpu)} batch {batch} ({len(chunks)} x), "
+              "interleaved ...", flush=True)
+        for (backend, precision), (latency, counts) in zip(on_cpu, time_interleaved([b for b, _ in on_cpu], chunks,
                                                                                    warmup, runs)):
-            timings.append(Timing(backend.name, precision, batch, latency, counts))
+            timings.append(Timing(backend.name, precision, batch, latency * batch / len(mixed), counts))
         for backend, precision in backends:
             if on_gpu(backend.name):
                 print(f"  timing {backend.name} {precision} batch {batch} ...", flush=True)
-                latency, copy_in, copy_out, counts = time_on_gpu(backend, images, warmup, runs)
+                latency, copy_in, copy_out, counts = time_on_gpu(backend, chunks[0], warmup, runs)
                 timings.append(Timing(backend.name, precision, batch, latency, counts, copy_in, copy_out))
         counts = next(t.token_counts for t in timings if t.batch == batch and t.backend == "onnxruntime ALGM")
         flop_ratios[batch] = (segmenter_flops(model.config, image_size, None, None)
                               / np.mean([segmenter_flops(model.config, image_size, algm, c) for c in counts]))
+        padded_shares[batch] = padded_work_share(counts, batch)
     share_images = make_batch([photos[names[0]]], image_size, model.config.normalization)
     profile_runs = max(3, runs // 4)
     fp32_nodes = profile_node_times(algm_graphs.portable, share_images, profile_runs, folder)
@@ -108,6 +113,7 @@ def run_benchmark(model: Segmenter, folder: Path, image_size: tuple[int, int], b
         onnxruntime = {kind: next(b for b, _ in backends if b.name == f"onnxruntime {kind}")
                        for kind in ("dense", "ALGM")}
         predict = time_predict(onnxruntime, model, folder, photos, frames)
-    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model, headroom, int8_counts),
+    return {**speed_record(timings, flop_ratios, share, runs, warmup, image_size, model, headroom, int8_counts,
+                           padded_shares),
             "tensorrt": tensorrt,
             "outputs": outputs, "research_style_pytorch": research, "predict_1080p": predict}

@@ -61,6 +61,10 @@ def batch_lines(speed: dict) -> list[str]:
     if "1" in measured and len(measured) > 1:
         lines.append("ONNX Runtime speedup kept relative to batch 1: "
                      + ", ".join(f"batch {b}: {measured[b] / measured['1']:.2f}" for b in measured if b != "1"))
+    if "padded_work_share" in speed:
+        lines.append("tokens computed / real tokens in the padded layout (merges, decoder; the encoder blocks and "
+                     "their attention run on each image's real tokens): "
+                     + ", ".join(f"batch {b}: {r:.2f}" for b, r in speed["padded_work_share"].items()))
     return lines
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -50,22 +50,32 @@ def median_ms(run: Callable[[], object], warmup: int, runs: int) -> tuple[float,
     return statistics.median(samples), result
 
 
-def time_interleaved(backends: list[Backend], images: np.ndarray, warmup: int, runs: int,
+def time_interleaved(backends: list[Backend], batches: Sequence[np.ndarray], warmup: int, runs: int,
                      outputs: tuple[str, ...] = (LABELS,)) -> list[tuple[float, list[list[int]] | None]]:
-    """Per backend: the median latency (ms) of ``runs`` runs returning ``outputs`` after ``warmup`` runs, and
-    the per-image token counts ``[B][merges]``. The backends take turns run after run (interleaved), so that
-    a change in machine load affects them alike."""
+    """Per backend: the median time (ms) of one pass over ``batches`` (each run through the backend returning
+    ``outputs``) over ``runs`` passes after ``warmup`` passes, and the per-image token counts ``[images][merges]``
+    of all the batches in turn. The backends take turns pass after pass (interleaved), so that a change in
+    machine load affects them alike."""
+    def one_pass(backend: Backend) -> list:
+        return [backend.run(images, outputs) for images in batches]
+
     for backend in backends:
         for _ in range(warmup):
-            backend.run(images, outputs)
+            one_pass(backend)
     samples: list[list[float]] = [[] for _ in backends]
     predictions: list = [None] * len(backends)
     for _ in range(runs):
         for index, backend in enumerate(backends):
-            latency, predictions[index] = median_ms(lambda: backend.run(images, outputs), 0, 1)
+            latency, predictions[index] = median_ms(lambda: one_pass(backend), 0, 1)
             samples[index].append(latency)
-    return [(statistics.median(times), prediction.token_counts.tolist() if prediction.token_counts is not None
-             else None) for times, prediction in zip(samples, predictions)]
+    return [(statistics.median(times), _counts(passed)) for times, passed in zip(samples, predictions)]
+
+
+def _counts(predictions: list) -> list[list[int]] | None:
+    """The token counts ``[images][merges]`` of a pass's predictions, batch after batch (None: a dense model)."""
+    if predictions[0].token_counts is None:
+        return None
+    return [counts for prediction in predictions for counts in prediction.token_counts.tolist()]
 
 
 def time_research_style(model: Segmenter, images: np.ndarray, warmup: int, runs: int) -> dict:
