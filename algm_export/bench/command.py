@@ -10,8 +10,8 @@ from ..calibration.int8 import Int8Settings
 from ..command import export_size, load_model
 from ..errors import AlgmExportError
 from ..files import check_output_target, replaced_folder
-from ..pipeline import verification_photos
 from ..verify.report import REPORT, load_report, save_report
+from .images import bench_photos
 from .run import run_benchmark
 from .tables import speed_table
 
@@ -21,7 +21,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.warmup < 0 or args.frames < 0:
         raise AlgmExportError("--runs must be >= 1, --warmup >= 0 and --frames >= 0")
     check_output_target(args.output, carries_everything=True)
-    photos = verification_photos(args.images)
+    photos = bench_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)
     int8 = Int8Settings(args.images, None, args.int8_scope, args.calib_method) if args.int8 else None

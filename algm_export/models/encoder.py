@@ -121,6 +121,7 @@ def encode(
         x = mlp_half(block, x)
         maps.append(token_map)
         counts.append(valid.sum(dim=1))
+    x = vit.norm(x)  # on the packed rows, if packed
     if packing is not None:
         x = packing.unpack(x)
-    return vit.norm(x), maps, counts, valid if maps else None
+    return x, maps, counts, valid if maps else None
