@@ -74,8 +74,8 @@ class _Nodes:
         return self.name(label)
 
 
-def _attention(n: _Nodes, qkv: str, heads: int, channels: int, scale: str, valid_keys: str | None,
-               batched: bool) -> str:
+def _attention(n: _Nodes, qkv: str, heads: int, channels: int, scale: float, dtype: int,
+               valid_keys: str | None, batched: bool) -> str:
     """``[(B,) T, 3C]`` -> ``[(B,) T, C]``: the attention of ``qkv``'s rows (``valid_keys``: the additive mask)."""
     lead = [0] if batched else []
     split = n.add("Reshape", [qkv, n.const("qkv_shape", [*lead, 0, 3, heads, channels // heads])], "qkv_heads")
@@ -85,7 +85,8 @@ def _attention(n: _Nodes, qkv: str, heads: int, channels: int, scale: str, valid
                for i, part in enumerate("qkv"))
     rank = 4 if batched else 3
     keys = n.add("Transpose", [k], "keys_t", perm=[*range(rank - 2), rank - 1, rank - 2])
-    scores = n.add("MatMul", [n.add("Mul", [q, scale], "q_scaled"), keys], "scores")
+    scale_constant = n.const("scale", scale, helper.tensor_dtype_to_np_dtype(dtype))
+    scores = n.add("MatMul", [n.add("Mul", [q, scale_constant], "q_scaled"), keys], "scores")
     if valid_keys is not None:
         scores = n.add("Add", [scores, valid_keys], "scores_masked")
     out = n.add("MatMul", [n.add("Softmax", [scores], "weights", axis=-1), v], "heads_out")
@@ -110,38 +111,50 @@ def _real_rows(n: _Nodes, valid: str) -> str:
     return n.add("Reshape", [n.add("NonZero", [flat], "real_nonzero"), n.const("flat_rows", [-1])], "real_rows")
 
 
-def _loop_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels: int, scale: str,
+def _loop_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels: int, scale: float,
                dtype: int) -> None:
     valid, longest, batch = _lengths_layout(n, lengths)
     packed = n.add("Reshape", [qkv, n.const("packed_shape", [-1, 3 * channels])], "qkv_rows")
     starts = n.add("Sub", [n.add("CumSum", [lengths, n.const("axis0_scalar", 0)], "ends"), lengths], "starts")
+    # What the body reads enters as loop-carried values, passed through unchanged (no outer-scope reference:
+    # tools that sort a graph by its nodes' explicit inputs, e.g. ONNX Runtime's quantizer, keep the order).
+    carried = {"packed": (packed, dtype, [None, 3 * channels]), "starts": (starts, TensorProto.INT64, [None]),
+               "lengths": (lengths, TensorProto.INT64, [None]), "longest": (longest, TensorProto.INT64, [1])}
     body = _Nodes(n.name("image"))
-    index, condition = body.name("index"), body.name("condition")
-    start = body.add("Unsqueeze", [body.add("Gather", [starts, index], "start"), n.name("axis0")], "start_1d")
-    count = body.add("Unsqueeze", [body.add("Gather", [lengths, index], "count"), n.name("axis0")], "count_1d")
+    inside = {key: body.name(f"{key}_in") for key in carried}
+    index = body.name("index")
+    axis0 = body.const("axis0", [0])
+    start = body.add("Unsqueeze", [body.add("Gather", [inside["starts"], index], "start"), axis0], "start_1d")
+    count = body.add("Unsqueeze", [body.add("Gather", [inside["lengths"], index], "count"), axis0], "count_1d")
     end = body.add("Add", [start, count], "end")
-    image_qkv = body.add("Slice", [packed, start, end, n.name("axis0")], "image_qkv")
-    image_out = _attention(body, image_qkv, heads, channels, scale, None, batched=False)
-    pad = body.add("Concat", [n.name("zero_1d"), n.name("zero_1d"), body.add("Sub", [longest, count], "pad_rows"),
-                              n.name("zero_1d")], "pads", axis=0)
+    image_qkv = body.add("Slice", [inside["packed"], start, end, axis0], "image_qkv")
+    image_out = _attention(body, image_qkv, heads, channels, scale, dtype, None, batched=False)
+    zero = body.const("zero_1d", [0])
+    pad = body.add("Concat", [zero, zero, body.add("Sub", [inside["longest"], count], "pad_rows"), zero], "pads",
+                   axis=0)
     padded = body.add("Pad", [image_out, pad], "padded")
-    body.add("Identity", [condition], "condition_out")
+    passed = [body.add("Identity", [name], f"{key}_out") for key, name in inside.items()]
+    condition = body.add("Identity", [body.name("condition")], "condition_out")
     graph = helper.make_graph(
         body.nodes, body.prefix,
         [helper.make_tensor_value_info(index, TensorProto.INT64, []),
-         helper.make_tensor_value_info(condition, TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info(body.name("condition_out"), TensorProto.BOOL, []),
+         helper.make_tensor_value_info(body.name("condition"), TensorProto.BOOL, []),
+         *(helper.make_tensor_value_info(inside[key], kind, shape) for key, (_, kind, shape) in carried.items())],
+        [helper.make_tensor_value_info(condition, TensorProto.BOOL, []),
+         *(helper.make_tensor_value_info(name, kind, shape)
+           for name, (_, kind, shape) in zip(passed, carried.values())),
          helper.make_tensor_value_info(padded, dtype, [None, channels])],
         body.constants)
-    n.const("zero_1d", [0])
     trips = n.add("Squeeze", [batch], "trips")
-    n.nodes.append(helper.make_node("Loop", [trips, ""], [n.name("per_image")], n.name("loop"), body=graph))
+    finals = [n.name(f"{key}_final") for key in carried]
+    n.nodes.append(helper.make_node("Loop", [trips, "", *(value[0] for value in carried.values())],
+                                    [*finals, n.name("per_image")], n.name("loop"), body=graph))
     rows = n.add("Reshape", [n.name("per_image"), n.const("rows_shape", [-1, channels])], "padded_rows")
     gathered = n.add("Gather", [rows, _real_rows(n, valid)], "packed_out", axis=0)
     n.nodes.append(helper.make_node("Unsqueeze", [gathered, n.name("axis0")], [out], n.name("packed_3d")))
 
 
-def _padded_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels: int, scale: str,
+def _padded_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels: int, scale: float,
                  dtype: int) -> None:
     valid, longest, batch = _lengths_layout(n, lengths)
     real = _real_rows(n, valid)
@@ -162,7 +175,7 @@ def _padded_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channe
     mask = n.add("Unsqueeze", [n.add("Where", [valid, n.const("key_real", 0.0, float_type),
                                               n.const("key_padding", -np.inf, float_type)], "key_mask"),
                                n.const("axes12", [1, 2])], "mask")
-    attended = _attention(n, grid, heads, channels, scale, mask, batched=True)
+    attended = _attention(n, grid, heads, channels, scale, dtype, mask, batched=True)
     flat = n.add("Reshape", [attended, n.const("rows_shape", [-1, channels])], "padded_rows")
     gathered = n.add("Gather", [flat, real], "packed_out", axis=0)
     n.nodes.append(helper.make_node("Unsqueeze", [gathered, n.const("axis0c", [0])], [out], n.name("packed_3d")))
@@ -184,9 +197,9 @@ def expand_attention(model: onnx.ModelProto, form: str) -> onnx.ModelProto:
         n = _Nodes(f"algm_attention_{count}")
         count += 1
         channels, dtype = _qkv_type(model, node.input[0])
-        scale = n.const("scale", attributes["scale"], helper.tensor_dtype_to_np_dtype(dtype))
         build = _loop_form if form == "loop" else _padded_form
-        build(n, node.input[0], node.input[1], node.output[0], attributes["num_heads"], channels, scale, dtype)
+        build(n, node.input[0], node.input[1], node.output[0], attributes["num_heads"], channels,
+              attributes["scale"], dtype)
         nodes.extend(n.nodes)
         expanded.graph.initializer.extend(n.constants)
     del expanded.graph.node[:]
