@@ -183,7 +183,8 @@ def _padded_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channe
 
 def expand_attention(model: onnx.ModelProto, form: str) -> onnx.ModelProto:
     """A copy of ``model`` whose ``PackedAttention`` nodes are replaced by standard ops in ``form`` (``loop`` or
-    ``padded``, see the module doc); the private domain's opset import is dropped."""
+    ``padded``, see the module doc), with the types of the new tensors; the private domain's opset import is
+    dropped."""
     if form not in FORMS:
         raise ValueError(f"unknown attention form {form!r} (known: {', '.join(FORMS)})")
     expanded = onnx.ModelProto()
@@ -207,7 +208,7 @@ def expand_attention(model: onnx.ModelProto, form: str) -> onnx.ModelProto:
     kept = [entry for entry in expanded.opset_import if entry.domain != ATTENTION_DOMAIN]
     del expanded.opset_import[:]
     expanded.opset_import.extend(kept)
-    return expanded
+    return onnx.shape_inference.infer_shapes(expanded)  # types of the new tensors (the FP16 pass reads them)
 
 
 def _qkv_type(model: onnx.ModelProto, name: str) -> tuple[int, int]:
