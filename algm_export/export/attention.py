@@ -58,9 +58,11 @@ class _Nodes:
         self.prefix, self.nodes, self.constants = prefix, [], []
 
     def name(self, label: str) -> str:
+        """The tensor/node name of ``label`` in this expansion."""
         return f"{self.prefix}/{label}"
 
     def const(self, label: str, value, dtype=np.int64) -> str:
+        """An initializer (defined once per label; a second definition must hold the same value)."""
         array = np.array(value, dtype)
         known = next((c for c in self.constants if c.name == self.name(label)), None)
         if known is None:
@@ -70,6 +72,7 @@ class _Nodes:
         return self.name(label)
 
     def add(self, op: str, inputs: list[str], label: str, **attributes) -> str:
+        """A node with one output, both named after ``label``; returns the output's name."""
         self.nodes.append(helper.make_node(op, inputs, [self.name(label)], self.name(label), **attributes))
         return self.name(label)
 
@@ -113,6 +116,7 @@ def _real_rows(n: _Nodes, valid: str) -> str:
 
 def _loop_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels: int, scale: float,
                dtype: int) -> None:
+    """The portable form: a Loop over the images (module doc), writing ``out`` ``[1, P, C]``."""
     valid, longest, batch = _lengths_layout(n, lengths)
     packed = n.add("Reshape", [qkv, n.const("packed_shape", [-1, 3 * channels])], "qkv_rows")
     starts = n.add("Sub", [n.add("CumSum", [lengths, n.const("axis0_scalar", 0)], "ends"), lengths], "starts")
@@ -156,6 +160,7 @@ def _loop_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels
 
 def _padded_form(n: _Nodes, qkv: str, lengths: str, out: str, heads: int, channels: int, scale: float,
                  dtype: int) -> None:
+    """The TensorRT form: attention on the padded ``[B, max_b T_b]`` layout, padding keys masked."""
     valid, longest, batch = _lengths_layout(n, lengths)
     real = _real_rows(n, valid)
     kept = n.add("CumSum", [n.add("Cast", [n.name("valid_flat")], "valid_int", to=TensorProto.INT64),
