@@ -10,7 +10,8 @@ runs the same ``max(--batches)`` images, the sample photos and two flat ones in 
 whose token counts spread over 3:1, each image merging as alone under the per-image rule). Also reports the FLOP
 ratio dense/ALGM from the measured per-image token counts, the speedup over it, the share of padded work per batch
 and, from ONNX Runtime's profiler, the share of ALGM time spent in the merge/unmerge nodes (with ``--int8`` also
-what INT8 can reach on this CPU: :mod:`algm_export.profiling`). The table is printed and stored under ``speed`` in report.json.
+what INT8 can reach on this CPU: :mod:`algm_export.profiling`). The table is printed and stored under ``speed``
+in report.json.
 
 Modules: :mod:`.timing` (CPU medians, interleaved backends, output choices), :mod:`.gpu_timing` (CUDA-event rows),
 :mod:`.predict_timing` (``predict`` on 1080p video), :mod:`.machine`, :mod:`.run` (the benchmark),
