@@ -102,3 +102,10 @@ def optimized_op_counts(graph: Path) -> dict[str, int]:
         ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         model = onnx.load(options.optimized_model_filepath)
     return dict(Counter(node.op_type for node in model.graph.node))
+
+
+def integer_kernel_counts(graph: Path) -> dict[str, int]:
+    """The integer kernels ONNX Runtime runs for a Q/DQ ``graph`` on this CPU: each of :data:`INTEGER_MATMULS` it
+    fused the quantized MatMuls into, and the QuantizeLinear nodes left in front of them (what differs by CPU)."""
+    counts = optimized_op_counts(graph)
+    return {op: counts[op] for op in (*INTEGER_MATMULS, "QuantizeLinear") if counts.get(op)}

@@ -30,8 +30,12 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
         if row["backend"] == "pytorch dense":
             assert row["speedup_vs_pytorch_dense"] == 1.0
     algm_rows = [r for r in rows if "ALGM" in r["backend"]]
-    assert all(len(r["token_counts"]) == r["batch"] and all(c[0] < 257 for c in r["token_counts"])
-               for r in algm_rows)
+    # every batch size runs the same 2 images (max of --batches): batch 1 twice, batch 2 once
+    assert all(len(r["token_counts"]) == 2 and all(c[0] < 257 for c in r["token_counts"]) for r in algm_rows)
+    assert all(r["token_counts"] == algm_rows[0]["token_counts"] for r in algm_rows)
+    assert speed["padded_work_share"]["1"] == 1.0 and speed["padded_work_share"]["2"] >= 1.0
+    assert speed["onnxruntime_speedup_over_flop_ratio"]["2"] == pytest.approx(
+        speed["onnxruntime_algm_speedup_over_dense"]["2"] / speed["flop_ratio_dense_over_algm"]["2"], abs=2e-3)
     assert all(ratio > 1.0 for ratio in speed["flop_ratio_dense_over_algm"].values())
     assert 0.0 < speed["merge_unmerge_time_share_onnxruntime"] < 1.0
     int8 = speed["onnxruntime_int8_algm"]
@@ -45,6 +49,11 @@ def test_bench_prints_table_and_stores_speed(research_checkpoint, tmp_path, caps
     quantized = counts["ALGM"]["int8_matmuls"]
     assert headroom["quantized_matmuls"] == quantized > 0 and 0 < headroom["quantized_share_of_fp32_time"] < 1
     assert f"INT8 changes only the {quantized} quantized Linear MatMuls" in printed
+    # ONNX Runtime fuses every quantized MatMul into an integer kernel (which one runs inside differs by CPU)
+    kernels = headroom["kernels"]
+    assert sum(n for op, n in kernels.items() if op != "QuantizeLinear") == quantized
+    assert "ONNX Runtime kernels of the INT8 ALGM graph on this CPU: " + ", ".join(
+        f"{n} {op}" for op, n in kernels.items()) in printed
     assert f"INT8 MatMuls (mixed precision): dense {counts['dense']['int8_matmuls']} of 59, ALGM {quantized} of 41" \
         in printed
     assert speed_table(speed) in printed
@@ -96,7 +105,24 @@ def test_backends_take_turns_and_keep_their_own_counts():
             calls.append(self.name)
             return type("Prediction", (), {"token_counts": None if self.counts is None else np.array(self.counts)})()
 
-    results = time_interleaved([Fake("a", [[9, 5]]), Fake("b", None)], np.zeros((1, 3, 8, 8)), warmup=2, runs=3)
+    results = time_interleaved([Fake("a", [[9, 5]]), Fake("b", None)], [np.zeros((1, 3, 8, 8))], warmup=2, runs=3)
     assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
     assert [counts for _, counts in results] == [[[9, 5]], None]
     assert all(latency >= 0 for latency, _ in results)
+    calls.clear()  # two batches per pass: each pass runs both, the counts follow the batches in turn
+    results = time_interleaved([Fake("a", [[9, 5]]), Fake("b", None)], [np.zeros((1, 3, 8, 8))] * 2, warmup=1,
+                               runs=2)
+    assert calls == ["a", "a", "b", "b"] + ["a", "a", "b", "b"] * 2
+    assert [counts for _, counts in results] == [[[9, 5], [9, 5]], None]
+
+
+def test_padded_work_share_counts_each_batch_padded_to_its_longest_image():
+    """Consecutive batches of the images, each image padded to its batch's longest after each merge."""
+    from algm_export.bench.records import padded_work_share
+
+    counts = [[10, 5], [4, 2], [6, 3]]  # [images][merges]: 30 real tokens
+    assert padded_work_share(counts, 1) == 1.0
+    # batch 2: (10, 5) and (4, 2) padded to 10 and 5: 30 tokens; (6, 3) alone: 9; all three at once would be 45
+    assert padded_work_share(counts, 2) == pytest.approx(39 / 30)
+    assert padded_work_share(counts, 3) == pytest.approx(45 / 30)
+    assert padded_work_share([[7, 3]] * 4, 4) == 1.0, "equal counts: nothing padded"

@@ -11,12 +11,12 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..artifacts import FP16_GRAPH, INPUT_NAME, PLUGIN_GRAPH, PORTABLE_GRAPH
+from ..artifacts import DEFAULT_OUTPUTS, FP16_GRAPH, INPUT_NAME, PLUGIN_GRAPH, PORTABLE_GRAPH
+from ..deployment import METADATA_KEY, DeploymentInfo
 from ..errors import AlgmExportError
 from ..files import write_atomically
 from ..models.segmenter import Segmenter
-from ..deployment import METADATA_KEY, DeploymentInfo
-from ..artifacts import DEFAULT_OUTPUTS
+from .attention import expand_attention, register_attention_schema, translate_packed_attention
 from .contract import PLUGIN_ATTRIBUTES, register_schemas
 from .fp16 import convert_to_fp16
 from .graph_edits import add_merge_outputs, attach_functions, inline_portable
@@ -59,6 +59,7 @@ TRANSLATIONS = {
     torch.ops.algm.local_merge.default: _local_merge,
     torch.ops.algm.global_merge.default: _global_merge,
     torch.ops.algm.unmerge.default: _unmerge,
+    torch.ops.algm.packed_attention.default: translate_packed_attention,
 }
 
 
@@ -88,8 +89,10 @@ def export_plugin_graph(model: Segmenter, image_size: tuple[int, int], opset: in
                         verbose: bool = False, outputs: tuple[str, ...] = DEFAULT_OUTPUTS) -> onnx.ModelProto:
     """The graph for TensorRT: one ``algm`` node per merge/unmerge (plugin attributes, size-tensor output),
     each with a standard-op function body; the deployment ``outputs`` and, with ALGM,
-    ``token_counts``/``token_maps``."""
+    ``token_counts``/``token_maps``. Per-image attention is still one ``PackedAttention`` node per block
+    (:func:`expand_attention` turns it into standard ops)."""
     register_schemas()
+    register_attention_schema()
     example = torch.zeros(2, 3, *image_size)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     try:
@@ -130,11 +133,13 @@ def export_graphs(model: Segmenter, folder: Path, image_size: tuple[int, int], f
     ``model.fp16.onnx`` (algm nodes, FP16) into ``folder``, each with the deployment ``outputs``.
     Each file is checked, then written atomically."""
     info = DeploymentInfo.of(model, image_size, outputs=outputs)
-    plugin = with_metadata(export_plugin_graph(model, image_size, opset, verbose, outputs), info)
-    portable = inline_portable(plugin)
+    exported = with_metadata(export_plugin_graph(model, image_size, opset, verbose, outputs), info)
+    plugin = expand_attention(exported, "padded")  # TensorRT: see algm_export/export/attention.py
+    portable = inline_portable(expand_attention(exported, "loop"))
     graphs = {PLUGIN_GRAPH: plugin, PORTABLE_GRAPH: portable}
     if fp16:
-        graphs[FP16_GRAPH] = with_metadata(convert_to_fp16(plugin), DeploymentInfo.of(model, image_size, "fp16", outputs))
+        graphs[FP16_GRAPH] = with_metadata(convert_to_fp16(plugin),
+                                           DeploymentInfo.of(model, image_size, "fp16", outputs))
     for name, graph in graphs.items():
         check_graph(graph, name)
     paths = {name: save_model(graph, folder / name) for name, graph in graphs.items()}

@@ -8,6 +8,9 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import Block
 
 from ..config import SegmenterConfig
+from .attention import packed_attention_half
+from .encoder import mlp_half, padding_mask
+from .packing import Packing
 
 
 class LinearDecoder(nn.Module):
@@ -17,8 +20,8 @@ class LinearDecoder(nn.Module):
         super().__init__()
         self.head = nn.Linear(d_encoder, n_cls)
 
-    def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-token logits (tokens are independent: ``attn_mask`` is not needed)."""
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor | None = None, packed: bool = True) -> torch.Tensor:
+        """Per-token logits (tokens are independent: ``valid`` and ``packed`` change nothing)."""
         return self.head(tokens)
 
 
@@ -41,16 +44,28 @@ class MaskTransformerDecoder(nn.Module):
         self.proj_classes = nn.Parameter(scale * torch.randn(d_model, d_model))
         self.mask_norm = nn.LayerNorm(n_cls)
 
-    def forward(self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-token mask logits. ``attn_mask`` ``[B, 1, 1, M]`` (additive, -inf at padding tokens) keeps
-        padding tokens out of the attention; the class embeddings are always attended."""
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor | None = None, packed: bool = True) -> torch.Tensor:
+        """Per-token mask logits. ``valid`` ``[B, M]`` (False: a padding token) keeps padding tokens out: with
+        ``packed`` the blocks run on each image's real tokens and its class embeddings only (packed rows,
+        attention per image), else on the padded layout with padding keys masked. The class embeddings are
+        always attended."""
         n_tokens = tokens.shape[1]
         x = torch.cat([self.proj_dec(tokens), self.cls_emb.expand(tokens.shape[0], -1, -1)], dim=1)
-        if attn_mask is not None:
-            attn_mask = F.pad(attn_mask, (0, self.n_cls))
-        for block in self.blocks:
-            x = block(x, attn_mask=attn_mask)
-        x = self.decoder_norm(x)
+        if valid is None:
+            for block in self.blocks:
+                x = block(x)
+            x = self.decoder_norm(x)
+        elif packed:
+            packing = Packing.of(F.pad(valid, (0, self.n_cls), value=True).float())
+            x = packing.pack(x)
+            for block in self.blocks:
+                x = mlp_half(block, packed_attention_half(block, x, packing))
+            x = packing.unpack(self.decoder_norm(x))
+        else:
+            attn_mask = padding_mask(F.pad(valid, (0, self.n_cls), value=True), x.dtype)
+            for block in self.blocks:
+                x = block(x, attn_mask=attn_mask)
+            x = self.decoder_norm(x)
         patches = F.normalize(x[:, :n_tokens] @ self.proj_patch, dim=-1)
         classes = F.normalize(x[:, n_tokens:] @ self.proj_classes, dim=-1)
         return self.mask_norm(patches @ classes.transpose(1, 2))

@@ -10,10 +10,12 @@ from timm.models.vision_transformer import Block, VisionTransformer
 
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import global_merge, local_merge, replay_merge
-from .packing import Packing, packed_attention_half
+from .attention import packed_attention_half
+from .packing import Packing
 
-# Per-image rule: after the first merge the Linear layers run on the packed real tokens of all images
-# (True) or on the tokens padded to the longest image (False); attention works per image either way.
+# Per-image rule: after the first merge the blocks run on the packed real tokens of all images, attention on
+# each image's own tokens (True), or on the tokens padded to the longest image with padding keys masked
+# (False: the reference layout the tests compare with).
 PACK_TOKENS = True
 
 
@@ -112,13 +114,14 @@ def encode(
             x, sizes, token_map = global_merge(x, sizes, token_map, number, algm.per_image)
         valid = sizes > 0
         if algm.per_image and PACK_TOKENS:
-            packing = Packing.of(sizes, x.dtype)
+            packing = Packing.of(sizes)
             x = packing.pack(x)
         elif algm.per_image:
             mask = padding_mask(valid, x.dtype)
         x = mlp_half(block, x)
         maps.append(token_map)
         counts.append(valid.sum(dim=1))
+    x = vit.norm(x)  # on the packed rows, if packed
     if packing is not None:
         x = packing.unpack(x)
-    return vit.norm(x), maps, counts, valid if maps else None
+    return x, maps, counts, valid if maps else None

@@ -6,12 +6,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..artifacts import LABELS, LOGITS, SCORES
 from ..config import ALGMConfig, SegmenterConfig
 from ..merging.ops import unmerge
-from ..artifacts import LABELS, LOGITS, SCORES
 from ..outputs import argmax_labels, upsample
+from . import encoder
 from .decoders import build_decoder
-from .encoder import build_vit, encode, padding_mask
+from .encoder import build_vit, encode
 
 
 class Segmenter(nn.Module):
@@ -66,8 +67,8 @@ class Segmenter(nn.Module):
         tokens, maps, counts, valid = encode(self.encoder, padded, self.config.grid, self.algm, replay_maps,
                                              merge_inputs)
         prefix = self.encoder.num_prefix_tokens
-        mask = padding_mask(valid[:, prefix:], tokens.dtype) if maps and self.algm.per_image else None
-        scores = self.decoder(tokens[:, prefix:], mask)
+        real = valid[:, prefix:] if maps and self.algm.per_image else None  # None: no padding
+        scores = self.decoder(tokens[:, prefix:], real, encoder.PACK_TOKENS)
         if maps:
             scores = unmerge(scores, maps[-1])
         if not torch.compiler.is_exporting():
