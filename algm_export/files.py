@@ -60,25 +60,41 @@ def _umask() -> int:
     return current
 
 
-def check_output_target(folder: Path, carries_everything: bool = False) -> None:
-    """Refuse an output path that cannot become this run's folder: a missing parent, a file, or, for a run that
-    replaces the folder's set (``carries_everything`` False: export), a folder holding files algm-export did not
-    write (its marker lists what it wrote). Runs that carry every file over (verify, build, bench) accept any
-    folder: they delete nothing."""
-    parent = folder.absolute().parent
+def output_path(folder: Path) -> Path:
+    """The folder an output run writes: absolute, and a symbolic link followed to its target (the link stays).
+    AlgmExportError for the current folder or one holding it: a folder replaced as a whole would pull the
+    shell's working folder away."""
+    absolute = Path(os.path.abspath(folder))
+    target = absolute.resolve() if absolute.is_symlink() else absolute
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise AlgmExportError(f"{folder}: is the current folder or holds it; the output folder is replaced as a "
+                              "whole, choose a subfolder (e.g. -o out)")
+    return target
+
+
+def check_output_target(folder: Path) -> None:
+    """Refuse an output path that cannot become this run's folder: a missing parent, a file, the current folder,
+    or a folder holding files algm-export did not write there as an export (its marker lists what it wrote).
+    Runs that add to an export (verify, build, bench) keep its files; none adopts or overwrites a user's file."""
+    folder = output_path(folder)
+    parent = folder.parent
     if not parent.is_dir():
         raise AlgmExportError(f"{folder}: the parent folder {parent} does not exist")
     if folder.exists() and not folder.is_dir():
         raise AlgmExportError(f"{folder}: output path exists and is not a folder")
-    if folder.is_dir() and not carries_everything and any(folder.iterdir()):
+    if folder.is_dir() and any(folder.iterdir()):
         listed = written_set(folder)
         if listed is None:
-            raise AlgmExportError(f"{folder}: not empty and not an algm-export output folder (no {MARKER} written "
-                                  "by algm-export); choose a new or empty folder, it is replaced as a whole")
+            other = marker_command(folder)
+            kind = (f"an {TOOL} {other} folder" if other is not None else
+                    f"not an {TOOL} output folder (no {MARKER} written by {TOOL})")
+            raise AlgmExportError(f"{folder}: not empty and {kind}; choose a new or empty folder (an output "
+                                  "folder is replaced as a whole)")
         foreign = sorted(p.name for p in folder.iterdir() if p.name not in listed and p.name != MARKER)
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-            raise AlgmExportError(f"{folder}: holds {foreign[0]}{more}, which algm-export did not write; move it "
+            raise AlgmExportError(f"{folder}: holds {foreign[0]}{more}, which {TOOL} did not write; move it "
                                   "away or choose another folder (the folder is replaced as a whole)")
     try:  # a probe folder, removed at once: the parent must take the staging folder
         tempfile.TemporaryDirectory(dir=parent, prefix=f".{folder.name}.probe-").cleanup()
@@ -86,15 +102,26 @@ def check_output_target(folder: Path, carries_everything: bool = False) -> None:
         raise AlgmExportError(f"{folder}: cannot write to {parent} ({error.strerror or error})") from error
 
 
-def written_set(folder: Path, command: str = "export") -> set[str] | None:
-    """The names of the files algm-export ``command`` wrote into ``folder`` (its marker's list); None where the
-    folder has no such marker (missing, unreadable, another command's or another tool's file of that name)."""
+def _marker(folder: Path) -> dict | None:
+    """The marker algm-export wrote in ``folder``; None where there is none (missing, unreadable, not ours)."""
     try:
         data = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("tool") != TOOL or data.get("command") != command \
-            or not isinstance(data.get("files"), list):
+    return data if isinstance(data, dict) and data.get("tool") == TOOL else None
+
+
+def marker_command(folder: Path) -> str | None:
+    """The algm-export command whose files ``folder`` holds (its marker); None where it has no marker of ours."""
+    data = _marker(folder)
+    return data.get("command") if data is not None and isinstance(data.get("command"), str) else None
+
+
+def written_set(folder: Path, command: str = "export") -> set[str] | None:
+    """The names of the files algm-export ``command`` wrote into ``folder`` (its marker's list); None where the
+    folder has no such marker (missing, unreadable, another command's or another tool's file of that name)."""
+    data = _marker(folder)
+    if data is None or data.get("command") != command or not isinstance(data.get("files"), list):
         return None
     return {name for name in data["files"] if isinstance(name, str)}
 
@@ -172,9 +199,10 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
     contents. ``keep``: names carried over from the previous contents first (e.g. the TensorRT timing
     cache); None carries everything over (commands that add to an export: verify, build, bench).
     Yields the staging folder to write to. A full disk or an unwritable parent becomes an AlgmExportError."""
-    check_output_target(folder, carries_everything=keep is None)
+    check_output_target(folder)
+    folder = output_path(folder)
     remove_stale_staging(folder)
-    staging = folder.absolute().parent / f".{folder.name}.algm-export-{os.getpid()}.staging"
+    staging = folder.parent / f".{folder.name}.algm-export-{os.getpid()}.staging"
     try:
         try:
             shutil.rmtree(staging, ignore_errors=True)

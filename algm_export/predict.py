@@ -11,11 +11,12 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from .artifacts import MARKER
 from .console import PROG, note
 from .deployment import DeploymentInfo
 from .errors import AlgmExportError
 from .evaluation.protocol import ViewAveraging
-from .files import write_atomically, write_marker, written_set
+from .files import marker_command, write_atomically, write_marker, written_set
 from .photos import IMAGE_SUFFIXES, read_image
 from .preprocess import OPENCV, resize_rgb
 from .runtime.base import Backend
@@ -225,10 +226,15 @@ def check_foreign_outputs(folder: Path, sources: list[Source], every: int, with_
                           with_merges: bool) -> set[str]:
     """The files an earlier predict wrote into ``folder`` (its marker); AlgmExportError, before anything is
     written, when a file this run would write exists there and was not written by predict (video frames: as many
-    as the video announces)."""
+    as the video announces), or when the folder's marker is another command's (an export folder: predictions
+    would take over its list)."""
     ours = written_set(folder, PREDICT) or set()
     if not folder.is_dir():
         return ours
+    if (folder / MARKER).exists() and marker_command(folder) != PREDICT:
+        other = marker_command(folder)
+        owner = f"an {PROG} {other} folder" if other else f"its {MARKER} was not written by {PROG} predict"
+        raise AlgmExportError(f"{folder}: {owner}; write predictions to their own -o folder")
     for source in sources:
         if source.is_video:
             try:

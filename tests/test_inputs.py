@@ -246,6 +246,7 @@ def test_bench_dense_leaves_no_folder(research_checkpoint, tmp_path, capsys):
     (["--layers", "1,6"], "ALGM layers: graph (1, 5), MODEL and flags (1, 6)"),
     (["--window", "1x2"], "ALGM window: graph (2, 2), MODEL and flags (1, 2)"),
     (["--image-size", "256"], "image size: graph 512x512, --image-size 256x256"),
+    (["--batch-rule", "min"], "--batch-rule: graph per-image, MODEL and flags min"),
 ])
 def test_verify_refuses_graphs_exported_with_other_settings(pipeline_run, research_checkpoint, capsys, argv,
                                                             message):

@@ -188,3 +188,70 @@ def test_replaced_folder_swaps_whole_sets(tmp_path):
             raise KeyboardInterrupt
     assert contents(folder) == {"a": b"a", "report.json": b"2"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_runs_that_add_to_an_export_never_adopt_a_users_files(previous, research_checkpoint, tmp_path, capsys):
+    """verify, build and bench keep an export's files, but refuse (one line, exit 2, nothing touched) a folder
+    that is not an export or that holds a file algm-export did not write: listing it in the marker would let the
+    next export delete it, and their report.json would overwrite the user's."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.json").write_text('{"mine": true}')
+    (mine / "model.onnx").write_bytes((previous / "model.onnx").read_bytes())
+    (previous / "notes.txt").write_text("mine")
+    for folder, message in ((mine, "not an algm-export output folder"),
+                            (previous, "holds notes.txt, which algm-export did not write")):
+        before = snapshot(folder)
+        for argv in (["verify", str(research_checkpoint), "-o", str(folder)],
+                     ["build", str(research_checkpoint), "-o", str(folder)],
+                     ["bench", str(research_checkpoint), "-o", str(folder)]):
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+            assert snapshot(folder) == before
+    with pytest.raises(Exception, match="holds notes.txt"):  # the context manager under them refuses it too
+        with replaced_folder(previous, keep=None):
+            pass
+    assert snapshot(previous)["notes.txt"] == b"mine"
+
+
+def test_an_export_folder_is_not_a_predict_folder(previous, research_checkpoint, one_image, tmp_path, capsys):
+    """predict -o into an export folder would take over its marker (the export's list lost); export -o into a
+    predict folder would delete the predictions. Each is refused by name."""
+    marker = (previous / MARKER).read_bytes()
+    code = main(["predict", str(previous / "model.onnx"), str(one_image), "-o", str(previous)])
+    err = capsys.readouterr().err
+    assert code == 2 and "an algm-export export folder; write predictions to their own -o folder" in err, err
+    assert (previous / MARKER).read_bytes() == marker and not (previous / "coffee.png").exists()
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    write_marker(predictions, "predict", [])
+    code = main([str(research_checkpoint), "-o", str(predictions), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not empty and an algm-export predict folder" in err, err
+
+
+@pytest.mark.parametrize("output", [".", "..", "out/.."])
+def test_the_current_folder_is_refused_up_front(research_checkpoint, tmp_path, monkeypatch, capsys, output):
+    """-o . (or a folder holding it) cannot be swapped out under the shell: refused by --dry-run already."""
+    work = tmp_path / "work"
+    (work / "out").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for extra in (["--dry-run"], []):
+        code = main([str(research_checkpoint), "-o", output, *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and "is the current folder or holds it" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in work.iterdir()) == ["out"]
+
+
+def test_a_linked_output_folder_is_written_through_its_link(tmp_path):
+    """-o LINK: the set lands in the link's target, the link stays a link, no staging is left beside either."""
+    target, link = tmp_path / "disk" / "real", tmp_path / "out"
+    target.parent.mkdir()
+    link.symlink_to(target, target_is_directory=True)
+    for run in ("1", "2"):
+        with replaced_folder(link) as staging:
+            (staging / "report.json").write_text(run)
+        assert link.is_symlink() and contents(target) == {"report.json": run.encode()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "out"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["real"]

@@ -204,3 +204,90 @@ def test_serve_without_the_serve_extra_is_one_line(monkeypatch, capsys, tmp_path
     assert main(["serve", str(tmp_path / "model.onnx")]) == 2
     err = capsys.readouterr().err
     assert "pip install 'algm-export[serve]'" in err and err.count("\n") == 1
+
+
+# As the bundled tritonserver said it (PyTriton 0.7's proxy, one instance of algm_segment refused):
+RACE = ("[400] load failed for model 'algm_segment': version 1 is at UNAVAILABLE state: Internal: "
+        "TritonModelException: Model initialize error: Traceback (most recent call last):\n"
+        "  File \"/tmp/folderWgZ1Af/1/model.py\", line 425, in initialize\n"
+        "    inference_handler_config = get_config_from_handshake_server(handshake_socket)\n"
+        "  File \"/tmp/folderWgZ1Af/1/communication.py\", line 550, in get_config_from_handshake_server\n"
+        "    sock.connect(socket_path.as_posix())\nConnectionRefusedError: [Errno 111] Connection refused\n")
+
+
+def _stand_in_pytriton(monkeypatch, failures: list[str]) -> list[str]:
+    """Install a stand-in ``pytriton`` whose Triton.run() raises ``failures`` in turn, then starts; returns the
+    log of starts, stops and serves."""
+    import sys
+    import types
+
+    log: list[str] = []
+
+    class Triton:
+        def __init__(self, **settings):
+            pass
+
+        def __enter__(self):
+            log.append("start")
+            return self
+
+        def __exit__(self, *exc):
+            log.append("stop")
+
+        def bind(self, *args, **kwargs):
+            pass
+
+        def run(self):
+            if failures:
+                raise RuntimeError(failures.pop(0))
+
+        def serve(self):
+            log.append("serve")
+
+    settings = types.ModuleType("pytriton.model_config")
+    settings.DynamicBatcher = settings.ModelConfig = settings.Tensor = lambda *args, **kwargs: None
+    triton = types.ModuleType("pytriton.triton")
+    triton.Triton, triton.DEFAULT_PROTECTED_ENDPOINTS = Triton, ["statistics", "model-repository"]
+    triton.TritonConfig = triton.TritonSecurityConfig = lambda **kwargs: None
+    monkeypatch.setitem(sys.modules, "pytriton", types.ModuleType("pytriton"))
+    monkeypatch.setitem(sys.modules, "pytriton.model_config", settings)
+    monkeypatch.setitem(sys.modules, "pytriton.triton", triton)
+    return log
+
+
+@pytest.mark.parametrize("failures, starts, served", [([], 1, True), ([RACE], 2, True), ([RACE, RACE], 3, True),
+                                                        ([RACE, RACE, RACE], 3, False),
+                                                        (["load failed: ModuleNotFoundError: No module named x"], 1,
+                                                         False)])
+def test_only_pytritons_handshake_race_restarts_the_server(monkeypatch, capsys, failures, starts, served):
+    """PyTriton's start-up race (a second model instance refused by the first one's handshake socket) restarts the
+    server, at most START_ATTEMPTS times in all; any other load failure is raised at once."""
+    import argparse
+    import types
+
+    from algm_export.serving import server
+
+    log = _stand_in_pytriton(monkeypatch, list(failures))
+    monkeypatch.setattr(server, "window_tensors", lambda backend: [])
+    closed = [0]
+
+    class SegmentModel:
+        def __init__(self, *args):
+            pass
+
+        def close(self):
+            closed[0] += 1
+
+    monkeypatch.setattr(server, "SegmentModel", SegmentModel)
+    info = types.SimpleNamespace(image_size=(32, 32), to_json=lambda: "{}")
+    backend = types.SimpleNamespace(info=info, name="stand-in")
+    args = argparse.Namespace(host="127.0.0.1", port=8000, max_batch=4, image_instances=2, max_pixels=1 << 20,
+                              verbose=False)
+    if served:
+        server.serve(backend, args)
+    else:
+        with pytest.raises(RuntimeError, match="load failed"):
+            server.serve(backend, args)
+    assert log == ["start", "stop"] * (starts - 1) + (["start", "serve", "stop"] if served else ["start", "stop"])
+    assert capsys.readouterr().err.count("handshake raced") == starts - 1
+    assert closed == [2], "each image instance is closed once, after the last start"

@@ -25,6 +25,7 @@ from .requests import request_photo
 from .windows import RemoteWindows, token_count_array
 
 WINDOW_MODEL, SEGMENT_MODEL, INFO_MODEL = "algm_window", "algm_segment", "algm_info"
+START_ATTEMPTS = 3  # PyTriton's start-up race (handshake_race) costs a restart, at most this many
 CALL_TIMEOUT_S = 120  # one window batch through the server; far above a batch's run time on 2 cores
 DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
           "tensor(int64)": np.int64}
@@ -141,32 +142,49 @@ def serve(backend: Backend, args: argparse.Namespace, ready: threading.Event | N
     # Statistics (read-only: batch sizes formed, queue and compute times) open to clients; the endpoints that
     # change the server (model repository, shared memory, ...) stay behind PyTriton's generated access token.
     security = TritonSecurityConfig(restricted_endpoints=[e for e in DEFAULT_PROTECTED_ENDPOINTS if e != "statistics"])
-    with Triton(config=triton_config(args), security_config=security) as triton:
-        try:
-            triton.bind(WINDOW_MODEL, WindowModel(backend),
-                        inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=(3, height, width))],
-                        outputs=[Tensor(name=n, dtype=t, shape=s) for n, t, s in window_tensors(backend)],
-                        config=ModelConfig(max_batch_size=args.max_batch, batcher=batcher))
-            triton.bind(SEGMENT_MODEL, segments,
-                        inputs=[Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3), optional=True),
-                                Tensor(name="encoded", dtype=np.uint8, shape=(-1,), optional=True)],
-                        outputs=[Tensor(name="labels", dtype=np.int32, shape=(-1, -1)),
-                                 Tensor(name=TOKEN_COUNTS, dtype=np.int64, shape=(-1, -1))],
-                        config=ModelConfig(batching=False))
-            triton.bind(INFO_MODEL, lambda requests: [{"deployment": info} for _ in requests],
-                        inputs=[Tensor(name="query", dtype=np.uint8, shape=(-1,))],
-                        outputs=[Tensor(name="deployment", dtype=np.uint8, shape=(-1,))],
-                        config=ModelConfig(batching=False))
-            triton.run()
-            print(f"serving {backend.name} ({height}x{width} windows, batches up to {args.max_batch}) on "
-                  f"{args.host}: HTTP {args.port}, gRPC {args.port + 1}, metrics {args.port + 2}; models "
-                  f"{WINDOW_MODEL}, {SEGMENT_MODEL}, {INFO_MODEL}. Ctrl-C or SIGTERM stops it.", flush=True)
-            if ready is not None:
-                ready.set()
-            triton.serve()
-        finally:
-            for segment in segments:
-                segment.close()
+    try:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            with Triton(config=triton_config(args), security_config=security) as triton:
+                triton.bind(WINDOW_MODEL, WindowModel(backend),
+                            inputs=[Tensor(name=INPUT_NAME, dtype=np.float32, shape=(3, height, width))],
+                            outputs=[Tensor(name=n, dtype=t, shape=s) for n, t, s in window_tensors(backend)],
+                            config=ModelConfig(max_batch_size=args.max_batch, batcher=batcher))
+                triton.bind(SEGMENT_MODEL, segments,
+                            inputs=[Tensor(name="image", dtype=np.uint8, shape=(-1, -1, 3), optional=True),
+                                    Tensor(name="encoded", dtype=np.uint8, shape=(-1,), optional=True)],
+                            outputs=[Tensor(name="labels", dtype=np.int32, shape=(-1, -1)),
+                                     Tensor(name=TOKEN_COUNTS, dtype=np.int64, shape=(-1, -1))],
+                            config=ModelConfig(batching=False))
+                triton.bind(INFO_MODEL, lambda requests: [{"deployment": info} for _ in requests],
+                            inputs=[Tensor(name="query", dtype=np.uint8, shape=(-1,))],
+                            outputs=[Tensor(name="deployment", dtype=np.uint8, shape=(-1,))],
+                            config=ModelConfig(batching=False))
+                try:
+                    triton.run()
+                except Exception as error:  # PyTriton raises tritonclient's exception types here
+                    if attempt == START_ATTEMPTS or not handshake_race(error):
+                        raise
+                    print(f"note: PyTriton's model handshake raced (attempt {attempt} of {START_ATTEMPTS}); "
+                          "starting the server again", file=sys.stderr, flush=True)
+                    continue
+                print(f"serving {backend.name} ({height}x{width} windows, batches up to {args.max_batch}) on "
+                      f"{args.host}: HTTP {args.port}, gRPC {args.port + 1}, metrics {args.port + 2}; models "
+                      f"{WINDOW_MODEL}, {SEGMENT_MODEL}, {INFO_MODEL}. Ctrl-C or SIGTERM stops it.", flush=True)
+                if ready is not None:
+                    ready.set()
+                triton.serve()
+                return
+    finally:
+        for segment in segments:
+            segment.close()
+
+
+def handshake_race(error: BaseException) -> bool:
+    """Whether a failed model load is PyTriton's start-up race: a model's second instance connects to the first
+    instance's handshake socket after the socket file appears (bind) but before it listens, and is refused.
+    Nothing of ours is wrong then, and a fresh start succeeds."""
+    text = str(error)
+    return "get_config_from_handshake_server" in text and "ConnectionRefusedError" in text
 
 
 def serve_command(args: argparse.Namespace) -> int:

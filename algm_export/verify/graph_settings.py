@@ -39,10 +39,11 @@ def setting_differences(info: DeploymentInfo, model: Segmenter, requested_size: 
         differences.append(f"dense/ALGM: graph {_describe_algm(info.algm)}, MODEL and flags "
                            f"{_describe_algm(model.algm)}")
     elif info.algm is not None:
-        for setting in ("layers", "window", "threshold"):
+        for setting in ("layers", "window", "threshold", "batch_rule"):
             stored, asked = getattr(info.algm, setting), getattr(model.algm, setting)
             if stored != asked:
-                differences.append(f"ALGM {setting}: graph {stored}, MODEL and flags {asked}")
+                name = "--batch-rule" if setting == "batch_rule" else f"ALGM {setting}"
+                differences.append(f"{name}: graph {stored}, MODEL and flags {asked}")
     config = model.config
     if info.normalization != config.normalization:
         differences.append(f"normalization: graph {info.normalization.name}, MODEL {config.normalization.name}")
