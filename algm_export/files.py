@@ -14,12 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .artifacts import MARKER
+from .artifacts import FP16_INT8_PLAN, FP16_PLAN, MARKER, REPORT, TIMING_CACHE, TORCH_OUTPUTS, sidecar_path
 from .console import VERSION
 from .errors import AlgmExportError
 
 TOOL = "algm-export"
 STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
+# What the runs that add to a folder (verify, build, bench) write; a user's file of such a name stops them.
+ADDED_FILES = {REPORT, TORCH_OUTPUTS, TIMING_CACHE, "bench", *(name for plan in (FP16_PLAN, FP16_INT8_PLAN)
+                                                              for name in (plan, sidecar_path(Path(plan)).name))}
 RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
 AT_FDCWD = -100
 DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
@@ -73,10 +76,12 @@ def output_path(folder: Path) -> Path:
     return target
 
 
-def check_output_target(folder: Path) -> None:
-    """Refuse an output path that cannot become this run's folder: a missing parent, a file, the current folder,
-    or a folder holding files algm-export did not write there as an export (its marker lists what it wrote).
-    Runs that add to an export (verify, build, bench) keep its files; none adopts or overwrites a user's file."""
+def check_output_target(folder: Path, carries_everything: bool = False) -> None:
+    """Refuse an output path that cannot become this run's folder: a missing parent, a file, the current folder.
+    A run that replaces the folder's set (``carries_everything`` False: export) also refuses a folder holding
+    files algm-export did not write there as an export (its marker lists what it wrote). Runs that add to a
+    folder (verify, build, bench) keep every file, but refuse one that holds another marker or a file of a name
+    they write (``ADDED_FILES``) that algm-export did not write: they never adopt or overwrite a user's file."""
     folder = output_path(folder)
     parent = folder.parent
     if not parent.is_dir():
@@ -85,21 +90,30 @@ def check_output_target(folder: Path) -> None:
         raise AlgmExportError(f"{folder}: output path exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()):
         listed = written_set(folder)
-        if listed is None:
+        if listed is None and (not carries_everything or (folder / MARKER).exists()):
             other = marker_command(folder)
             kind = (f"an {TOOL} {other} folder" if other is not None else
                     f"not an {TOOL} output folder (no {MARKER} written by {TOOL})")
             raise AlgmExportError(f"{folder}: not empty and {kind}; choose a new or empty folder (an output "
                                   "folder is replaced as a whole)")
-        foreign = sorted(p.name for p in folder.iterdir() if p.name not in listed and p.name != MARKER)
+        foreign = sorted(foreign_names(folder, listed) & ADDED_FILES if carries_everything else
+                         foreign_names(folder, listed))
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            why = "this run would overwrite it" if carries_everything else "the folder is replaced as a whole"
             raise AlgmExportError(f"{folder}: holds {foreign[0]}{more}, which {TOOL} did not write; move it "
-                                  "away or choose another folder (the folder is replaced as a whole)")
+                                  f"away or choose another folder ({why})")
     try:  # a probe folder, removed at once: the parent must take the staging folder
         tempfile.TemporaryDirectory(dir=parent, prefix=f".{folder.name}.probe-").cleanup()
     except OSError as error:
         raise AlgmExportError(f"{folder}: cannot write to {parent} ({error.strerror or error})") from error
+
+
+def foreign_names(folder: Path, listed: set[str] | None) -> set[str]:
+    """The entries of ``folder`` that its export marker (``listed``; None: no marker) does not list."""
+    if not folder.is_dir():
+        return set()
+    return {p.name for p in folder.iterdir() if p.name != MARKER and (listed is None or p.name not in listed)}
 
 
 def _marker(folder: Path) -> dict | None:
@@ -199,8 +213,9 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
     contents. ``keep``: names carried over from the previous contents first (e.g. the TensorRT timing
     cache); None carries everything over (commands that add to an export: verify, build, bench).
     Yields the staging folder to write to. A full disk or an unwritable parent becomes an AlgmExportError."""
-    check_output_target(folder)
+    check_output_target(folder, carries_everything=keep is None)
     folder = output_path(folder)
+    foreign = foreign_names(folder, written_set(folder)) if keep is None else set()
     remove_stale_staging(folder)
     staging = folder.parent / f".{folder.name}.algm-export-{os.getpid()}.staging"
     try:
@@ -208,8 +223,13 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
             _carry_over(folder, staging, keep)
+            carried = {name: _stamp(staging / name) for name in foreign}
             yield staging
-            write_marker(staging)
+            overwritten = sorted(name for name, stamp in carried.items() if _stamp(staging / name) != stamp)
+            if overwritten:
+                raise AlgmExportError(f"{folder}: this run would overwrite {overwritten[0]}, which {TOOL} did not "
+                                      "write; the folder keeps its previous contents (move it away first)")
+            write_marker(staging, names={p.name for p in staging.iterdir()} - {MARKER} - foreign)
             with _signals_blocked():
                 _swap_in(staging, folder)
         except OSError as error:
@@ -220,6 +240,11 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
     finally:
         with _signals_blocked():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Size and modification time of a file (None for a folder or nothing): whether a run replaced it."""
+    return (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() and not path.is_symlink() else None
 
 
 def _carry_over(folder: Path, staging: Path, keep: Iterable[str] | None) -> None:

@@ -190,17 +190,22 @@ def test_replaced_folder_swaps_whole_sets(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_runs_that_add_to_an_export_never_adopt_a_users_files(previous, research_checkpoint, tmp_path, capsys):
-    """verify, build and bench keep an export's files, but refuse (one line, exit 2, nothing touched) a folder
-    that is not an export or that holds a file algm-export did not write: listing it in the marker would let the
-    next export delete it, and their report.json would overwrite the user's."""
+def test_runs_that_add_to_a_folder_never_adopt_or_overwrite_a_users_files(previous, research_checkpoint, tmp_path,
+                                                                          capsys):
+    """verify, build and bench keep every file of their folder, but: a user's file of a name they write (here
+    report.json) or another command's marker stops them up front (one line, exit 2, nothing touched); a user's
+    file they would overwrite anyway stops them before the swap; and the marker never lists a user's file, so the
+    next export refuses the folder instead of deleting it."""
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "report.json").write_text('{"mine": true}')
     (mine / "model.onnx").write_bytes((previous / "model.onnx").read_bytes())
-    (previous / "notes.txt").write_text("mine")
-    for folder, message in ((mine, "not an algm-export output folder"),
-                            (previous, "holds notes.txt, which algm-export did not write")):
+    predictions = tmp_path / "predictions"
+    shutil.copytree(previous, predictions)
+    write_marker(predictions, "predict", ["report.json"])
+    for folder, message in ((mine, "holds report.json, which algm-export did not write; move it away or choose "
+                                   "another folder (this run would overwrite it)"),
+                            (predictions, "not empty and an algm-export predict folder")):
         before = snapshot(folder)
         for argv in (["verify", str(research_checkpoint), "-o", str(folder)],
                      ["build", str(research_checkpoint), "-o", str(folder)],
@@ -209,10 +214,20 @@ def test_runs_that_add_to_an_export_never_adopt_a_users_files(previous, research
             err = capsys.readouterr().err
             assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
             assert snapshot(folder) == before
-    with pytest.raises(Exception, match="holds notes.txt"):  # the context manager under them refuses it too
-        with replaced_folder(previous, keep=None):
+    (previous / "notes.txt").write_text("mine")
+    with replaced_folder(previous, keep=None) as staging:  # what verify/build/bench run in
+        (staging / "report.json").write_text("new")
+    assert snapshot(previous)["notes.txt"] == b"mine" and snapshot(previous)["report.json"] == b"new"
+    assert "notes.txt" not in (previous / MARKER).read_text()
+    before = snapshot(previous)
+    with pytest.raises(Exception, match="would overwrite notes.txt, which algm-export did not write"):
+        with replaced_folder(previous, keep=None) as staging:
+            (staging / "notes.txt").write_text("overwritten")
+    assert snapshot(previous) == before
+    with pytest.raises(Exception, match="holds notes.txt, which algm-export did not write"):
+        with replaced_folder(previous):  # the next export
             pass
-    assert snapshot(previous)["notes.txt"] == b"mine"
+    assert snapshot(previous) == before
 
 
 def test_an_export_folder_is_not_a_predict_folder(previous, research_checkpoint, one_image, tmp_path, capsys):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from algm_export.cli import main
+from algm_export.files import write_marker
 from algm_export.photos import SAMPLE_PHOTOS
 
 PARITY_KEYS = {"max_abs_logit", "mean_abs_logit", "label_agreement", "token_counts", "reference_token_counts",
@@ -90,9 +91,11 @@ def test_polygraphy_cli_catches_a_wrong_graph(pipeline_run, tmp_path):
 
 
 def copy_graphs(folder, target, names=("model.onnx", "model.trt.onnx")):
+    """Part of an export folder: ``names`` copied, with a marker listing them (the export wrote them)."""
     target.mkdir()
     for name in names:
         shutil.copy(folder / name, target)
+    write_marker(target, names=names)
     return target
 
 
@@ -123,7 +126,7 @@ def test_verify_refuses_a_model_that_disagrees_with_the_graphs(pipeline_run, res
     code = main(["verify", str(research_checkpoint), "-o", str(work), "--images", str(images), "--threshold", "0.95"])
     err = capsys.readouterr().err
     assert code == 2 and "ALGM threshold: graph 0.88, MODEL and flags 0.95" in err  # the graphs merge at 0.88
-    assert sorted(p.name for p in work.iterdir()) == ["model.onnx"]
+    assert sorted(p.name for p in work.iterdir()) == ["algm-export.json", "model.onnx"]
 
 
 @pytest.mark.parametrize("argv, message", [

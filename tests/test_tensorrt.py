@@ -17,6 +17,7 @@ from algm_export.arguments import ENGINES, parse_engines
 from algm_export.backends import INT8_ENGINE
 from algm_export.cli import main
 from algm_export.export.graph_edits import strip_functions
+from algm_export.files import write_marker
 from algm_export.trt import builder
 from algm_export.trt.availability import TensorRTFailure, Unavailable, find_plugin_library, tensorrt_environment
 from algm_export.trt.builder import EngineRequest, build_engine
@@ -50,10 +51,12 @@ def test_stripped_graph_keeps_plugin_nodes_only(pipeline_run):
 
 
 def copy_graphs(source, folder, names):
-    """``names`` from the session pipeline's folder (run with --fp16 --int8) into a new ``folder``."""
+    """``names`` from the session pipeline's folder (run with --fp16 --int8) into a new ``folder``, with a marker
+    listing them (part of an export folder)."""
     folder.mkdir()
     for name in names:
         shutil.copyfile(source / name, folder / name)
+    write_marker(folder, names=names)
     return folder
 
 
@@ -98,7 +101,7 @@ def test_build_engines_option(pipeline_run, research_checkpoint, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "model.fp16.int8.onnx: missing; export it first with `algm-export MODEL --fp16 --int8" in err
-    assert sorted(p.name for p in folder.iterdir()) == ["model.fp16.onnx", "model.onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["algm-export.json", "model.fp16.onnx", "model.onnx"]
     # --engines int8 with both graphs: only the INT8 engine is attempted; a TensorRT failure (from a fake
     # module: no real TensorRT result) lands in int8.tensorrt and parity.tensorrt_int8, exit 1.
     folder = copy_graphs(pipeline_run[2], tmp_path / "both", ("model.onnx", "model.fp16.onnx", "model.fp16.int8.onnx"))

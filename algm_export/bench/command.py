@@ -21,7 +21,7 @@ def bench_command(args: argparse.Namespace) -> int:
     """Run the benchmark, print the table, store it in report.json."""
     if args.runs < 1 or args.warmup < 0 or args.frames < 0:
         raise AlgmExportError("--runs must be >= 1, --warmup >= 0 and --frames >= 0")
-    check_output_target(args.output)
+    check_output_target(args.output, carries_everything=True)
     photos = bench_photos(args.images)
     model = load_model(args)
     size = export_size(model, args.image_size)

@@ -41,9 +41,18 @@ def read_torch_file(path: Path, trust: bool = False) -> Any:
             ) from error
         raise AlgmExportError(f"{path}: not a readable PyTorch checkpoint (damaged, or another format)") from error
     except Exception as error:  # torch raises RuntimeError, KeyError, EOFError... for damaged files
+        if is_cut_zip(path):
+            raise AlgmExportError(f"{path}: not a readable PyTorch checkpoint (a zip archive cut short: truncated "
+                                  "by an interrupted copy or download?)") from error
         raise AlgmExportError(
             f"{path}: not a readable PyTorch checkpoint (truncated or another format: {first_line(error)})"
         ) from error
+
+
+def is_cut_zip(path: Path) -> bool:
+    """Whether ``path`` begins as a zip archive (a torch checkpoint) but lacks the directory at its end."""
+    with path.open("rb") as handle:
+        return handle.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def is_pickle(path: Path) -> bool:

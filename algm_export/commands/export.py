@@ -122,7 +122,7 @@ def build_command(args: argparse.Namespace) -> int:
     built ones verified against PyTorch. Exit 1 when a build or a parity check failed."""
     engine = engine_options(args)
     check_engine_inputs(engine)
-    check_output_target(args.output)
+    check_output_target(args.output, carries_everything=True)
     kinds = engines_to_build(args.output, args.engines)
     model, size = model_for_graphs(args)
     options = VerifyOptions(args.images, args.verify_batch)
@@ -174,7 +174,7 @@ def model_for_graphs(args: argparse.Namespace) -> tuple[Segmenter, tuple[int, in
     graph = args.output / PORTABLE_GRAPH
     if not graph.is_file():
         raise AlgmExportError(f"{graph}: missing; export first with `{PROG} {args.model} -o {args.output}`")
-    check_output_target(args.output)
+    check_output_target(args.output, carries_everything=True)
     model = load_model(args)
     graphs = list(dict.fromkeys(kind.graph for kind in BACKENDS))  # every graph a backend runs or builds from
     size = check_graphs(args.output, graphs, model, args.image_size)
