@@ -68,9 +68,13 @@ def output_path(folder: Path) -> Path:
     AlgmExportError for the current folder or one holding it: a folder replaced as a whole would pull the
     shell's working folder away."""
     absolute = Path(os.path.abspath(folder))
-    target = absolute.resolve() if absolute.is_symlink() else absolute
+    try:
+        target = absolute.resolve() if absolute.is_symlink() else absolute
+        real = target.resolve()
+    except (RuntimeError, OSError) as error:  # a symlink loop (RuntimeError before Python 3.13)
+        raise AlgmExportError(f"{folder}: a symbolic link that cannot be followed ({error})") from error
     here = Path.cwd().resolve()
-    if target.resolve() == here or target.resolve() in here.parents:
+    if real == here or real in here.parents:
         raise AlgmExportError(f"{folder}: is the current folder or holds it; the output folder is replaced as a "
                               "whole, choose a subfolder (e.g. -o out)")
     return target

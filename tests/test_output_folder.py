@@ -270,3 +270,9 @@ def test_a_linked_output_folder_is_written_through_its_link(tmp_path):
         assert link.is_symlink() and contents(target) == {"report.json": run.encode()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "out"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["real"]
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link to itself: one line, nothing written
+    with pytest.raises(Exception, match="a symbolic link that cannot be followed") as raised:
+        with replaced_folder(tmp_path / "loop"):
+            pass
+    assert type(raised.value).__name__ == "AlgmExportError"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "loop", "out"]
