@@ -80,12 +80,14 @@ def output_path(folder: Path) -> Path:
     return target
 
 
-def check_output_target(folder: Path, carries_everything: bool = False) -> None:
+def check_output_target(folder: Path, carries_everything: bool = False, command: str = "export") -> None:
     """Refuse an output path that cannot become this run's folder: a missing parent, a file, the current folder.
     A run that replaces the folder's set (``carries_everything`` False: export) also refuses a folder holding
     files algm-export did not write there as an export (its marker lists what it wrote). Runs that add to a
     folder (verify, build, bench) keep every file, but refuse one that holds another marker or a file of a name
-    they write (``ADDED_FILES``) that algm-export did not write: they never adopt or overwrite a user's file."""
+    they write (``ADDED_FILES``) that algm-export did not write (one inside our folders that they would overwrite
+    stops them before the swap): they never adopt or overwrite a user's file. ``command``: the command whose
+    folders this run may replace (``triton``: a model repository)."""
     folder = output_path(folder)
     parent = folder.parent
     if not parent.is_dir():
@@ -93,15 +95,15 @@ def check_output_target(folder: Path, carries_everything: bool = False) -> None:
     if folder.exists() and not folder.is_dir():
         raise AlgmExportError(f"{folder}: output path exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()):
-        listed = written_set(folder)
+        listed = written_set(folder, command)
         if listed is None and (not carries_everything or (folder / MARKER).exists()):
             other = marker_command(folder)
             kind = (f"an {TOOL} {other} folder" if other is not None else
                     f"not an {TOOL} output folder (no {MARKER} written by {TOOL})")
             raise AlgmExportError(f"{folder}: not empty and {kind}; choose a new or empty folder (an output "
                                   "folder is replaced as a whole)")
-        foreign = sorted(foreign_names(folder, listed) & ADDED_FILES if carries_everything else
-                         foreign_names(folder, listed))
+        found = foreign_names(folder, command)
+        foreign = sorted(found & ADDED_FILES) if carries_everything else sorted(found)
         if foreign:
             more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
             why = "this run would overwrite it" if carries_everything else "the folder is replaced as a whole"
@@ -113,11 +115,33 @@ def check_output_target(folder: Path, carries_everything: bool = False) -> None:
         raise AlgmExportError(f"{folder}: cannot write to {parent} ({error.strerror or error})") from error
 
 
-def foreign_names(folder: Path, listed: set[str] | None) -> set[str]:
-    """The entries of ``folder`` that its export marker (``listed``; None: no marker) does not list."""
+def foreign_names(folder: Path, command: str = "export") -> set[str]:
+    """What ``folder`` holds that ``command``'s marker does not list: top-level entries by name, and inside a
+    listed folder (e.g. ``bench/``) every file or folder it did not record, as ``name/relative/path``. Without
+    such a marker, every entry."""
     if not folder.is_dir():
         return set()
-    return {p.name for p in folder.iterdir() if p.name != MARKER and (listed is None or p.name not in listed)}
+    listed = written_set(folder, command)
+    recorded = (_marker(folder) or {}).get("contents") if listed is not None else None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    foreign = set()
+    for entry in folder.iterdir():
+        if entry.name == MARKER:
+            continue
+        if listed is None or entry.name not in listed:
+            foreign.add(entry.name)
+        elif isinstance(recorded.get(entry.name), list) and entry.is_dir() and not entry.is_symlink():
+            foreign |= _tree(folder, entry.name) - set(recorded[entry.name])
+    return foreign
+
+
+def _tree(folder: Path, name: str) -> set[str]:
+    """Every file, folder and link below ``folder/name`` as ``name/relative/path`` (links not followed)."""
+    found = set()
+    for root, folders, files in os.walk(folder / name):
+        for entry in (*folders, *files):
+            found.add((Path(root) / entry).relative_to(folder).as_posix())
+    return found
 
 
 def _marker(folder: Path) -> dict | None:
@@ -144,11 +168,18 @@ def written_set(folder: Path, command: str = "export") -> set[str] | None:
     return {name for name in data["files"] if isinstance(name, str)}
 
 
-def write_marker(folder: Path, command: str = "export", names: Iterable[str] | None = None) -> None:
+def write_marker(folder: Path, command: str = "export", names: Iterable[str] | None = None,
+                 exclude: Iterable[str] = ()) -> None:
     """Write the marker of ``command``'s files in ``folder`` (default: every entry of the folder, the set just
-    built), atomically."""
-    listed = sorted(set(names) if names is not None else {p.name for p in folder.iterdir()} - {MARKER})
-    text = json.dumps({"tool": TOOL, "command": command, "version": VERSION, "files": listed}, indent=1) + "\n"
+    built), atomically; the contents of each listed folder are recorded too, except the paths in ``exclude``
+    (a user's files carried over)."""
+    excluded = set(exclude)
+    listed = sorted((set(names) if names is not None else {p.name for p in folder.iterdir()}) - {MARKER} - excluded)
+    contents = {name: sorted(_tree(folder, name) - excluded) for name in listed
+                if (folder / name).is_dir() and not (folder / name).is_symlink()}
+    data = {"tool": TOOL, "command": command, "version": VERSION, "files": listed, **({"contents": contents}
+                                                                                      if contents else {})}
+    text = json.dumps(data, indent=1) + "\n"
     write_atomically(folder / MARKER, lambda path: path.write_text(text))
 
 
@@ -211,15 +242,16 @@ def _signals_blocked() -> Iterator[None]:
 
 
 @contextmanager
-def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[Path]:
+def replaced_folder(folder: Path, keep: Iterable[str] | None = (), command: str = "export") -> Iterator[Path]:
     """Build the next contents of ``folder`` in a staging folder beside it and swap it in atomically when the
     block succeeds; on any error or interrupt the staging folder is deleted and ``folder`` keeps its previous
     contents. ``keep``: names carried over from the previous contents first (e.g. the TensorRT timing
     cache); None carries everything over (commands that add to an export: verify, build, bench).
+    ``command`` names the set in its marker (``export``, or ``triton`` for a model repository).
     Yields the staging folder to write to. A full disk or an unwritable parent becomes an AlgmExportError."""
-    check_output_target(folder, carries_everything=keep is None)
+    check_output_target(folder, carries_everything=keep is None, command=command)
     folder = output_path(folder)
-    foreign = foreign_names(folder, written_set(folder)) if keep is None else set()
+    foreign = foreign_names(folder, command) if keep is None else set()
     remove_stale_staging(folder)
     staging = folder.parent / f".{folder.name}.algm-export-{os.getpid()}.staging"
     try:
@@ -233,7 +265,7 @@ def replaced_folder(folder: Path, keep: Iterable[str] | None = ()) -> Iterator[P
             if overwritten:
                 raise AlgmExportError(f"{folder}: this run would overwrite {overwritten[0]}, which {TOOL} did not "
                                       "write; the folder keeps its previous contents (move it away first)")
-            write_marker(staging, names={p.name for p in staging.iterdir()} - {MARKER} - foreign)
+            write_marker(staging, command, exclude=foreign)
             with _signals_blocked():
                 _swap_in(staging, folder)
         except OSError as error:
@@ -253,16 +285,26 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 def _carry_over(folder: Path, staging: Path, keep: Iterable[str] | None) -> None:
     """Copy the kept entries of ``folder`` into ``staging`` (copies, not hard links: a write into the new
-    set must never reach the previous one)."""
+    set must never reach the previous one); symbolic links stay links, never followed. A named pipe, socket or
+    device cannot be carried: AlgmExportError naming it, before anything is built."""
     if not folder.is_dir():
         return
     names = [p.name for p in folder.iterdir()] if keep is None else [n for n in keep if (folder / n).exists()]
     for name in names:
         source, target = folder / name, staging / name
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
+        if source.is_symlink():
+            os.symlink(os.readlink(source), target)
+        elif source.is_dir():
+            try:
+                shutil.copytree(source, target, symlinks=True)
+            except shutil.Error as error:  # a pipe or socket inside the folder
+                raise AlgmExportError(f"{source}: holds something that is not a file, folder or link; move it "
+                                      "away first") from error
+        elif source.is_file():
             shutil.copy2(source, target)
+        else:
+            raise AlgmExportError(f"{source}: not a file, folder or link (a pipe, socket or device); move it away "
+                                  "first")
 
 
 def disk_error(error: OSError, folder: Path) -> Exception:

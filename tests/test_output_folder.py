@@ -276,3 +276,53 @@ def test_a_linked_output_folder_is_written_through_its_link(tmp_path):
             pass
     assert type(raised.value).__name__ == "AlgmExportError"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "loop", "out"]
+
+
+def test_a_users_file_inside_one_of_our_folders_is_never_deleted(tmp_path):
+    """The marker records what each of the set's folders holds: a file the user put into ``bench/`` stops the
+    next export by name; a run that adds to the folder keeps it, does not record it, and may not overwrite it."""
+    folder = tmp_path / "out"
+    with replaced_folder(folder) as staging:
+        (staging / "bench" / "dense").mkdir(parents=True)
+        (staging / "bench" / "dense" / "model.onnx").write_text("graph")
+    (folder / "bench" / "my_results.csv").write_text("mine")
+    with pytest.raises(Exception, match="holds bench/my_results.csv, which algm-export did not write"):
+        with replaced_folder(folder):
+            pass
+    with replaced_folder(folder, keep=None) as staging:  # verify: keeps it, does not adopt it
+        (staging / "report.json").write_text("1")
+    assert (folder / "bench" / "my_results.csv").read_text() == "mine"
+    assert "my_results.csv" not in (folder / MARKER).read_text()
+    with pytest.raises(Exception, match="would overwrite bench/my_results.csv"):
+        with replaced_folder(folder, keep=None) as staging:  # a bench run rewriting bench/
+            shutil.rmtree(staging / "bench")
+            (staging / "bench").mkdir()
+    assert (folder / "bench" / "my_results.csv").read_text() == "mine"
+
+
+def test_carried_links_stay_links_and_special_files_are_refused(tmp_path):
+    """Runs that add to a folder carry a user's symbolic links as links (a link to a large folder is not
+    copied, a dangling or looping one is no error); a named pipe is refused in one line, nothing built."""
+    import os
+
+    folder = tmp_path / "out"
+    with replaced_folder(folder) as staging:
+        (staging / "report.json").write_text("1")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "big.bin").write_bytes(b"x" * 1000)
+    (folder / "data").symlink_to(tmp_path / "data")
+    (folder / "dangling").symlink_to(tmp_path / "nowhere")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "self").symlink_to(".")
+    with replaced_folder(folder, keep=None) as staging:
+        (staging / "report.json").write_text("2")
+    assert (folder / "data").is_symlink() and os.readlink(folder / "data") == str(tmp_path / "data")
+    assert (folder / "dangling").is_symlink() and (folder / "sub" / "self").is_symlink()
+    os.mkfifo(folder / "pipe")
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(Exception, match="pipe: not a file, folder or link") as raised:
+        with replaced_folder(folder, keep=None):
+            pass
+    assert type(raised.value).__name__ == "AlgmExportError"
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]

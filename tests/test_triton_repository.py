@@ -150,6 +150,32 @@ def test_bad_input_is_one_line_and_keeps_the_folder(exported, tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
+def test_a_repository_is_its_own_kind_of_folder(exported, tmp_path, capsys):
+    """The repository's marker names `triton`: an export, a predict run or a second source cannot take it over
+    unasked, a user's file inside a model folder stops the next `triton`, and -o cannot be the export itself."""
+    import json
+
+    from algm_export.artifacts import MARKER
+
+    source = tmp_path / "export"
+    shutil.copytree(exported, source)
+    before = sorted(p.name for p in source.iterdir())
+    code, _, err = triton(source, "-o", source)
+    assert code == 2 and "is the export folder" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in source.iterdir()) == before
+    repo = tmp_path / "repo"
+    assert triton(source, "-o", repo)[0] == 0
+    assert json.loads((repo / MARKER).read_text())["command"] == "triton"
+    assert triton(source, "-o", repo)[0] == 0  # a repository replaces its own kind
+    code = main([str(tmp_path / "no.pth"), "-o", str(repo), "--dry-run"])
+    assert code == 2 and "an algm-export triton folder" in capsys.readouterr().err
+    (repo / "algm_onnx" / "2").mkdir()
+    (repo / "algm_onnx" / "2" / "model.onnx").write_bytes(b"my second version")
+    code, _, err = triton(source, "-o", repo)
+    assert code == 2 and "holds algm_onnx/2" in err, err
+    assert (repo / "algm_onnx" / "2" / "model.onnx").read_bytes() == b"my second version"
+
+
 def test_request_checks_name_the_problem():
     rgb = np.zeros((4, 6, 3), np.uint8)
     assert photo_from_array(rgb).shape == (4, 6, 3) and photo_from_array(rgb[..., 0]).shape == (4, 6, 3)

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..artifacts import AUTOREGISTER_LIBRARY, INPUT_NAME, PLUGIN_GRAPH, PORTABLE_GRAPH, read_sidecar, sidecar_path
 from ..backends import ENGINES, ORT_OPS, ORT_PORTABLE
 from ..errors import AlgmExportError
-from ..files import replaced_folder, write_atomically
+from ..files import output_path, replaced_folder, write_atomically
 from .model_config import ModelConfig, TensorSpec, check_config, graph_tensors, metadata_parameters
 from .requests import MAX_SERVED_PIXELS
 
@@ -179,8 +179,11 @@ def plan_repository(folder: Path, options: RepositoryOptions) -> list[WrittenMod
 
 def write_repository(folder: Path, output: Path, options: RepositoryOptions) -> list[WrittenModel]:
     """Write the repository for ``folder`` to ``output`` (replaced as a whole; kept as it was on any error)."""
+    if output_path(output).resolve() == folder.resolve():
+        raise AlgmExportError(f"-o {output}: is the export folder {folder} itself; the repository goes to a "
+                              "folder of its own")
     models = plan_repository(folder, options)
-    with replaced_folder(output, keep=()) as staging:
+    with replaced_folder(output, keep=(), command="triton") as staging:
         for model in models:
             target = staging / model.config.name
             (target / "1").mkdir(parents=True)
