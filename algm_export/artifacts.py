@@ -25,6 +25,7 @@ TORCH_OUTPUTS = "torch_outputs.json"  # PyTorch's outputs for polygraphy --load-
 MARKER = "algm-export.json"  # written last into every output set: the tool's identity and the files of the set
 TIMING_CACHE = "timing.cache"  # TensorRT's, kept across exports into the same folder
 CALIBRATION_CACHE = "calibration.cache.json"  # INT8 activation ranges, kept while the graph and images match
+BENCH_GRAPHS = "bench"  # the folder of the graphs `bench` timed (dense/, algm/)
 
 # The TensorRT plugin library, in its two flavours (plugins/trt).
 PLUGIN_LIBRARY = "libalgm_plugins.so"  # getCreators(): IPluginRegistry.load_library, trtexec --dynamicPlugins

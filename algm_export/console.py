@@ -13,3 +13,9 @@ def note(command: str, text: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"{PROG} {command}: {text}", file=sys.stderr)
+
+
+def one_line(text: str, width: int) -> str:
+    """The first line of ``text``, cut to ``width`` characters (ending in "...") for one-line reports."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[:width - 3] + "..."

@@ -14,14 +14,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .artifacts import FP16_INT8_PLAN, FP16_PLAN, MARKER, REPORT, TIMING_CACHE, TORCH_OUTPUTS, sidecar_path
+from .artifacts import (
+    BENCH_GRAPHS,
+    FP16_INT8_PLAN,
+    FP16_PLAN,
+    MARKER,
+    REPORT,
+    TIMING_CACHE,
+    TORCH_OUTPUTS,
+    sidecar_path,
+)
 from .console import VERSION
 from .errors import AlgmExportError
 
 TOOL = "algm-export"
 STAGING = re.compile(r"^\.(?P<name>.+)\.algm-export-(?P<pid>\d+)\.staging$")
 # What the runs that add to a folder (verify, build, bench) write; a user's file of such a name stops them.
-ADDED_FILES = {REPORT, TORCH_OUTPUTS, TIMING_CACHE, "bench", *(name for plan in (FP16_PLAN, FP16_INT8_PLAN)
+ADDED_FILES = {REPORT, TORCH_OUTPUTS, TIMING_CACHE, BENCH_GRAPHS, *(name for plan in (FP16_PLAN, FP16_INT8_PLAN)
                                                               for name in (plan, sidecar_path(Path(plan)).name))}
 RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15): swap two paths atomically
 AT_FDCWD = -100

@@ -231,8 +231,8 @@ def check_foreign_outputs(folder: Path, sources: list[Source], every: int, with_
     ours = written_set(folder, PREDICT) or set()
     if not folder.is_dir():
         return ours
-    if (folder / MARKER).exists() and marker_command(folder) != PREDICT:
-        other = marker_command(folder)
+    other = marker_command(folder)
+    if (folder / MARKER).exists() and other != PREDICT:
         owner = f"an {PROG} {other} folder" if other else f"its {MARKER} was not written by {PROG} predict"
         raise AlgmExportError(f"{folder}: {owner}; write predictions to their own -o folder")
     for source in sources:

@@ -107,6 +107,8 @@ def test_verify_subcommand(pipeline_run, research_checkpoint, capsys, tmp_path):
     code = main(["verify", str(research_checkpoint), "-o", str(folder), "--verify-batch", "3"])
     out = capsys.readouterr().out
     assert code == 0, out
+    for entry in engines.values():  # the table says why each kept engine entry was skipped
+        assert f"skipped: {entry['skipped'][:40]}" in out, out
     report = load(folder)
     assert report["verification_cases"][-1] == list(SAMPLE_PHOTOS[:3])
     assert set(report["parity"]) == {"onnxruntime_fp32", "onnxruntime_fp32_trt_graph", *engines}

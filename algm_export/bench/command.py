@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..artifacts import REPORT
+from ..artifacts import BENCH_GRAPHS, REPORT
 from ..calibration.int8 import Int8Settings
 from ..checkpoints.command_line import export_size, load_model
 from ..errors import AlgmExportError
@@ -29,14 +29,14 @@ def bench_command(args: argparse.Namespace) -> int:
     if int8:
         int8.check()
     with replaced_folder(args.output, keep=None) as staging:
-        speed = run_benchmark(model, staging / "bench", size, args.batches, args.runs, args.warmup, photos,
+        speed = run_benchmark(model, staging / BENCH_GRAPHS, size, args.batches, args.runs, args.warmup, photos,
                               args.fp16, args.plugin_lib, int8, args.frames)
         print()
         print(speed_table(speed))
         report = load_report(staging)
         report["speed"] = speed
         save_report(staging, report)
-    graphs = args.output / "bench"
+    graphs = args.output / BENCH_GRAPHS
     size_mb = sum(f.stat().st_size for f in graphs.rglob("*") if f.is_file()) / 1e6
     print(f"\nstored under 'speed' in {args.output / REPORT}; the graphs it timed are in {graphs}/ "
           f"(dense/, algm/: {size_mb:.0f} MB, delete them when done)")

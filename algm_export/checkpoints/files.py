@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..console import one_line
 from ..errors import AlgmExportError
 
 UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
@@ -72,8 +73,7 @@ def is_pickle(path: Path) -> bool:
 
 def first_line(error: BaseException) -> str:
     """The first line of an exception message, shortened, for one-line reports."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+    return one_line(str(error), 160) or type(error).__name__
 
 
 def check_state_dict(path: Path, state_dict: dict[str, Any], expected: dict[str, torch.Tensor]) -> None:

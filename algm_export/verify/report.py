@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import REPORT
+from ..console import one_line
 from ..files import write_atomically
 
 
@@ -53,7 +54,7 @@ def parity_table(parity: dict[str, dict]) -> str:
     rows = []
     for name, entry in parity.items():
         if entry.get("skipped"):
-            rows.append([name, "-", "-", "-", "-", "-", "-", f"skipped: {_short(entry['skipped'])}"])
+            rows.append([name, "-", "-", "-", "-", "-", "-", f"skipped: {one_line(str(entry['skipped']), 70)}"])
             continue
         rows.append([
             name, entry["graph"], _number(_float_difference(entry), ".2e"),
@@ -64,12 +65,6 @@ def parity_table(parity: dict[str, dict]) -> str:
         ])
     return format_table(["backend", "graph", "max|dlogit|", "labels", "dtokens", "decision diffs", "needs eps",
                          "result"], rows)
-
-
-def _short(reason: object, width: int = 70) -> str:
-    """A skip reason cut to one table cell (report.json keeps it whole)."""
-    text = str(reason).splitlines()[0] if str(reason).strip() else "no reason recorded"
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _float_difference(entry: dict) -> float | None:
